@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Regenerates tests/refs/ with the Python reference tools. Needs the package registries;
+# CI never runs this: it uses the committed outputs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP=".venv/bin/pip install -q --disable-pip-version-check"
+# --no-deps: keep the venv's torch==2.11.0 exactly as setup installed it.
+$PIP --no-deps torchvision==0.26.0 safetensors==0.8.0 efficientnet-lite-pytorch==0.1.0
+$PIP numpy pillow
+cargo build
+tmp=$(mktemp -d)
+target/debug/glassbox predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$tmp/raw.safetensors" >/dev/null
+.venv/bin/python scripts/references.py tests/refs "$tmp/raw.safetensors"

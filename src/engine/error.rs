@@ -1,0 +1,42 @@
+//! Errors of the engine. Every message says what went wrong, where, and what to do.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {msg}")]
+    File { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            err: source,
+        }
+    }
+    pub fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::File {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+}
+
+/// Reads a whole file, refusing directories with a clear message.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(Error::file(path, "is a directory, expected a file"));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,214 @@
+//! Building blocks shared by the architectures. Every block reports its output
+//! through [`Fwd::emit`], named with the weight-key prefix users know from PyTorch,
+//! so one forward both computes and traces (or edits) every layer.
+
+use serde::Serialize;
+use tch::{nn, Tensor};
+
+/// What a traced layer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    Conv,
+    BatchNorm,
+    Activation,
+    Pool,
+    Block,
+    Linear,
+}
+
+impl LayerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerKind::Conv => "conv",
+            LayerKind::BatchNorm => "bn",
+            LayerKind::Activation => "activation",
+            LayerKind::Pool => "pool",
+            LayerKind::Block => "block",
+            LayerKind::Linear => "linear",
+        }
+    }
+}
+
+/// The forward pass context: training flag and the hook every layer output goes through.
+/// The hook returns the tensor the forward continues with (the same one to observe,
+/// a changed one to edit the network).
+pub struct Fwd<'h> {
+    pub train: bool,
+    hook: &'h mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
+}
+
+impl<'h> Fwd<'h> {
+    pub fn new(train: bool, hook: &'h mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor) -> Self {
+        Fwd { train, hook }
+    }
+    pub fn emit(&mut self, name: &str, kind: LayerKind, t: Tensor) -> Tensor {
+        (self.hook)(name, kind, t)
+    }
+}
+
+/// A 2-D convolution; `same` = Some((kernel, stride)) pads like TensorFlow's "SAME"
+/// from the input size at each forward (EfficientNet-Lite).
+#[derive(Debug)]
+pub struct Conv {
+    pub name: String,
+    conv: nn::Conv2D,
+    same: Option<(i64, i64)>,
+}
+
+pub struct ConvSpec {
+    pub cin: i64,
+    pub cout: i64,
+    pub k: i64,
+    pub stride: i64,
+    pub pad: i64,
+    pub groups: i64,
+    pub bias: bool,
+}
+
+impl Conv {
+    pub fn new(p: &nn::Path, name: &str, s: ConvSpec) -> Self {
+        let cfg = nn::ConvConfig {
+            stride: s.stride,
+            padding: s.pad,
+            groups: s.groups,
+            bias: s.bias,
+            ..Default::default()
+        };
+        Conv {
+            name: name.to_owned(),
+            conv: nn::conv2d(child(p, name), s.cin, s.cout, s.k, cfg),
+            same: None,
+        }
+    }
+
+    /// A convolution with TensorFlow "SAME" padding and no bias.
+    pub fn same(p: &nn::Path, name: &str, cin: i64, cout: i64, k: i64, stride: i64, groups: i64) -> Self {
+        let mut c = Conv::new(
+            p,
+            name,
+            ConvSpec {
+                cin,
+                cout,
+                k,
+                stride,
+                pad: 0,
+                groups,
+                bias: false,
+            },
+        );
+        c.same = Some((k, stride));
+        c
+    }
+
+    pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        let y = match self.same {
+            Some((k, s)) => {
+                let (h, w) = (x.size()[2], x.size()[3]);
+                let pad = |n: i64| ((n + s - 1) / s - 1) * s + k - n;
+                let (ph, pw) = (pad(h).max(0), pad(w).max(0));
+                if ph > 0 || pw > 0 {
+                    x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
+                        .apply(&self.conv)
+                } else {
+                    x.apply(&self.conv)
+                }
+            }
+            None => x.apply(&self.conv),
+        };
+        f.emit(&self.name, LayerKind::Conv, y)
+    }
+}
+
+#[derive(Debug)]
+pub struct Bn {
+    pub name: String,
+    bn: nn::BatchNorm,
+}
+
+impl Bn {
+    pub fn new(p: &nn::Path, name: &str, dim: i64, eps: f64, momentum: f64) -> Self {
+        let cfg = nn::BatchNormConfig {
+            eps,
+            momentum,
+            ..Default::default()
+        };
+        Bn {
+            name: name.to_owned(),
+            bn: nn::batch_norm2d(child(p, name), dim, cfg),
+        }
+    }
+    pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        let y = x.apply_t(&self.bn, f.train);
+        f.emit(&self.name, LayerKind::BatchNorm, y)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActFn {
+    Relu,
+    Relu6,
+}
+
+#[derive(Debug)]
+pub struct Act {
+    pub name: String,
+    f: ActFn,
+}
+
+impl Act {
+    pub fn new(name: impl Into<String>, f: ActFn) -> Self {
+        Act { name: name.into(), f }
+    }
+    pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        let y = match self.f {
+            ActFn::Relu => x.relu(),
+            ActFn::Relu6 => x.clamp(0.0, 6.0),
+        };
+        f.emit(&self.name, LayerKind::Activation, y)
+    }
+}
+
+#[derive(Debug)]
+pub struct Linear {
+    pub name: String,
+    lin: nn::Linear,
+}
+
+impl Linear {
+    pub fn new(p: &nn::Path, name: &str, cin: i64, cout: i64) -> Self {
+        Linear {
+            name: name.to_owned(),
+            lin: nn::linear(child(p, name), cin, cout, Default::default()),
+        }
+    }
+    pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        let y = x.apply(&self.lin);
+        f.emit(&self.name, LayerKind::Linear, y)
+    }
+}
+
+/// Dropout between layers (identity at inference); not traced, it changes nothing there.
+pub fn dropout(x: Tensor, p: f64, f: &Fwd) -> Tensor {
+    if f.train && p > 0.0 {
+        x.dropout(p, true)
+    } else {
+        x
+    }
+}
+
+/// Path with the dotted key of a child module (`features.3`, `_blocks.15`).
+pub fn child<'a>(p: &nn::Path<'a>, name: &str) -> nn::Path<'a> {
+    let mut parts = name.split('.');
+    let first = parts.next().unwrap_or(name);
+    parts.fold(p / first, |acc, part| &acc / part)
+}
+
+/// The name of a nested module: `prefix.name`, or `name` at the top.
+pub fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}

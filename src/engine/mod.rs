@@ -1,0 +1,13 @@
+//! The engine: models, weights, preprocessing, training. It knows nothing of the UI.
+
+pub mod arch;
+pub mod data;
+pub mod error;
+pub mod layers;
+pub mod model;
+pub mod pickle;
+pub mod preprocess;
+pub mod train;
+pub mod weights;
+
+pub use error::{Error, Result};

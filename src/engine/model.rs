@@ -1,0 +1,381 @@
+//! A loaded model: architecture, weights, labels and preprocessing, on CPU or GPU.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tch::{nn, Device, Kind, Tensor};
+
+use super::arch::{self, Arch, Net, Spec};
+use super::error::{Error, Result};
+use super::layers::{Fwd, LayerKind};
+use super::preprocess::Preprocess;
+use super::weights::{self, StoreAs, Weights};
+
+/// Builtin models embedded in the binary.
+pub const BUILTINS: &[&str] = &["efficientnet-lite0", "mnist", "fashion-mnist"];
+
+fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
+    match name {
+        #[cfg(asset_efficientnet_lite0)]
+        "efficientnet-lite0" => Some(include_bytes!("../../assets/efficientnet-lite0.safetensors")),
+        #[cfg(asset_mnist)]
+        "mnist" => Some(include_bytes!("../../assets/mnist-tiny-cnn.safetensors")),
+        #[cfg(asset_fashion_mnist)]
+        "fashion-mnist" => Some(include_bytes!("../../assets/fashion-mnist-tiny-cnn.safetensors")),
+        _ => None,
+    }
+}
+
+/// Metadata keys Glassbox writes and reads in safetensors files.
+pub mod meta {
+    pub const ARCH: &str = "glassbox.arch";
+    pub const LABELS: &str = "glassbox.labels";
+    pub const PREPROCESS: &str = "glassbox.preprocess";
+}
+
+/// One traced layer output.
+pub struct Traced {
+    pub name: String,
+    pub kind: LayerKind,
+    pub output: Tensor,
+}
+
+/// A layer as `glassbox layers` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    pub name: String,
+    pub kind: LayerKind,
+    pub shape: Vec<i64>,
+    pub params: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Class {
+    pub index: i64,
+    pub label: String,
+    pub probability: f64,
+}
+
+pub struct Model {
+    pub spec: Spec,
+    pub vs: nn::VarStore,
+    pub net: Box<dyn Net>,
+    pub labels: Vec<String>,
+    pub preprocess: Preprocess,
+    /// `builtin:NAME` or the weights file path.
+    pub source: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The device Glassbox computes on: the GPU when libtorch sees one.
+pub fn default_device() -> Device {
+    Device::cuda_if_available()
+}
+
+fn default_preprocess(arch: Arch) -> Preprocess {
+    match arch {
+        Arch::EfficientNetLite(v) => Preprocess::efficientnet_lite(arch::efficientnet_lite::params(v).2 as u32),
+        Arch::TinyCnn => Preprocess::digits(arch::tiny_cnn::SIZE as u32),
+        _ => Preprocess::imagenet(224),
+    }
+}
+
+impl Model {
+    /// A randomly initialised model of `arch`.
+    pub fn new_random(arch: Arch, classes: i64, in_channels: i64, device: Device) -> Self {
+        let vs = nn::VarStore::new(device);
+        let net = arch.build(&vs.root(), classes, in_channels);
+        let mut preprocess = default_preprocess(arch);
+        if arch == Arch::TinyCnn && in_channels == 3 {
+            preprocess.gray = false;
+            preprocess.mean = vec![127.5; 3];
+            preprocess.std = vec![127.5; 3];
+        }
+        Model {
+            spec: Spec {
+                arch,
+                classes,
+                in_channels,
+            },
+            vs,
+            net,
+            labels: default_labels(classes),
+            preprocess,
+            source: format!("random:{arch}"),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// A builtin name (`efficientnet-lite0`, `mnist`, `fashion-mnist`) or a weights file.
+    pub fn open(model: &str, arch: Option<Arch>, device: Device) -> Result<Self> {
+        if let Some(bytes) = builtin_bytes(model) {
+            let w = weights::from_bytes(bytes, Path::new(model))?;
+            let mut m = Model::from_weights(w, arch, device, None)?;
+            m.source = format!("builtin:{model}");
+            return Ok(m);
+        }
+        let path = PathBuf::from(model);
+        if !path.exists() {
+            let hint = if BUILTINS.contains(&model) {
+                format!("builtin model `{model}` is not embedded in this build (its file in assets/ was missing when it was built)")
+            } else {
+                format!("no such file, and not a builtin model ({})", BUILTINS.join(", "))
+            };
+            return Err(Error::file(path, hint));
+        }
+        Model::from_file(&path, arch, device)
+    }
+
+    pub fn from_file(path: &Path, arch: Option<Arch>, device: Device) -> Result<Self> {
+        let w = weights::load(path)?;
+        let sidecar = path.parent().map(|d| d.join("labels.txt")).filter(|p| p.is_file());
+        let mut m = Model::from_weights(w, arch, device, sidecar.as_deref()).map_err(|e| match e {
+            Error::Invalid(msg) => Error::file(path, msg),
+            e => e,
+        })?;
+        m.source = path.display().to_string();
+        Ok(m)
+    }
+
+    pub fn from_weights(w: Weights, arch: Option<Arch>, device: Device, sidecar: Option<&Path>) -> Result<Self> {
+        let arch = match (arch, w.metadata.get(meta::ARCH)) {
+            (Some(a), _) => Some(a),
+            (None, Some(name)) => Some(name.parse::<Arch>()?),
+            (None, None) => None,
+        };
+        let spec = arch::detect(&w, arch)?;
+        let mut m = Model::new_random(spec.arch, spec.classes, spec.in_channels, device);
+        m.spec = spec;
+        load_into(&m.vs, &w, spec.arch)?;
+        m.labels = labels_for(&w.metadata, spec.classes, sidecar)?;
+        if let Some(p) = w.metadata.get(meta::PREPROCESS) {
+            m.preprocess = serde_json::from_str(p)
+                .map_err(|e| Error::invalid(format!("metadata `{}` is not valid: {e}", meta::PREPROCESS)))?;
+        }
+        m.metadata = w.metadata;
+        Ok(m)
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Forward with every layer output passed through `hook`.
+    pub fn forward_hooked(
+        &self,
+        x: &Tensor,
+        train: bool,
+        hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
+    ) -> Tensor {
+        let mut f = Fwd::new(train, hook);
+        self.net.forward(&x.to_device(self.device()), &mut f)
+    }
+
+    /// Logits of a batch, without gradients.
+    pub fn logits(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| self.forward_hooked(x, false, &mut |_, _, t| t))
+    }
+
+    /// Logits and every layer output, in forward order.
+    pub fn trace(&self, x: &Tensor) -> (Tensor, Vec<Traced>) {
+        let mut out = Vec::new();
+        let logits = self.forward_hooked(x, false, &mut |name, kind, t| {
+            out.push(Traced {
+                name: name.to_owned(),
+                kind,
+                output: t.shallow_clone(),
+            });
+            t
+        });
+        (logits, out)
+    }
+
+    /// Every traced layer with its output shape (for one input) and parameter count.
+    pub fn layers(&self) -> Vec<LayerInfo> {
+        let s = self.preprocess.size as i64;
+        let x = Tensor::zeros([1, self.spec.in_channels, s, s], (Kind::Float, self.device()));
+        let (_, traced) = tch::no_grad(|| self.trace(&x));
+        let vars = self.vs.variables();
+        traced
+            .into_iter()
+            .map(|t| {
+                let prefix = format!("{}.", t.name);
+                let params = vars
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.starts_with(&prefix) && !k.ends_with("running_mean") && !k.ends_with("running_var")
+                    })
+                    .map(|(_, v)| v.numel() as i64)
+                    .sum();
+                LayerInfo {
+                    name: t.name,
+                    kind: t.kind,
+                    shape: t.output.size(),
+                    params,
+                }
+            })
+            .collect()
+    }
+
+    /// Trainable parameter count.
+    pub fn parameter_count(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(|v| v.numel() as i64).sum()
+    }
+
+    /// Top-k classes of each row of `logits`.
+    pub fn top_k(&self, logits: &Tensor, k: usize) -> Vec<Vec<Class>> {
+        let probs = logits
+            .to_kind(Kind::Float)
+            .softmax(-1, Kind::Float)
+            .to_device(Device::Cpu);
+        let k = k.clamp(1, self.spec.classes as usize) as i64;
+        let (vals, idx) = probs.topk(k, -1, true, true);
+        (0..probs.size()[0])
+            .map(|r| {
+                (0..k)
+                    .map(|j| {
+                        let index = idx.int64_value(&[r, j]);
+                        Class {
+                            index,
+                            label: self
+                                .labels
+                                .get(index as usize)
+                                .cloned()
+                                .unwrap_or_else(|| format!("class {index}")),
+                            probability: vals.double_value(&[r, j]),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Saves the weights (and labels, arch, preprocessing as metadata) atomically.
+    pub fn save(&self, path: &Path, extra: &BTreeMap<String, String>, store: StoreAs) -> Result<()> {
+        let mut vars: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut metadata = self.metadata.clone();
+        metadata.extend(extra.clone());
+        metadata.insert(meta::ARCH.into(), self.spec.arch.to_string());
+        metadata.insert(
+            meta::LABELS.into(),
+            serde_json::to_string(&self.labels).expect("labels serialise"),
+        );
+        metadata.insert(
+            meta::PREPROCESS.into(),
+            serde_json::to_string(&self.preprocess).expect("preprocess serialises"),
+        );
+        weights::save_safetensors(path, &vars, &metadata, store)
+    }
+}
+
+/// Copies the file's tensors into the network's variables, checking names and shapes.
+pub fn load_into(vs: &nn::VarStore, w: &Weights, arch: Arch) -> Result<()> {
+    let vars = vs.variables();
+    let mut missing = Vec::new();
+    let mut wrong = Vec::new();
+    for (name, var) in &vars {
+        match w.get(name) {
+            None => missing.push(name.clone()),
+            Some(src) if src.size() != var.size() => wrong.push(format!(
+                "`{name}` is {:?} in the file, {arch} needs {:?}",
+                src.size(),
+                var.size()
+            )),
+            Some(_) => {}
+        }
+    }
+    let unexpected: Vec<&str> = w
+        .names()
+        .filter(|n| !vars.contains_key(*n) && !n.ends_with("num_batches_tracked"))
+        .collect();
+    if !missing.is_empty() || !wrong.is_empty() || !unexpected.is_empty() {
+        missing.sort();
+        let list = |v: &[String]| {
+            let mut s = v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            if v.len() > 5 {
+                s.push_str(&format!(" (and {} more)", v.len() - 5));
+            }
+            s
+        };
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("missing keys {}", list(&missing)));
+        }
+        if !wrong.is_empty() {
+            parts.push(format!("wrong shapes: {}", list(&wrong)));
+        }
+        if !unexpected.is_empty() {
+            let u: Vec<String> = unexpected.iter().map(|s| s.to_string()).collect();
+            parts.push(format!("unexpected keys {}", list(&u)));
+        }
+        return Err(Error::invalid(format!(
+            "the weights do not fit {arch}: {}. Check --arch or the file",
+            parts.join("; ")
+        )));
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            if let Some(src) = w.get(&name) {
+                var.copy_(&src.to_kind(var.kind()));
+            }
+        }
+    });
+    Ok(())
+}
+
+fn default_labels(classes: i64) -> Vec<String> {
+    if classes == 1000 {
+        tch::vision::imagenet::CLASSES.iter().map(|s| s.to_string()).collect()
+    } else {
+        (0..classes).map(|i| format!("class {i}")).collect()
+    }
+}
+
+/// Labels from metadata, a sidecar `labels.txt`, ImageNet's names for 1000 classes, else "class N".
+fn labels_for(metadata: &BTreeMap<String, String>, classes: i64, sidecar: Option<&Path>) -> Result<Vec<String>> {
+    let (labels, origin): (Vec<String>, String) = if let Some(j) = metadata.get(meta::LABELS) {
+        let l = serde_json::from_str(j)
+            .map_err(|e| Error::invalid(format!("metadata `{}` is not a JSON list of names: {e}", meta::LABELS)))?;
+        (l, format!("the metadata `{}`", meta::LABELS))
+    } else if let Some(p) = sidecar {
+        let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        let l = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (l, p.display().to_string())
+    } else {
+        return Ok(default_labels(classes));
+    };
+    if labels.len() as i64 != classes {
+        return Err(Error::invalid(format!(
+            "{origin} has {} class names but the model has {classes} classes; give one name per class",
+            labels.len()
+        )));
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_must_match_the_class_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("labels.txt");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let e = labels_for(&BTreeMap::new(), 3, Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("2 class names") && e.contains("3 classes"), "{e}");
+        assert_eq!(labels_for(&BTreeMap::new(), 2, Some(&p)).unwrap(), ["a", "b"]);
+        assert_eq!(
+            labels_for(&BTreeMap::new(), 1000, None).unwrap()[281],
+            "tabby, tabby cat"
+        );
+        assert_eq!(labels_for(&BTreeMap::new(), 3, None).unwrap()[2], "class 2");
+    }
+}

@@ -1,0 +1,638 @@
+//! A restricted unpickler for PyTorch state dicts.
+//!
+//! It interprets the pickle opcodes as data only: no code runs, ever. A global is
+//! accepted only when a state dict needs it (`collections.OrderedDict`, the torch
+//! tensor rebuild functions and storage types); any other global (`os.system`,
+//! `builtins.eval`, ...) is refused by name before anything is built.
+
+use std::collections::HashMap;
+
+/// Element types of torch storages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    F64,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    fn from_storage_name(name: &str) -> Option<DType> {
+        Some(match name {
+            "FloatStorage" => DType::F32,
+            "DoubleStorage" => DType::F64,
+            "HalfStorage" => DType::F16,
+            "BFloat16Storage" => DType::BF16,
+            "LongStorage" => DType::I64,
+            "IntStorage" => DType::I32,
+            "ShortStorage" => DType::I16,
+            "CharStorage" => DType::I8,
+            "ByteStorage" => DType::U8,
+            "BoolStorage" => DType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+/// A reference to (a view into) a storage record of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageRef {
+    pub key: String,
+    pub dtype: DType,
+    /// Offset in elements into the root storage (legacy storage views), usually 0.
+    pub elem_offset: i64,
+}
+
+/// A tensor as the pickle describes it: a strided view of a storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorRef {
+    pub storage: StorageRef,
+    pub offset: i64,
+    pub size: Vec<i64>,
+    pub stride: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// An integer wider than 64 bits, little-endian two's complement bytes.
+    BigInt(Vec<u8>),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    /// An allowed global, not yet called.
+    Global(Global),
+    Storage(StorageRef),
+    Tensor(TensorRef),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Global {
+    OrderedDict,
+    RebuildTensorV2,
+    RebuildTensor,
+    RebuildParameter,
+    RebuildParameterWithState,
+    StorageType(DType),
+    CodecsEncode,
+}
+
+fn allowed_global(module: &str, name: &str) -> Option<Global> {
+    Some(match (module, name) {
+        ("collections", "OrderedDict") => Global::OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
+        ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
+        ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
+        ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameterWithState,
+        ("_codecs", "encode") => Global::CodecsEncode,
+        ("torch", s) => Global::StorageType(DType::from_storage_name(s)?),
+        _ => return None,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PickleError {
+    #[error("refused to load: the pickle references the global `{0}`, which a state dict never needs (only collections.OrderedDict, torch tensor rebuilders and torch storage types are allowed); nothing was executed")]
+    Forbidden(String),
+    #[error("pickle data ends early at byte {0}")]
+    Eof(usize),
+    #[error("pickle opcode 0x{op:02x} at byte {pos} is not supported in a state dict")]
+    Opcode { op: u8, pos: usize },
+    #[error("malformed pickle at byte {pos}: {msg}")]
+    Malformed { pos: usize, msg: String },
+}
+
+type PResult<T> = Result<T, PickleError>;
+
+/// How persistent ids (storages) are resolved: zip files and legacy files differ.
+pub trait PersistentLoad {
+    fn load(&mut self, pid: Value) -> Result<Value, String>;
+}
+
+pub struct Unpickler<'a> {
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+}
+
+impl<'a> Unpickler<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Unpickler {
+            data,
+            pos: 0,
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+        }
+    }
+
+    /// Byte position after the last `STOP`: legacy files hold several pickles in a row.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    fn malformed<T>(&self, msg: impl Into<String>) -> PResult<T> {
+        Err(PickleError::Malformed {
+            pos: self.pos,
+            msg: msg.into(),
+        })
+    }
+
+    fn take(&mut self, n: usize) -> PResult<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or(PickleError::Eof(self.pos))?;
+        if end > self.data.len() {
+            return Err(PickleError::Eof(self.pos));
+        }
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> PResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> PResult<u16> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+    }
+    fn u32(&mut self) -> PResult<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> PResult<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn line(&mut self) -> PResult<&'a str> {
+        let rest = &self.data[self.pos..];
+        let Some(n) = rest.iter().position(|&b| b == b'\n') else {
+            return Err(PickleError::Eof(self.data.len()));
+        };
+        let s = std::str::from_utf8(&rest[..n]).or_else(|_| self.malformed("non-UTF-8 text line"))?;
+        self.pos += n + 1;
+        Ok(s)
+    }
+    fn len_prefixed(&mut self, n: usize) -> PResult<&'a [u8]> {
+        if n > self.data.len() {
+            return Err(PickleError::Eof(self.pos));
+        }
+        self.take(n)
+    }
+    fn string(&mut self, n: usize) -> PResult<Value> {
+        let b = self.len_prefixed(n)?;
+        match std::str::from_utf8(b) {
+            Ok(s) => Ok(Value::Str(s.to_owned())),
+            Err(_) => self.malformed("string is not UTF-8"),
+        }
+    }
+
+    fn pop(&mut self) -> PResult<Value> {
+        match self.stack.pop() {
+            Some(v) => Ok(v),
+            None => self.malformed("stack underflow"),
+        }
+    }
+    fn top(&mut self) -> PResult<&mut Value> {
+        let pos = self.pos;
+        self.stack.last_mut().ok_or(PickleError::Malformed {
+            pos,
+            msg: "empty stack".into(),
+        })
+    }
+    fn pop_mark(&mut self) -> PResult<Vec<Value>> {
+        let Some(m) = self.marks.pop() else {
+            return self.malformed("no MARK on the stack");
+        };
+        if m > self.stack.len() {
+            return self.malformed("MARK past the stack");
+        }
+        Ok(self.stack.split_off(m))
+    }
+    fn global(&self, module: &str, name: &str) -> PResult<Value> {
+        allowed_global(module, name)
+            .map(Value::Global)
+            .ok_or_else(|| PickleError::Forbidden(format!("{module}.{name}")))
+    }
+
+    /// Runs the pickle up to its `STOP` and returns the object it built.
+    pub fn load(&mut self, persistent: &mut dyn PersistentLoad) -> PResult<Value> {
+        self.stack.clear();
+        self.marks.clear();
+        loop {
+            let at = self.pos;
+            let op = self.u8()?;
+            match op {
+                0x80 => {
+                    self.u8()?; // PROTO
+                }
+                0x95 => {
+                    self.u64()?; // FRAME
+                }
+                b'.' => return self.pop(),
+                b'(' => self.marks.push(self.stack.len()),
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.stack.push(v);
+                }
+                b'N' => self.stack.push(Value::None),
+                0x88 => self.stack.push(Value::Bool(true)),
+                0x89 => self.stack.push(Value::Bool(false)),
+                b'J' => {
+                    let v = self.u32()? as i32;
+                    self.stack.push(Value::Int(v as i64))
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.stack.push(Value::Int(v as i64))
+                }
+                b'M' => {
+                    let v = self.u16()?;
+                    self.stack.push(Value::Int(v as i64))
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a {
+                        self.u8()? as usize
+                    } else {
+                        self.u32()? as usize
+                    };
+                    let b = self.len_prefixed(n)?;
+                    if n > 8 {
+                        self.stack.push(Value::BigInt(b.to_vec()));
+                        continue;
+                    }
+                    let mut buf = if b.last().is_some_and(|x| x & 0x80 != 0) {
+                        [0xffu8; 8]
+                    } else {
+                        [0u8; 8]
+                    };
+                    buf[..n].copy_from_slice(b);
+                    self.stack.push(Value::Int(i64::from_le_bytes(buf)))
+                }
+                b'I' | b'L' => {
+                    let l = self.line()?.trim_end_matches('L');
+                    let v = match l {
+                        "01" => Value::Bool(true),
+                        "00" => Value::Bool(false),
+                        _ => match l.parse::<i64>() {
+                            Ok(v) => Value::Int(v),
+                            Err(_) => return self.malformed(format!("bad integer {l:?}")),
+                        },
+                    };
+                    self.stack.push(v)
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
+                    self.stack.push(Value::Float(v))
+                }
+                b'F' => {
+                    let l = self.line()?;
+                    match l.parse::<f64>() {
+                        Ok(v) => self.stack.push(Value::Float(v)),
+                        Err(_) => return self.malformed(format!("bad float {l:?}")),
+                    }
+                }
+                b'X' => {
+                    let n = self.u32()? as usize;
+                    let v = self.string(n)?;
+                    self.stack.push(v)
+                }
+                0x8c => {
+                    let n = self.u8()? as usize;
+                    let v = self.string(n)?;
+                    self.stack.push(v)
+                }
+                0x8d => {
+                    let n = self.u64()? as usize;
+                    let v = self.string(n)?;
+                    self.stack.push(v)
+                }
+                b'T' | b'U' => {
+                    let n = if op == b'T' {
+                        self.u32()? as usize
+                    } else {
+                        self.u8()? as usize
+                    };
+                    let b = self.len_prefixed(n)?;
+                    // Python 2 str: text in practice (keys of legacy files).
+                    self.stack.push(Value::Str(String::from_utf8_lossy(b).into_owned()))
+                }
+                b'B' | b'C' | 0x8e => {
+                    let n = match op {
+                        b'B' => self.u32()? as usize,
+                        b'C' => self.u8()? as usize,
+                        _ => self.u64()? as usize,
+                    };
+                    let b = self.len_prefixed(n)?;
+                    self.stack.push(Value::Bytes(b.to_vec()))
+                }
+                b'V' => {
+                    let l = self.line()?.to_owned();
+                    self.stack.push(Value::Str(l))
+                }
+                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b'}' => self.stack.push(Value::Dict(Vec::new())),
+                b']' => self.stack.push(Value::List(Vec::new())),
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::Tuple(items))
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    if self.stack.len() < n {
+                        return self.malformed("stack underflow in TUPLEn");
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.stack.push(Value::Tuple(items))
+                }
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::List(items))
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let d = pairs(items).or_else(|m| self.malformed(m))?;
+                    self.stack.push(Value::Dict(d))
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    match self.top()? {
+                        Value::List(l) => l.push(v),
+                        _ => return self.malformed("APPEND to a non-list"),
+                    }
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    match self.top()? {
+                        Value::List(l) => l.extend(items),
+                        _ => return self.malformed("APPENDS to a non-list"),
+                    }
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    match self.top()? {
+                        Value::Dict(d) => d.push((k, v)),
+                        _ => return self.malformed("SETITEM on a non-dict"),
+                    }
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let new = pairs(items).or_else(|m| self.malformed(m))?;
+                    match self.top()? {
+                        Value::Dict(d) => d.extend(new),
+                        _ => return self.malformed("SETITEMS on a non-dict"),
+                    }
+                }
+                b'p' => {
+                    let l = self.line()?;
+                    let Ok(i) = l.parse::<u32>() else {
+                        return self.malformed("bad PUT index");
+                    };
+                    let v = self.top()?.clone();
+                    self.memo.insert(i, v);
+                }
+                b'q' | b'r' | 0x94 => {
+                    let i = match op {
+                        b'q' => self.u8()? as u32,
+                        b'r' => self.u32()?,
+                        _ => self.memo.len() as u32,
+                    };
+                    let v = self.top()?.clone();
+                    self.memo.insert(i, v);
+                }
+                b'g' | b'h' | b'j' => {
+                    let i = match op {
+                        b'g' => {
+                            let l = self.line()?;
+                            let Ok(i) = l.parse::<u32>() else {
+                                return self.malformed("bad GET index");
+                            };
+                            i
+                        }
+                        b'h' => self.u8()? as u32,
+                        _ => self.u32()?,
+                    };
+                    match self.memo.get(&i) {
+                        Some(v) => self.stack.push(v.clone()),
+                        None => return self.malformed(format!("memo entry {i} is missing")),
+                    }
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    let g = self.global(module, name)?;
+                    self.stack.push(g)
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (module, name) {
+                        (Value::Str(m), Value::Str(n)) => {
+                            let g = self.global(&m, &n)?;
+                            self.stack.push(g)
+                        }
+                        _ => return self.malformed("STACK_GLOBAL needs two strings"),
+                    }
+                }
+                b'i' => {
+                    // INST: module and name inline, then instantiation. Never needed.
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    return Err(PickleError::Forbidden(format!("{module}.{name}")));
+                }
+                b'R' | 0x81 => {
+                    let args = self.pop()?;
+                    let func = self.pop()?;
+                    let v = self.call(func, args)?;
+                    self.stack.push(v)
+                }
+                b'b' => {
+                    // BUILD: state for the object below; a state dict's OrderedDict carries
+                    // `_metadata` here, which we do not need.
+                    self.pop()?;
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    let v = persistent.load(pid).or_else(|m| self.malformed(m))?;
+                    self.stack.push(v)
+                }
+                b'P' => {
+                    let l = self.line()?.to_owned();
+                    let v = persistent.load(Value::Str(l)).or_else(|m| self.malformed(m))?;
+                    self.stack.push(v)
+                }
+                _ => return Err(PickleError::Opcode { op, pos: at }),
+            }
+        }
+    }
+
+    fn call(&self, func: Value, args: Value) -> PResult<Value> {
+        let Value::Global(g) = func else {
+            return self.malformed("REDUCE on a non-callable");
+        };
+        let Value::Tuple(args) = args else {
+            return self.malformed("REDUCE arguments are not a tuple");
+        };
+        let ints = |v: &Value| -> Option<Vec<i64>> {
+            match v {
+                Value::Tuple(t) | Value::List(t) => t
+                    .iter()
+                    .map(|x| match x {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            }
+        };
+        match g {
+            Global::OrderedDict => match args.first() {
+                None => Ok(Value::Dict(Vec::new())),
+                Some(Value::List(items)) => {
+                    let mut d = Vec::new();
+                    for it in items {
+                        match it {
+                            Value::Tuple(kv) if kv.len() == 2 => d.push((kv[0].clone(), kv[1].clone())),
+                            _ => return self.malformed("OrderedDict item is not a pair"),
+                        }
+                    }
+                    Ok(Value::Dict(d))
+                }
+                Some(_) => self.malformed("unexpected OrderedDict arguments"),
+            },
+            Global::RebuildTensorV2 | Global::RebuildTensor => {
+                if args.len() < 4 {
+                    return self.malformed("tensor rebuild needs storage, offset, size, stride");
+                }
+                let Value::Storage(storage) = args[0].clone() else {
+                    return self.malformed("tensor rebuild without a storage");
+                };
+                let Value::Int(offset) = args[1] else {
+                    return self.malformed("tensor offset is not an integer");
+                };
+                let (Some(size), Some(stride)) = (ints(&args[2]), ints(&args[3])) else {
+                    return self.malformed("tensor size/stride are not integer tuples");
+                };
+                if size.len() != stride.len() {
+                    return self.malformed("tensor size and stride differ in length");
+                }
+                Ok(Value::Tensor(TensorRef {
+                    storage,
+                    offset,
+                    size,
+                    stride,
+                }))
+            }
+            Global::RebuildParameter | Global::RebuildParameterWithState => match args.into_iter().next() {
+                Some(t @ Value::Tensor(_)) => Ok(t),
+                _ => self.malformed("parameter rebuild without a tensor"),
+            },
+            Global::CodecsEncode => match args.first() {
+                Some(Value::Str(s)) => Ok(Value::Bytes(s.chars().map(|c| c as u32 as u8).collect())),
+                _ => self.malformed("_codecs.encode needs a string"),
+            },
+            Global::StorageType(_) => self.malformed("a storage type cannot be called"),
+        }
+    }
+}
+
+fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
+    if !items.len().is_multiple_of(2) {
+        return Err("odd number of dict items".into());
+    }
+    let mut it = items.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// The storage type named in a persistent id.
+pub fn storage_dtype(v: &Value) -> Option<DType> {
+    match v {
+        Value::Global(Global::StorageType(d)) => Some(*d),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoPersistent;
+    impl PersistentLoad for NoPersistent {
+        fn load(&mut self, _pid: Value) -> Result<Value, String> {
+            Err("no storages here".into())
+        }
+    }
+
+    fn load(bytes: &[u8]) -> PResult<Value> {
+        Unpickler::new(bytes).load(&mut NoPersistent)
+    }
+
+    #[test]
+    fn refuses_os_system_by_name() {
+        // pickle.dumps of os.system("echo hi") reduced, protocol 2.
+        let p = b"\x80\x02cos\nsystem\nq\x00X\x07\x00\x00\x00echo hiq\x01\x85q\x02Rq\x03.";
+        let e = load(p).unwrap_err();
+        assert!(matches!(e, PickleError::Forbidden(ref g) if g == "os.system"), "{e}");
+        assert!(e.to_string().contains("os.system"));
+    }
+
+    #[test]
+    fn refuses_stack_global_eval() {
+        // protocol 4: STACK_GLOBAL builtins.eval
+        let p = b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x94\x8c\x04eval\x94\x93\x94\x8c\x011\x94\x85\x94R\x94.";
+        let e = load(p).unwrap_err();
+        assert!(
+            matches!(e, PickleError::Forbidden(ref g) if g == "builtins.eval"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reads_plain_containers() {
+        // pickle.dumps({'a': [1, 2.5, True, None], 'b': (b'xy', -3)}, protocol=2)
+        let p = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01G@\x04\x00\x00\x00\x00\x00\x00\x88NeX\x01\x00\x00\x00bq\x03c_codecs\nencode\nq\x04X\x02\x00\x00\x00xyq\x05X\x06\x00\x00\x00latin1q\x06\x86q\x07Rq\x08J\xfd\xff\xff\xff\x86q\tu.";
+        let v = load(p).unwrap();
+        let Value::Dict(d) = v else { panic!("not a dict: {v:?}") };
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            d[0].1,
+            Value::List(vec![Value::Int(1), Value::Float(2.5), Value::Bool(true), Value::None])
+        );
+        assert_eq!(d[1].1, Value::Tuple(vec![Value::Bytes(b"xy".to_vec()), Value::Int(-3)]));
+    }
+
+    #[test]
+    fn truncated_pickle_is_an_error() {
+        let p = b"\x80\x02}q\x00(X\x01\x00\x00";
+        assert!(load(p).is_err());
+    }
+}

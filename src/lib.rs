@@ -1,0 +1,3 @@
+//! Glassbox: make a convolutional network transparent.
+pub mod cli;
+pub mod engine;
