@@ -11,3 +11,4 @@ cargo build
 tmp=$(mktemp -d)
 target/debug/glassbox predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$tmp/raw.safetensors" >/dev/null
 .venv/bin/python scripts/references.py tests/refs "$tmp/raw.safetensors"
+chmod 644 tests/refs/*

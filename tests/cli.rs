@@ -1,0 +1,98 @@
+//! The CLI contract other checks rely on.
+mod common;
+
+use common::*;
+use glassbox::engine::model::Model;
+use tch::Device;
+
+#[test]
+fn predict_json_and_save_raw() {
+    let dir = tmp();
+    let raw = dir.path().join("raw.safetensors");
+    let imgs = [asset("assets/samples/coffee.png"), asset("assets/samples/chelsea.png")];
+    let o = glassbox(&[
+        "predict",
+        "--json",
+        "--top",
+        "4",
+        "--save-raw",
+        path_str(&raw),
+        path_str(&imgs[0]),
+        path_str(&imgs[1]),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for (line, img) in lines.iter().zip(&imgs) {
+        assert_eq!(line["image"], path_str(img));
+        let top = line["top"].as_array().unwrap();
+        assert_eq!(top.len(), 4);
+        let p: Vec<f64> = top.iter().map(|c| c["probability"].as_f64().unwrap()).collect();
+        assert!(p.windows(2).all(|w| w[0] >= w[1]), "sorted: {p:?}");
+        assert!(p.iter().sum::<f64>() <= 1.0 + 1e-6);
+        assert!(top[0]["label"].is_string() && top[0]["index"].is_i64());
+    }
+    // The raw file holds the exact input (batch in argument order) and the logits.
+    let w = glassbox::engine::weights::load(&raw).unwrap();
+    let input = w.get("input").unwrap();
+    let logits = w.get("logits").unwrap();
+    assert_eq!(input.size(), [2, 3, 224, 224]);
+    assert_eq!(logits.size(), [2, 1000]);
+    let m = Model::open("efficientnet-lite0", None, Device::Cpu).unwrap();
+    assert!(m.logits(input).allclose(logits, 1e-4, 1e-4, false));
+    assert_eq!(
+        logits.argmax(-1, false).int64_value(&[0]),
+        lines[0]["top"][0]["index"].as_i64().unwrap()
+    );
+}
+
+#[test]
+fn layers_lists_every_traced_layer() {
+    let o = glassbox(&["layers", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let layers: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names[0], "_conv_stem");
+    assert_eq!(*names.last().unwrap(), "_fc");
+    assert!(names.contains(&"_blocks.15"));
+    let stem = &layers[0];
+    assert_eq!(stem["kind"], "conv");
+    assert_eq!(stem["params"], 32 * 3 * 3 * 3);
+    assert_eq!(stem["shape"], serde_json::json!([1, 32, 112, 112]));
+    let o = glassbox(&["layers", "--model", "mnist"]);
+    assert!(
+        stdout(&o).contains("conv2") && stdout(&o).contains("tiny-cnn"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn exif_orientation_is_honoured() {
+    // A 40x20 JPEG whose EXIF says "rotate 90° clockwise" (orientation 6) is 20 wide, 40 high.
+    let img = image::DynamicImage::new_rgb8(40, 20);
+    let mut jpg = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+        .unwrap();
+    let tiff: Vec<u8> = [
+        &b"II*\0"[..],
+        &8u32.to_le_bytes(),
+        &1u16.to_le_bytes(),
+        &0x0112u16.to_le_bytes(),
+        &3u16.to_le_bytes(),
+        &1u32.to_le_bytes(),
+        &6u16.to_le_bytes(),
+        &[0, 0],
+        &0u32.to_le_bytes(),
+    ]
+    .concat();
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpg[2..]);
+    let decoded = glassbox::engine::preprocess::decode(&out, std::path::Path::new("rotated.jpg")).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (20, 40));
+}
