@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 PIP=".venv/bin/pip install -q --disable-pip-version-check"
 # --no-deps: keep the venv's torch==2.11.0 exactly as setup installed it.
 $PIP --no-deps torchvision==0.26.0 safetensors==0.8.0 efficientnet-lite-pytorch==0.1.0
-$PIP numpy pillow
+$PIP --no-deps captum==0.9.0 grad-cam==1.5.7
+$PIP numpy pillow matplotlib opencv-python-headless scikit-learn tqdm ttach packaging
 cargo build
 tmp=$(mktemp -d)
 target/debug/glassbox predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$tmp/raw.safetensors" >/dev/null
 .venv/bin/python scripts/references.py tests/refs "$tmp/raw.safetensors"
+.venv/bin/python scripts/attribution_refs.py tests/refs "$tmp/raw.safetensors"
 chmod 644 tests/refs/*

@@ -9,6 +9,8 @@ use tch::{Device, Tensor};
 
 use crate::engine::arch::Arch;
 use crate::engine::data::{self, DatasetName};
+use crate::engine::explain::{self, Method, Params};
+use crate::engine::render::{self, Colormap, FilterMode};
 use crate::engine::model::Model;
 use crate::engine::train::{self, Progress, TrainConfig};
 use crate::engine::weights::{self, StoreAs};
@@ -97,6 +99,104 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Explain a prediction: a saliency map per image, drawn over the image the model saw.
+    Explain {
+        /// Image files or directories of images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// gradient, input-x-gradient, smoothgrad, integrated-gradients, grad-cam, grad-cam++,
+        /// score-cam, guided-backprop, guided-grad-cam, occlusion.
+        #[arg(long)]
+        method: String,
+        #[arg(long, short, default_value = "efficientnet-lite0")]
+        model: String,
+        #[arg(long)]
+        arch: Option<String>,
+        /// Class index to explain (default: the top-1 class).
+        #[arg(long)]
+        target: Option<i64>,
+        /// Layer for the CAM methods (default: the last layer with a spatial output).
+        #[arg(long)]
+        layer: Option<String>,
+        /// Integrated Gradients steps.
+        #[arg(long, default_value_t = 32)]
+        steps: usize,
+        /// SmoothGrad samples.
+        #[arg(long, default_value_t = 16)]
+        samples: usize,
+        /// SmoothGrad noise, as a fraction of the input's range.
+        #[arg(long, default_value_t = 0.15)]
+        sigma: f64,
+        /// Occlusion window side (pixels).
+        #[arg(long, default_value_t = 32)]
+        window: i64,
+        /// Occlusion stride (pixels).
+        #[arg(long, default_value_t = 16)]
+        stride: i64,
+        /// IG baseline (zero, black, blur) or occlusion fill value (a number, model space).
+        #[arg(long)]
+        baseline: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+        /// Overlay PNG (one input) or a directory (several inputs: NAME.METHOD.png).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Safetensors with input, logits and attribution (file, or directory for several).
+        #[arg(long)]
+        save_raw: Option<PathBuf>,
+        /// Overlay opacity, 0-1.
+        #[arg(long, default_value_t = 0.5)]
+        opacity: f64,
+        /// Colormap (default: the method's standard one).
+        #[arg(long)]
+        colormap: Option<String>,
+        /// Only this part of the inputs: I/N (0-based), for independent processes.
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Every channel of a layer's output as a grid of thumbnails, ordered by mean activation.
+    Activations {
+        image: PathBuf,
+        #[arg(long)]
+        layer: String,
+        #[arg(long, short, default_value = "efficientnet-lite0")]
+        model: String,
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// One colour scale per channel instead of one shared scale.
+        #[arg(long)]
+        per_channel: bool,
+        #[arg(long)]
+        save_raw: Option<PathBuf>,
+    },
+    /// The convolution kernels of a layer as pictures (first layer in colour).
+    Filters {
+        #[arg(long)]
+        layer: String,
+        #[arg(long, short, default_value = "efficientnet-lite0")]
+        model: String,
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Deeper kernels: one tile per input channel instead of their average.
+        #[arg(long)]
+        per_input: bool,
+        /// At most this many tiles.
+        #[arg(long, default_value_t = 256)]
+        max_tiles: usize,
+    },
+    /// Time the engine: model load, forward, forward+backward (medians), peak memory.
+    Bench {
+        #[arg(long, short, default_value = "efficientnet-lite0")]
+        model: String,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Train the small CNN on MNIST or Fashion-MNIST (data from `make setup`).
     Train {
         #[arg(long, default_value = "tiny-cnn")]
@@ -119,6 +219,107 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// Files named on the command line, and the images inside directories (sorted).
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    const EXT: &[&str] = &["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"];
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension().and_then(|e| e.to_str()).is_some_and(|e| EXT.contains(&e.to_ascii_lowercase().as_str()))
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                bail!("directory {} holds no images ({})", p.display(), EXT.join(", "));
+            }
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// `--shard I/N`: the items whose position modulo N is I.
+pub fn shard_of<T>(items: Vec<T>, shard: Option<&str>) -> Result<Vec<T>> {
+    let Some(s) = shard else { return Ok(items) };
+    let parsed = s.split_once('/').and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+    match parsed {
+        Some((i, n)) if n > 0 && i < n => Ok(items.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, x)| x).collect()),
+        _ => bail!("--shard must be I/N with 0 <= I < N, like 0/4 (got `{s}`)"),
+    }
+}
+
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!("[{{bar:30}}] {{pos}}/{{len}} {what}, {{eta}} left  {{msg}}"))
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn output_path(target: &Option<PathBuf>, many: bool, input: &Path, method: Method, ext: &str) -> Option<PathBuf> {
+    let t = target.as_ref()?;
+    if !many {
+        return Some(t.clone());
+    }
+    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    Some(t.join(format!("{stem}.{}.{ext}", method.name().replace('+', "p"))))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explain_one(
+    m: &Model,
+    path: &Path,
+    method: Method,
+    params: &Params,
+    cmap: Colormap,
+    opacity: f64,
+    many: bool,
+    out: &Option<PathBuf>,
+    save_raw: &Option<PathBuf>,
+) -> Result<String> {
+    let prepared = m.preprocess.prepare_file(path)?;
+    let e = explain::explain(m, &prepared.tensor, method, params, &mut |_, _| true)?;
+    let size = m.preprocess.size as i64;
+    let map = render::attribution_map(&e.attribution, method, size, size)?;
+    let mut line = format!(
+        "{}: {} for class {} ({})",
+        path.display(),
+        method,
+        e.target,
+        m.labels.get(e.target as usize).map(String::as_str).unwrap_or("?")
+    );
+    if let Some(l) = &e.layer {
+        line.push_str(&format!(", layer {l}"));
+    }
+    if let Some(err) = e.completeness_error {
+        line.push_str(&format!(", completeness error {err:.4}"));
+    }
+    if let Some(o) = output_path(out, many, path, method, "png") {
+        let img = render::overlay(&prepared.view, &map, cmap, opacity, 0.99, method.is_cam());
+        render::save_png(&img, &o)?;
+        line.push_str(&format!(" -> {}", o.display()));
+    }
+    if let Some(r) = output_path(save_raw, many, path, method, "safetensors") {
+        let logits = m.logits(&prepared.tensor);
+        let tensors = vec![
+            ("input".to_string(), prepared.tensor),
+            ("logits".to_string(), logits),
+            ("attribution".to_string(), e.attribution),
+        ];
+        weights::save_safetensors(&r, &tensors, &e.metadata, StoreAs::F32)?;
+    }
+    Ok(line)
 }
 
 fn parse_arch(a: &Option<String>) -> Result<Option<Arch>> {
@@ -248,6 +449,132 @@ pub fn run(cli: Cli) -> Result<()> {
                 m.parameter_count(),
                 out.display()
             );
+        }
+        Command::Explain {
+            images,
+            method,
+            model,
+            arch,
+            target,
+            layer,
+            steps,
+            samples,
+            sigma,
+            window,
+            stride,
+            baseline,
+            seed,
+            out,
+            save_raw,
+            opacity,
+            colormap,
+            shard,
+        } => {
+            let method: Method = method.parse()?;
+            let mut params = Params { target, layer, steps, samples, sigma, window, stride, seed, ..Params::default() };
+            if let Some(b) = baseline {
+                match b.parse::<f64>() {
+                    Ok(v) if method == Method::Occlusion => params.occlusion_value = v,
+                    _ => params.baseline = b.parse()?,
+                }
+            }
+            if !(0.0..=1.0).contains(&opacity) {
+                bail!("--opacity must be between 0 and 1 (got {opacity})");
+            }
+            let cmap = match colormap {
+                Some(c) => c.parse()?,
+                None => Colormap::default_for(method),
+            };
+            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let inputs = shard_of(expand_inputs(&images)?, shard.as_deref())?;
+            let many = inputs.len() > 1 || images.iter().any(|p| p.is_dir());
+            for dir in [&out, &save_raw].into_iter().flatten().filter(|_| many) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let bar = progress_bar(inputs.len() as u64, "images");
+            let mut failed = 0;
+            for path in &inputs {
+                bar.set_message(path.display().to_string());
+                let r = explain_one(&m, path, method, &params, cmap, opacity, many, &out, &save_raw);
+                match r {
+                    Ok(line) if !many => println!("{line}"),
+                    Ok(line) => bar.println(line),
+                    Err(e) if !many => return Err(e),
+                    Err(e) => {
+                        failed += 1;
+                        bar.suspend(|| eprintln!("glassbox: skipped {}: {e:#}", path.display()));
+                    }
+                }
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            if failed > 0 {
+                bail!("{failed} of {} inputs could not be explained (reported above)", inputs.len());
+            }
+        }
+        Command::Activations { image, layer, model, arch, out, per_channel, save_raw } => {
+            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let prepared = m.preprocess.prepare_file(&image)?;
+            let (logits, traced) = tch::no_grad(|| m.trace(&prepared.tensor));
+            let Some(t) = traced.iter().find(|t| t.name == layer) else {
+                let names: Vec<&str> = traced.iter().filter(|t| t.output.dim() == 4).map(|t| t.name.as_str()).collect();
+                bail!("unknown layer `{layer}`; layers with channels: {} (`glassbox layers` lists all)", names.join(", "));
+            };
+            if t.output.dim() != 4 {
+                bail!("layer `{layer}` has output {:?}, not channels of a picture; choose a conv, bn, activation, pool or block layer", t.output.size());
+            }
+            let (img, order) = render::activation_grid(&t.output, !per_channel, Colormap::Viridis)?;
+            render::save_png(&img, &out)?;
+            println!(
+                "{}: {} channels of `{layer}` {:?}, strongest channels {:?}",
+                out.display(),
+                order.len(),
+                t.output.size(),
+                order.iter().take(5).map(|o| o.0).collect::<Vec<_>>()
+            );
+            if let Some(raw) = save_raw {
+                let mut meta = BTreeMap::new();
+                meta.insert("layer".into(), layer.clone());
+                meta.insert("model".into(), m.source.clone());
+                let tensors = vec![
+                    ("input".to_string(), prepared.tensor),
+                    ("logits".to_string(), logits),
+                    ("activation".to_string(), t.output.shallow_clone()),
+                ];
+                weights::save_safetensors(&raw, &tensors, &meta, StoreAs::F32)?;
+            }
+        }
+        Command::Filters { layer, model, arch, out, per_input, max_tiles } => {
+            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let key = format!("{layer}.weight");
+            let vars = m.vs.variables();
+            let Some(w) = vars.get(&key).filter(|w| w.dim() == 4) else {
+                let mut convs: Vec<&str> =
+                    vars.iter().filter(|(_, v)| v.dim() == 4).map(|(k, _)| k.trim_end_matches(".weight")).collect();
+                convs.sort();
+                bail!("`{layer}` is not a convolution layer; convolutions: {}", convs.join(", "));
+            };
+            let mode = if per_input { FilterMode::PerInput } else { FilterMode::Average };
+            let img = render::filter_grid(w, mode, max_tiles.max(1))?;
+            render::save_png(&img, &out)?;
+            println!("{}: kernels of `{layer}` {:?}", out.display(), w.size());
+        }
+        Command::Bench { model, runs, json } => {
+            if !(1..=10_000).contains(&runs) {
+                bail!("--runs must be between 1 and 10000 (got {runs})");
+            }
+            let r = crate::engine::bench::core(&model, runs, device)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("model {}, device {}, {} threads, {} runs each", r.model, r.device, r.threads, runs);
+                for t in &r.timings {
+                    println!("  {:<44} median {:>9.2} ms   min {:>9.2} ms", t.name, t.median_ms, t.min_ms);
+                }
+                if let Some(rss) = r.peak_rss_mib {
+                    println!("  {:<44} {:>9.1} MiB", "peak RSS", rss);
+                }
+            }
         }
         Command::Train {
             arch,

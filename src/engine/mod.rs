@@ -1,12 +1,15 @@
 //! The engine: models, weights, preprocessing, training. It knows nothing of the UI.
 
 pub mod arch;
+pub mod bench;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod layers;
 pub mod model;
 pub mod pickle;
 pub mod preprocess;
+pub mod render;
 pub mod train;
 pub mod weights;
 

@@ -53,3 +53,52 @@ pub fn tmp() -> tempfile::TempDir {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// torchvision ResNet-18 (10 classes) with the synthetic weights of
+/// scripts/attribution_refs.py: the same formula, tensor by tensor in sorted key order.
+pub fn synthetic_resnet18() -> glassbox::engine::model::Model {
+    use glassbox::engine::arch::Arch;
+    use glassbox::engine::model::Model;
+    let m = Model::new_random(Arch::ResNet(18), 10, 3, tch::Device::Cpu);
+    let mut vars: Vec<(String, tch::Tensor)> = m.vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (t, (name, mut var)) in vars.into_iter().enumerate() {
+            let shape = var.size();
+            let n: i64 = shape.iter().product();
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    let wave = (i as f64 * 0.7071 + t as f64 * 1.3 + 0.5).sin();
+                    let x = if name.ends_with("running_mean") {
+                        0.0
+                    } else if name.ends_with("running_var") {
+                        1.0
+                    } else if name.ends_with(".bias") {
+                        0.01 * wave
+                    } else if shape.len() == 1 {
+                        1.0 + 0.1 * wave
+                    } else {
+                        let fan_in = (n / shape[0]) as f64;
+                        3f64.sqrt() * (2.0 / fan_in).sqrt() * wave
+                    };
+                    x as f32
+                })
+                .collect();
+            var.copy_(&tch::Tensor::from_slice(&v).view(shape.as_slice()));
+        }
+    });
+    m
+}
+
+/// Pearson correlation of two tensors, flattened.
+pub fn pearson(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
+    use tch::Kind;
+    let a = a.to_kind(Kind::Double).flatten(0, -1);
+    let b = b.to_kind(Kind::Double).flatten(0, -1);
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    let a = &a - a.mean(Kind::Double);
+    let b = &b - b.mean(Kind::Double);
+    let num = (&a * &b).sum(Kind::Double).double_value(&[]);
+    let den = ((&a * &a).sum(Kind::Double).double_value(&[]) * (&b * &b).sum(Kind::Double).double_value(&[])).sqrt();
+    num / den.max(1e-300)
+}

@@ -94,7 +94,8 @@ impl ResNet {
                     ]
                 };
                 // torchvision reuses one `relu` module; repeated uses get `#2`, `#3`.
-                let acts = (1..convs.len())
+                // One use per conv; the last is after the residual add.
+                let acts = (1..=convs.len())
                     .map(|j| {
                         Act::new(
                             if j == 1 {
@@ -156,11 +157,12 @@ impl Net for ResNet {
         );
         for b in &self.blocks {
             let mut y = x.shallow_clone();
+            let last = b.convs.len() - 1;
             for (i, (c, bn)) in b.convs.iter().enumerate() {
                 y = c.fwd(&y, f);
                 y = bn.fwd(&y, f);
-                if let Some(a) = b.acts.get(i) {
-                    y = a.fwd(&y, f);
+                if i < last {
+                    y = b.acts[i].fwd(&y, f);
                 }
             }
             let identity = match &b.down {
@@ -171,7 +173,8 @@ impl Net for ResNet {
                 }
                 None => x,
             };
-            x = f.emit(&b.name, LayerKind::Block, (y + identity).relu());
+            let y = b.acts[last].fwd(&(y + identity), f);
+            x = f.emit(&b.name, LayerKind::Block, y);
         }
         let x = f
             .emit("avgpool", LayerKind::Pool, x.adaptive_avg_pool2d([1, 1]))

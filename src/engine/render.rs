@@ -1,0 +1,287 @@
+//! Pictures of what the engine computes: saliency overlays, activation grids, filters.
+//! Plain RGB images (the `image` crate); the UI uploads them, the CLI writes PNGs.
+
+use image::{imageops, DynamicImage, Rgb, RgbImage};
+use tch::{Device, Kind, Tensor};
+
+use super::error::{Error, Result};
+use super::explain::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colormap {
+    Turbo,
+    Inferno,
+    Viridis,
+    Magma,
+    Gray,
+    /// Diverging: blue (negative), white (zero), red (positive).
+    RedBlue,
+}
+
+pub const COLORMAPS: &[&str] = &["turbo", "inferno", "viridis", "magma", "gray", "red-blue"];
+
+impl std::str::FromStr for Colormap {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "turbo" | "jet" => Colormap::Turbo,
+            "inferno" => Colormap::Inferno,
+            "viridis" => Colormap::Viridis,
+            "magma" => Colormap::Magma,
+            "gray" | "grey" => Colormap::Gray,
+            "red-blue" | "rdbu" | "diverging" => Colormap::RedBlue,
+            _ => return Err(Error::invalid(format!("unknown colormap `{s}`; choose one of: {}", COLORMAPS.join(", ")))),
+        })
+    }
+}
+
+impl Colormap {
+    /// The standard colormap of a method: diverging for signed maps, turbo for CAMs.
+    pub fn default_for(m: Method) -> Colormap {
+        if m.is_signed() {
+            Colormap::RedBlue
+        } else if m.is_cam() {
+            Colormap::Turbo
+        } else {
+            Colormap::Inferno
+        }
+    }
+    pub fn is_diverging(self) -> bool {
+        self == Colormap::RedBlue
+    }
+    /// Colour of t in [0, 1] (diverging: 0.5 is zero).
+    pub fn color(self, t: f64) -> [u8; 3] {
+        let t = t.clamp(0.0, 1.0);
+        let c = match self {
+            Colormap::Turbo => colorous::TURBO.eval_continuous(t),
+            Colormap::Inferno => colorous::INFERNO.eval_continuous(t),
+            Colormap::Viridis => colorous::VIRIDIS.eval_continuous(t),
+            Colormap::Magma => colorous::MAGMA.eval_continuous(t),
+            Colormap::Gray => colorous::GREYS.eval_continuous(1.0 - t),
+            Colormap::RedBlue => colorous::RED_BLUE.eval_continuous(1.0 - t),
+        };
+        [c.r, c.g, c.b]
+    }
+}
+
+/// A 2-D map, row-major.
+#[derive(Debug, Clone)]
+pub struct Map {
+    pub w: usize,
+    pub h: usize,
+    pub data: Vec<f32>,
+}
+
+impl Map {
+    pub fn from_tensor(t: &Tensor) -> Result<Map> {
+        let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let s = t.size();
+        if s.len() != 2 {
+            return Err(Error::invalid(format!("a map must be 2-D, got {s:?}")));
+        }
+        let data = Vec::<f32>::try_from(&t.flatten(0, -1)).map_err(Error::from)?;
+        Ok(Map { w: s[1] as usize, h: s[0] as usize, data })
+    }
+
+    /// The value at `q` (0-1) of the sorted values.
+    pub fn percentile(&self, q: f64, abs: bool) -> f32 {
+        let mut v: Vec<f32> = self.data.iter().map(|x| if abs { x.abs() } else { *x }).collect();
+        if v.is_empty() {
+            return 0.0;
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    }
+}
+
+/// The 2-D picture of an attribution at the input's size: |.| max over channels for
+/// gradient-like maps, signed channel sum for signed ones, CAMs upsampled bilinearly.
+pub fn attribution_map(attr: &Tensor, method: Method, h: i64, w: i64) -> Result<Map> {
+    let a = attr.to_device(Device::Cpu).to_kind(Kind::Float);
+    let m = if method.is_cam() {
+        a.upsample_bilinear2d([h, w], false, None, None).get(0).get(0)
+    } else if method.is_signed() {
+        a.get(0).sum_dim_intlist([0i64].as_slice(), false, Kind::Float)
+    } else {
+        a.get(0).abs().amax([0i64].as_slice(), false)
+    };
+    Map::from_tensor(&m)
+}
+
+/// Values scaled to [0, 1] with percentile clipping (diverging: 0.5 is zero).
+pub fn normalise(map: &Map, diverging: bool, clip: f64) -> Vec<f64> {
+    if diverging {
+        let s = map.percentile(clip, true).max(1e-12) as f64;
+        map.data.iter().map(|&v| 0.5 + 0.5 * (v as f64 / s).clamp(-1.0, 1.0)).collect()
+    } else {
+        let lo = map.data.iter().copied().fold(f32::INFINITY, f32::min).min(0.0) as f64;
+        let hi = map.percentile(clip, false) as f64;
+        let span = (hi - lo).max(1e-12);
+        map.data.iter().map(|&v| ((v as f64 - lo) / span).clamp(0.0, 1.0)).collect()
+    }
+}
+
+/// The map alone, coloured.
+pub fn heatmap(map: &Map, cmap: Colormap, clip: f64) -> RgbImage {
+    let n = normalise(map, cmap.is_diverging(), clip);
+    RgbImage::from_fn(map.w as u32, map.h as u32, |x, y| Rgb(cmap.color(n[y as usize * map.w + x as usize])))
+}
+
+/// The map over the image the model saw. CAMs blend uniformly (pytorch-grad-cam style);
+/// sparse maps blend in proportion to their strength so the picture shows through.
+pub fn overlay(view: &DynamicImage, map: &Map, cmap: Colormap, opacity: f64, clip: f64, uniform: bool) -> RgbImage {
+    let base = view.to_rgb8();
+    let base = if (base.width() as usize, base.height() as usize) != (map.w, map.h) {
+        imageops::resize(&base, map.w as u32, map.h as u32, imageops::FilterType::Triangle)
+    } else {
+        base
+    };
+    let n = normalise(map, cmap.is_diverging(), clip);
+    let opacity = opacity.clamp(0.0, 1.0);
+    RgbImage::from_fn(map.w as u32, map.h as u32, |x, y| {
+        let v = n[y as usize * map.w + x as usize];
+        let c = cmap.color(v);
+        let strength = if uniform {
+            1.0
+        } else if cmap.is_diverging() {
+            ((v - 0.5).abs() * 2.0).sqrt()
+        } else {
+            v.sqrt()
+        };
+        let a = opacity * strength;
+        let p = base.get_pixel(x, y).0;
+        Rgb([0, 1, 2].map(|i| (p[i] as f64 * (1.0 - a) + c[i] as f64 * a).round() as u8))
+    })
+}
+
+/// Channels of an activation [1, C, h, w] as a grid of thumbnails, ordered by mean
+/// activation (largest first); `shared` = one colour scale for all channels.
+pub fn activation_grid(act: &Tensor, shared: bool, cmap: Colormap) -> Result<(RgbImage, Vec<(i64, f64)>)> {
+    let a = act.to_device(Device::Cpu).to_kind(Kind::Float);
+    let s = a.size();
+    if s.len() != 4 {
+        return Err(Error::invalid(format!("activations must be [1, C, H, W], got {s:?}")));
+    }
+    let (c, h, w) = (s[1], s[2], s[3]);
+    let a = a.get(0);
+    let means: Vec<f32> =
+        Vec::<f32>::try_from(&a.mean_dim([1i64, 2].as_slice(), false, Kind::Float)).map_err(Error::from)?;
+    let mut order: Vec<(i64, f64)> = means.iter().enumerate().map(|(i, &m)| (i as i64, m as f64)).collect();
+    order.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let (gmin, gmax) = (a.min().double_value(&[]), a.max().double_value(&[]));
+    let cols = (c as f64).sqrt().ceil() as i64;
+    let rows = (c + cols - 1) / cols;
+    let scale = (64 / h.max(w)).max(1);
+    let (tw, th, gap) = (w * scale, h * scale, 2);
+    let mut img = RgbImage::from_pixel(((tw + gap) * cols) as u32, ((th + gap) * rows) as u32, Rgb([40, 40, 40]));
+    for (k, &(ch, _)) in order.iter().enumerate() {
+        let m = Map::from_tensor(&a.get(ch))?;
+        let (lo, hi) = if shared {
+            (gmin, gmax)
+        } else {
+            let lo = m.data.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+            let hi = m.data.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            (lo, hi)
+        };
+        let span = (hi - lo).max(1e-12);
+        let (ox, oy) = ((k as i64 % cols) * (tw + gap), (k as i64 / cols) * (th + gap));
+        for y in 0..th {
+            for x in 0..tw {
+                let v = m.data[((y / scale) * w + x / scale) as usize] as f64;
+                img.put_pixel((ox + x) as u32, (oy + y) as u32, Rgb(cmap.color((v - lo) / span)));
+            }
+        }
+    }
+    Ok((img, order))
+}
+
+/// How kernels with several input channels are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterMode {
+    /// One tile per kernel, averaged over its input channels.
+    Average,
+    /// One row per output channel, one tile per input channel.
+    PerInput,
+}
+
+/// Convolution kernels [out, in, k, k] as pictures: RGB when there are 3 input channels
+/// (a first layer), else diverging gray-scale tiles (depthwise kernels have in = 1).
+pub fn filter_grid(weight: &Tensor, mode: FilterMode, max_tiles: usize) -> Result<RgbImage> {
+    let wt = weight.to_device(Device::Cpu).to_kind(Kind::Float);
+    let s = wt.size();
+    if s.len() != 4 {
+        return Err(Error::invalid(format!("kernels must be [out, in, k, k], got {s:?}")));
+    }
+    let (out, cin, kh, kw) = (s[0], s[1], s[2], s[3]);
+    let scale = (48 / kh.max(kw)).max(4);
+    let (tw, th, gap) = (kw * scale, kh * scale, 2);
+    let rgb = cin == 3;
+    let (cols, rows, tiles): (i64, i64, Vec<(i64, Option<i64>)>) = if rgb || mode == FilterMode::Average || cin == 1 {
+        let n = out.min(max_tiles as i64);
+        let cols = (n as f64).sqrt().ceil() as i64;
+        (cols, (n + cols - 1) / cols, (0..n).map(|o| (o, None)).collect())
+    } else {
+        let o = out.min((max_tiles as i64 / cin).max(1));
+        let i = cin.min(max_tiles as i64);
+        (i, o, (0..o).flat_map(|oo| (0..i).map(move |ii| (oo, Some(ii)))).collect())
+    };
+    let mut img = RgbImage::from_pixel(((tw + gap) * cols) as u32, ((th + gap) * rows) as u32, Rgb([40, 40, 40]));
+    let cmap = Colormap::RedBlue;
+    for (k, &(o, i)) in tiles.iter().enumerate() {
+        let kernel = wt.get(o);
+        let (ox, oy) = ((k as i64 % cols) * (tw + gap), (k as i64 / cols) * (th + gap));
+        // Symmetric scale per kernel: zero is mid-gray (RGB) or white (diverging).
+        let tile: Vec<[u8; 3]> = if rgb {
+            let m = kernel.abs().max().double_value(&[]).max(1e-12);
+            let v = Vec::<f32>::try_from(&kernel.permute([1, 2, 0]).contiguous().flatten(0, -1)).map_err(Error::from)?;
+            v.chunks(3)
+                .map(|p| [0, 1, 2].map(|c| ((0.5 + 0.5 * p[c] as f64 / m) * 255.0).round().clamp(0.0, 255.0) as u8))
+                .collect()
+        } else {
+            let k2 = match i {
+                Some(i) => kernel.get(i),
+                None => kernel.mean_dim([0i64].as_slice(), false, Kind::Float),
+            };
+            let m = k2.abs().max().double_value(&[]).max(1e-12);
+            let v = Vec::<f32>::try_from(&k2.contiguous().flatten(0, -1)).map_err(Error::from)?;
+            v.iter().map(|&x| cmap.color(0.5 + 0.5 * x as f64 / m)).collect()
+        };
+        for y in 0..th {
+            for x in 0..tw {
+                img.put_pixel((ox + x) as u32, (oy + y) as u32, Rgb(tile[((y / scale) * kw + x / scale) as usize]));
+            }
+        }
+    }
+    Ok(img)
+}
+
+/// Saves a PNG atomically.
+pub fn save_png(img: &RgbImage, path: &std::path::Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| Error::file(path, format!("cannot encode PNG: {e}")))?;
+    super::weights::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diverging_zero_is_the_middle() {
+        let m = Map { w: 3, h: 1, data: vec![-2.0, 0.0, 2.0] };
+        let n = normalise(&m, true, 1.0);
+        assert_eq!(n, [0.0, 0.5, 1.0]);
+        assert_eq!(Colormap::RedBlue.color(0.5), Colormap::RedBlue.color(0.5));
+        let red = Colormap::RedBlue.color(1.0);
+        assert!(red[0] > red[2], "positive is red: {red:?}");
+    }
+
+    #[test]
+    fn activation_grid_orders_by_mean() {
+        let a = Tensor::from_slice(&[0.0f32, 0.0, 0.0, 0.0, 5.0, 5.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0]).view([1, 3, 2, 2]);
+        let (img, order) = activation_grid(&a, true, Colormap::Viridis).unwrap();
+        assert_eq!(order.iter().map(|o| o.0).collect::<Vec<_>>(), [1, 2, 0]);
+        assert!(img.width() > 0);
+    }
+}
