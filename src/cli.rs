@@ -10,8 +10,8 @@ use tch::{Device, Tensor};
 use crate::engine::arch::Arch;
 use crate::engine::data::{self, DatasetName};
 use crate::engine::explain::{self, Method, Params};
-use crate::engine::render::{self, Colormap, FilterMode};
 use crate::engine::model::Model;
+use crate::engine::render::{self, Colormap, FilterMode};
 use crate::engine::train::{self, Progress, TrainConfig};
 use crate::engine::weights::{self, StoreAs};
 
@@ -127,12 +127,12 @@ pub enum Command {
         /// SmoothGrad noise, as a fraction of the input's range.
         #[arg(long, default_value_t = 0.15)]
         sigma: f64,
-        /// Occlusion window side (pixels).
-        #[arg(long, default_value_t = 32)]
-        window: i64,
-        /// Occlusion stride (pixels).
-        #[arg(long, default_value_t = 16)]
-        stride: i64,
+        /// Occlusion window side in pixels (default: 1/7 of the input side, 32 at 224).
+        #[arg(long)]
+        window: Option<i64>,
+        /// Occlusion stride in pixels (default: half the window).
+        #[arg(long)]
+        stride: Option<i64>,
         /// IG baseline (zero, black, blur) or occlusion fill value (a number, model space).
         #[arg(long)]
         baseline: Option<String>,
@@ -153,6 +153,32 @@ pub enum Command {
         /// Only this part of the inputs: I/N (0-based), for independent processes.
         #[arg(long)]
         shard: Option<String>,
+        /// Also measure faithfulness: deletion and insertion curves and their AUC.
+        #[arg(long)]
+        metrics: bool,
+    },
+    /// Sanity check (Adebayo et al. 2018): randomise layers from the top down and see
+    /// whether the map changes. A map that stays similar fails.
+    Sanity {
+        image: PathBuf,
+        #[arg(long)]
+        method: String,
+        #[arg(long, short, default_value = "efficientnet-lite0")]
+        model: String,
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long)]
+        target: Option<i64>,
+        #[arg(long)]
+        layer: Option<String>,
+        #[arg(long, default_value_t = 16)]
+        steps: usize,
+        #[arg(long, default_value_t = 8)]
+        samples: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+        #[arg(long)]
+        json: bool,
     },
     /// Every channel of a layer's output as a grid of thumbnails, ordered by mean activation.
     Activations {
@@ -232,7 +258,9 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| {
                     f.is_file()
-                        && f.extension().and_then(|e| e.to_str()).is_some_and(|e| EXT.contains(&e.to_ascii_lowercase().as_str()))
+                        && f.extension()
+                            .and_then(|e| e.to_str())
+                            .is_some_and(|e| EXT.contains(&e.to_ascii_lowercase().as_str()))
                 })
                 .collect();
             found.sort();
@@ -250,9 +278,16 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// `--shard I/N`: the items whose position modulo N is I.
 pub fn shard_of<T>(items: Vec<T>, shard: Option<&str>) -> Result<Vec<T>> {
     let Some(s) = shard else { return Ok(items) };
-    let parsed = s.split_once('/').and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+    let parsed = s
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
     match parsed {
-        Some((i, n)) if n > 0 && i < n => Ok(items.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, x)| x).collect()),
+        Some((i, n)) if n > 0 && i < n => Ok(items
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i)
+            .map(|(_, x)| x)
+            .collect()),
         _ => bail!("--shard must be I/N with 0 <= I < N, like 0/4 (got `{s}`)"),
     }
 }
@@ -272,7 +307,10 @@ fn output_path(target: &Option<PathBuf>, many: bool, input: &Path, method: Metho
     if !many {
         return Some(t.clone());
     }
-    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
     Some(t.join(format!("{stem}.{}.{ext}", method.name().replace('+', "p"))))
 }
 
@@ -285,13 +323,21 @@ fn explain_one(
     cmap: Colormap,
     opacity: f64,
     many: bool,
+    metrics: bool,
     out: &Option<PathBuf>,
     save_raw: &Option<PathBuf>,
 ) -> Result<String> {
     let prepared = m.preprocess.prepare_file(path)?;
-    let e = explain::explain(m, &prepared.tensor, method, params, &mut |_, _| true)?;
+    let mut e = explain::explain(m, &prepared.tensor, method, params, &mut |_, _| true)?;
     let size = m.preprocess.size as i64;
     let map = render::attribution_map(&e.attribution, method, size, size)?;
+    let mut faithfulness = None;
+    if metrics {
+        let (del, ins) = crate::engine::metrics::deletion_insertion(m, &prepared.tensor, &map, e.target, 50)?;
+        e.metadata.insert("deletion_auc".into(), format!("{:.5}", del.auc));
+        e.metadata.insert("insertion_auc".into(), format!("{:.5}", ins.auc));
+        faithfulness = Some((del.auc, ins.auc));
+    }
     let mut line = format!(
         "{}: {} for class {} ({})",
         path.display(),
@@ -304,6 +350,9 @@ fn explain_one(
     }
     if let Some(err) = e.completeness_error {
         line.push_str(&format!(", completeness error {err:.4}"));
+    }
+    if let Some((d, i)) = faithfulness {
+        line.push_str(&format!(", deletion AUC {d:.4}, insertion AUC {i:.4}"));
     }
     if let Some(o) = output_path(out, many, path, method, "png") {
         let img = render::overlay(&prepared.view, &map, cmap, opacity, 0.99, method.is_cam());
@@ -469,9 +518,27 @@ pub fn run(cli: Cli) -> Result<()> {
             opacity,
             colormap,
             shard,
+            metrics,
         } => {
             let method: Method = method.parse()?;
-            let mut params = Params { target, layer, steps, samples, sigma, window, stride, seed, ..Params::default() };
+            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let mut params = Params {
+                target,
+                layer,
+                steps,
+                samples,
+                sigma,
+                seed,
+                ..Params::default()
+            }
+            .with_window_for(m.preprocess.size as i64);
+            if let Some(w) = window {
+                params.window = w;
+                params.stride = stride.unwrap_or((w / 2).max(1));
+            }
+            if let Some(s) = stride {
+                params.stride = s;
+            }
             if let Some(b) = baseline {
                 match b.parse::<f64>() {
                     Ok(v) if method == Method::Occlusion => params.occlusion_value = v,
@@ -485,7 +552,6 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(c) => c.parse()?,
                 None => Colormap::default_for(method),
             };
-            let m = Model::open(&model, parse_arch(&arch)?, device)?;
             let inputs = shard_of(expand_inputs(&images)?, shard.as_deref())?;
             let many = inputs.len() > 1 || images.iter().any(|p| p.is_dir());
             for dir in [&out, &save_raw].into_iter().flatten().filter(|_| many) {
@@ -495,7 +561,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let mut failed = 0;
             for path in &inputs {
                 bar.set_message(path.display().to_string());
-                let r = explain_one(&m, path, method, &params, cmap, opacity, many, &out, &save_raw);
+                let r = explain_one(&m, path, method, &params, cmap, opacity, many, metrics, &out, &save_raw);
                 match r {
                     Ok(line) if !many => println!("{line}"),
                     Ok(line) => bar.println(line),
@@ -509,16 +575,79 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             bar.finish_and_clear();
             if failed > 0 {
-                bail!("{failed} of {} inputs could not be explained (reported above)", inputs.len());
+                bail!(
+                    "{failed} of {} inputs could not be explained (reported above)",
+                    inputs.len()
+                );
             }
         }
-        Command::Activations { image, layer, model, arch, out, per_channel, save_raw } => {
+        Command::Sanity {
+            image,
+            method,
+            model,
+            arch,
+            target,
+            layer,
+            steps,
+            samples,
+            seed,
+            json,
+        } => {
+            let method: Method = method.parse()?;
+            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let prepared = m.preprocess.prepare_file(&image)?;
+            let params = Params {
+                target,
+                layer,
+                steps,
+                samples,
+                seed,
+                ..Params::default()
+            }
+            .with_window_for(m.preprocess.size as i64);
+            let bar = progress_bar(0, "layer groups");
+            let s = crate::engine::metrics::sanity_check(&m, &prepared.tensor, method, &params, &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                true
+            })?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!(
+                    "sanity check of {method} on {} (cascading randomisation, top layer first)",
+                    image.display()
+                );
+                println!("{:<28} {:>10}", "randomised down to", "spearman");
+                for st in &s.steps {
+                    println!("{:<28} {:>10.4}", st.randomised, st.spearman);
+                }
+                println!("{method} {}", s.verdict);
+            }
+        }
+        Command::Activations {
+            image,
+            layer,
+            model,
+            arch,
+            out,
+            per_channel,
+            save_raw,
+        } => {
             let m = Model::open(&model, parse_arch(&arch)?, device)?;
             let prepared = m.preprocess.prepare_file(&image)?;
             let (logits, traced) = tch::no_grad(|| m.trace(&prepared.tensor));
             let Some(t) = traced.iter().find(|t| t.name == layer) else {
-                let names: Vec<&str> = traced.iter().filter(|t| t.output.dim() == 4).map(|t| t.name.as_str()).collect();
-                bail!("unknown layer `{layer}`; layers with channels: {} (`glassbox layers` lists all)", names.join(", "));
+                let names: Vec<&str> = traced
+                    .iter()
+                    .filter(|t| t.output.dim() == 4)
+                    .map(|t| t.name.as_str())
+                    .collect();
+                bail!(
+                    "unknown layer `{layer}`; layers with channels: {} (`glassbox layers` lists all)",
+                    names.join(", ")
+                );
             };
             if t.output.dim() != 4 {
                 bail!("layer `{layer}` has output {:?}, not channels of a picture; choose a conv, bn, activation, pool or block layer", t.output.size());
@@ -544,17 +673,34 @@ pub fn run(cli: Cli) -> Result<()> {
                 weights::save_safetensors(&raw, &tensors, &meta, StoreAs::F32)?;
             }
         }
-        Command::Filters { layer, model, arch, out, per_input, max_tiles } => {
+        Command::Filters {
+            layer,
+            model,
+            arch,
+            out,
+            per_input,
+            max_tiles,
+        } => {
             let m = Model::open(&model, parse_arch(&arch)?, device)?;
             let key = format!("{layer}.weight");
             let vars = m.vs.variables();
             let Some(w) = vars.get(&key).filter(|w| w.dim() == 4) else {
-                let mut convs: Vec<&str> =
-                    vars.iter().filter(|(_, v)| v.dim() == 4).map(|(k, _)| k.trim_end_matches(".weight")).collect();
+                let mut convs: Vec<&str> = vars
+                    .iter()
+                    .filter(|(_, v)| v.dim() == 4)
+                    .map(|(k, _)| k.trim_end_matches(".weight"))
+                    .collect();
                 convs.sort();
-                bail!("`{layer}` is not a convolution layer; convolutions: {}", convs.join(", "));
+                bail!(
+                    "`{layer}` is not a convolution layer; convolutions: {}",
+                    convs.join(", ")
+                );
             };
-            let mode = if per_input { FilterMode::PerInput } else { FilterMode::Average };
+            let mode = if per_input {
+                FilterMode::PerInput
+            } else {
+                FilterMode::Average
+            };
             let img = render::filter_grid(w, mode, max_tiles.max(1))?;
             render::save_png(&img, &out)?;
             println!("{}: kernels of `{layer}` {:?}", out.display(), w.size());
@@ -567,9 +713,15 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!("model {}, device {}, {} threads, {} runs each", r.model, r.device, r.threads, runs);
+                println!(
+                    "model {}, device {}, {} threads, {} runs each",
+                    r.model, r.device, r.threads, runs
+                );
                 for t in &r.timings {
-                    println!("  {:<44} median {:>9.2} ms   min {:>9.2} ms", t.name, t.median_ms, t.min_ms);
+                    println!(
+                        "  {:<44} median {:>9.2} ms   min {:>9.2} ms",
+                        t.name, t.median_ms, t.min_ms
+                    );
                 }
                 if let Some(rss) = r.peak_rss_mib {
                     println!("  {:<44} {:>9.1} MiB", "peak RSS", rss);

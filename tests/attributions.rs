@@ -33,7 +33,10 @@ fn check(model: &Model, r: &Weights, method: Method, key: &str, min_r: f64) -> f
 fn deterministic(model: &Model, name: &str, guided: bool) {
     let r = refs(name);
     let logits = model.logits(r.get("input").unwrap());
-    assert!(logits.allclose(r.get("logits").unwrap(), 1e-3, 1e-3, false), "{name}: logits differ from PyTorch");
+    assert!(
+        logits.allclose(r.get("logits").unwrap(), 1e-3, 1e-3, false),
+        "{name}: logits differ from PyTorch"
+    );
     check(model, &r, Method::Gradient, "gradient", 0.99);
     check(model, &r, Method::InputXGradient, "input_x_gradient", 0.99);
     check(model, &r, Method::IntegratedGradients, "integrated_gradients", 0.99);
@@ -66,13 +69,27 @@ fn integrated_gradients_completeness_error_is_reported_and_shrinks_with_steps() 
     let captum32 = r.get("ig_delta").unwrap().double_value(&[0]);
     let err32 = e32.completeness_error.unwrap();
     // Captum reports the same convergence delta for the same rule and steps.
-    assert!((err32 - captum32).abs() < 0.05 * captum32.abs().max(0.1), "ours {err32}, Captum {captum32}");
-    let e128 = ours(&m, &r, Method::IntegratedGradients, Params { steps: 128, ..Params::default() });
+    assert!(
+        (err32 - captum32).abs() < 0.05 * captum32.abs().max(0.1),
+        "ours {err32}, Captum {captum32}"
+    );
+    let e128 = ours(
+        &m,
+        &r,
+        Method::IntegratedGradients,
+        Params {
+            steps: 128,
+            ..Params::default()
+        },
+    );
     let err128 = e128.completeness_error.unwrap();
     let captum128 = r.get("ig128_delta").unwrap().double_value(&[0]);
     assert!((err128 - captum128).abs() < 0.05, "ours {err128}, Captum {captum128}");
     let gap = r.get("logits").unwrap().double_value(&[0, e128.target]);
-    assert!(err128.abs() < 0.05 * gap.abs(), "128 steps: error {err128} vs logit {gap}");
+    assert!(
+        err128.abs() < 0.05 * gap.abs(),
+        "128 steps: error {err128} vs logit {gap}"
+    );
     assert_eq!(e128.metadata["steps"], "128");
 }
 
@@ -81,13 +98,29 @@ fn smoothgrad_is_statistically_close_to_captum() {
     // Different noise draws: compare the |.|-reduced maps of 64 samples each.
     let m = Model::open("efficientnet-lite0", None, Device::Cpu).unwrap();
     let r = refs("efficientnet-lite0");
-    let e = ours(&m, &r, Method::SmoothGrad, Params { samples: 64, ..Params::default() });
+    let e = ours(
+        &m,
+        &r,
+        Method::SmoothGrad,
+        Params {
+            samples: 64,
+            ..Params::default()
+        },
+    );
     let reduce = |t: &Tensor| t.to_kind(Kind::Float).abs().amax([1i64].as_slice(), false);
     let c = pearson(&reduce(&e.attribution), &reduce(r.get("smoothgrad").unwrap()));
     // Two independent runs of Captum itself correlate at about the same level.
     eprintln!("smoothgrad: Pearson {c:.4}");
     assert!(c > 0.8, "SmoothGrad Pearson {c}");
     // Seeded: the same seed gives the same map.
-    let again = ours(&m, &r, Method::SmoothGrad, Params { samples: 64, ..Params::default() });
+    let again = ours(
+        &m,
+        &r,
+        Method::SmoothGrad,
+        Params {
+            samples: 64,
+            ..Params::default()
+        },
+    );
     assert!(again.attribution.equal(&e.attribution));
 }

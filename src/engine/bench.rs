@@ -30,7 +30,12 @@ pub fn time(name: &str, runs: usize, device: Device, mut f: impl FnMut()) -> Tim
         })
         .collect();
     ms.sort_by(|a, b| a.total_cmp(b));
-    Timing { name: name.to_owned(), median_ms: ms[ms.len() / 2], min_ms: ms[0], runs: ms.len() }
+    Timing {
+        name: name.to_owned(),
+        median_ms: ms[ms.len() / 2],
+        min_ms: ms[0],
+        runs: ms.len(),
+    }
 }
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`).

@@ -85,7 +85,10 @@ impl Method {
 
     /// Signed maps are drawn with a diverging colormap.
     pub fn is_signed(self) -> bool {
-        matches!(self, Method::InputXGradient | Method::IntegratedGradients | Method::Occlusion)
+        matches!(
+            self,
+            Method::InputXGradient | Method::IntegratedGradients | Method::Occlusion
+        )
     }
 }
 
@@ -135,7 +138,9 @@ impl std::str::FromStr for Baseline {
             "zero" => Ok(Baseline::Zero),
             "black" => Ok(Baseline::Black),
             "blur" => Ok(Baseline::Blur),
-            _ => Err(Error::invalid(format!("unknown baseline `{s}`; choose zero, black or blur"))),
+            _ => Err(Error::invalid(format!(
+                "unknown baseline `{s}`; choose zero, black or blur"
+            ))),
         }
     }
 }
@@ -192,10 +197,20 @@ pub const MAX_STEPS: usize = 4096;
 pub const MAX_SAMPLES: usize = 4096;
 
 impl Params {
+    /// Occlusion window for an input side: 1/7 of it (32 at 224 px), stride half of it.
+    pub fn with_window_for(mut self, side: i64) -> Self {
+        self.window = (side / 7).max(1);
+        self.stride = (self.window / 2).max(1);
+        self
+    }
+
     /// Refuses parameters outside their allowed ranges, saying the range.
     pub fn validate(&self, input_side: i64) -> Result<()> {
         if !(1..=MAX_STEPS).contains(&self.steps) {
-            return Err(Error::invalid(format!("--steps must be between 1 and {MAX_STEPS} (got {})", self.steps)));
+            return Err(Error::invalid(format!(
+                "--steps must be between 1 and {MAX_STEPS} (got {})",
+                self.steps
+            )));
         }
         if !(1..=MAX_SAMPLES).contains(&self.samples) {
             return Err(Error::invalid(format!(
@@ -204,9 +219,12 @@ impl Params {
             )));
         }
         if !(self.sigma.is_finite() && self.sigma > 0.0 && self.sigma <= 1.0) {
-            return Err(Error::invalid(format!("--sigma must be in (0, 1] (got {})", self.sigma)));
+            return Err(Error::invalid(format!(
+                "--sigma must be in (0, 1] (got {})",
+                self.sigma
+            )));
         }
-        if !(1..=input_side).contains(&self.window) {
+        if !(1..=input_side).contains(&self.window) && input_side > 0 {
             return Err(Error::invalid(format!(
                 "--window must be between 1 and the input side {input_side} (got {})",
                 self.window
@@ -414,7 +432,11 @@ fn layer_grads(model: &Model, x: &Tensor, target: i64, layer: &str) -> Result<La
     if !layer_grad.defined() {
         return Err(Error::invalid(format!("the target does not depend on layer `{layer}`")));
     }
-    Ok(LayerGrads { activation: activation.detach(), layer_grad, input_grad })
+    Ok(LayerGrads {
+        activation: activation.detach(),
+        layer_grad,
+        input_grad,
+    })
 }
 
 fn grad_cam_from(a: &Tensor, g: &Tensor, plus_plus: bool) -> Tensor {
@@ -428,7 +450,9 @@ fn grad_cam_from(a: &Tensor, g: &Tensor, plus_plus: bool) -> Tensor {
     } else {
         g.mean_dim([2i64, 3].as_slice(), true, Kind::Float)
     };
-    (weights * a).sum_dim_intlist([1i64].as_slice(), true, Kind::Float).relu()
+    (weights * a)
+        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
+        .relu()
 }
 
 /// Guided backprop: ReLU/ReLU6 backward passes only positive gradients.
@@ -446,7 +470,9 @@ fn guided_backprop(model: &Model, x: &Tensor, target: i64) -> Result<Tensor> {
         }
     });
     if acts.is_empty() {
-        return Err(Error::invalid("guided backprop needs a network with ReLU or ReLU6 activations"));
+        return Err(Error::invalid(
+            "guided backprop needs a network with ReLU or ReLU6 activations",
+        ));
     }
     let mut leaves: Vec<&Tensor> = vec![&xi];
     leaves.extend(acts.iter().map(|(_, l)| l));
@@ -460,7 +486,10 @@ fn guided_backprop(model: &Model, x: &Tensor, target: i64) -> Result<Tensor> {
         }
         // The activation output t = act(pre); its pass-through mask is where t is not clamped.
         let (out, leaf) = &acts[k];
-        let pass = leaf.detach().gt(0.0).logical_and(&leaf.detach().lt(6.0).logical_or(&is_plain_relu(out)));
+        let pass = leaf
+            .detach()
+            .gt(0.0)
+            .logical_and(&leaf.detach().lt(6.0).logical_or(&is_plain_relu(out)));
         let guided = g.relu() * pass.to_kind(Kind::Float);
         // Propagate through the graph segment before this activation, to every earlier leaf.
         let root = out.shallow_clone() * guided;
@@ -492,7 +521,10 @@ pub fn explain(
     let device = model.device();
     let x = input.to_device(device).to_kind(Kind::Float);
     if x.size().len() != 4 || x.size()[0] != 1 {
-        return Err(Error::invalid(format!("explain takes one image [1, C, H, W], got {:?}", x.size())));
+        return Err(Error::invalid(format!(
+            "explain takes one image [1, C, H, W], got {:?}",
+            x.size()
+        )));
     }
     let side = x.size()[2].min(x.size()[3]);
     p.validate(side)?;
@@ -509,7 +541,11 @@ pub fn explain(
     meta.insert("method".to_string(), method.name().to_string());
     meta.insert("target".to_string(), target.to_string());
     meta.insert("model".to_string(), model.source.clone());
-    let layer = if method.uses_layer() { Some(resolve_layer(model, p.layer.as_deref())?) } else { None };
+    let layer = if method.uses_layer() {
+        Some(resolve_layer(model, p.layer.as_deref())?)
+    } else {
+        None
+    };
     if let Some(l) = &layer {
         meta.insert("layer".into(), l.clone());
     }
@@ -560,8 +596,14 @@ pub fn explain(
             let mut i = 0;
             while i < p.steps {
                 let n = bs.min(p.steps - i);
-                let a = Tensor::from_slice(&alphas[i..i + n]).to_kind(Kind::Float).to_device(device).view([-1, 1, 1, 1]);
-                let w = Tensor::from_slice(&weights[i..i + n]).to_kind(Kind::Float).to_device(device).view([-1, 1, 1, 1]);
+                let a = Tensor::from_slice(&alphas[i..i + n])
+                    .to_kind(Kind::Float)
+                    .to_device(device)
+                    .view([-1, 1, 1, 1]);
+                let w = Tensor::from_slice(&weights[i..i + n])
+                    .to_kind(Kind::Float)
+                    .to_device(device)
+                    .view([-1, 1, 1, 1]);
                 let path = &base + &a * &diff;
                 let g = grad_of_target(model, &path, target);
                 total += (g * w).sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
@@ -604,12 +646,22 @@ pub fn explain(
     };
     let attribution = attribution.detach().to_device(Device::Cpu);
     check_finite(&attribution, &format!("the {method} attribution (its gradients)"))?;
-    Ok(Explanation { method, target, layer, attribution, completeness_error, metadata: meta })
+    Ok(Explanation {
+        method,
+        target,
+        layer,
+        attribution,
+        completeness_error,
+        metadata: meta,
+    })
 }
 
 /// Methods that one forward and one backward serve together.
 pub fn shares_backward(m: Method) -> bool {
-    matches!(m, Method::Gradient | Method::InputXGradient | Method::GradCam | Method::GradCamPlusPlus)
+    matches!(
+        m,
+        Method::Gradient | Method::InputXGradient | Method::GradCam | Method::GradCamPlusPlus
+    )
 }
 
 /// Several methods on one input: gradient, input x gradient, Grad-CAM and Grad-CAM++
@@ -660,7 +712,10 @@ fn shared_pass(model: &Model, input: &Tensor, methods: &[Method], p: &Params) ->
             let (attribution, layer) = match method {
                 Method::Gradient => (lg.input_grad.shallow_clone(), None),
                 Method::InputXGradient => (&lg.input_grad * &x, None),
-                Method::GradCam => (grad_cam_from(&lg.activation, &lg.layer_grad, false), Some(layer.clone())),
+                Method::GradCam => (
+                    grad_cam_from(&lg.activation, &lg.layer_grad, false),
+                    Some(layer.clone()),
+                ),
                 _ => (grad_cam_from(&lg.activation, &lg.layer_grad, true), Some(layer.clone())),
             };
             let attribution = attribution.detach().to_device(Device::Cpu);
@@ -672,7 +727,14 @@ fn shared_pass(model: &Model, input: &Tensor, methods: &[Method], p: &Params) ->
             if let Some(l) = &layer {
                 metadata.insert("layer".into(), l.clone());
             }
-            Ok(Explanation { method, target, layer, attribution, completeness_error: None, metadata })
+            Ok(Explanation {
+                method,
+                target,
+                layer,
+                attribution,
+                completeness_error: None,
+                metadata,
+            })
         })
         .collect()
 }
@@ -715,7 +777,10 @@ fn score_cam(model: &Model, x: &Tensor, target: i64, layer: &str, progress: &mut
                 return Err(cancelled());
             }
         }
-        let s = Tensor::from_slice(&scores).to_device(x.device()).softmax(-1, Kind::Float).view([1, k, 1, 1]);
+        let s = Tensor::from_slice(&scores)
+            .to_device(x.device())
+            .softmax(-1, Kind::Float)
+            .view([1, k, 1, 1]);
         Ok((s * a).sum_dim_intlist([1i64].as_slice(), true, Kind::Float).relu())
     })
 }
@@ -733,7 +798,9 @@ fn occlusion(
         let (h, w) = (x.size()[2], x.size()[3]);
         let ny = 1 + (h - p.window) / p.stride;
         let nx = 1 + (w - p.window) / p.stride;
-        let positions: Vec<(i64, i64)> = (0..ny).flat_map(|j| (0..nx).map(move |i| (j * p.stride, i * p.stride))).collect();
+        let positions: Vec<(i64, i64)> = (0..ny)
+            .flat_map(|j| (0..nx).map(move |i| (j * p.stride, i * p.stride)))
+            .collect();
         let total_n = positions.len();
         let bs = batch_budget(model, 64);
         let mut total = Tensor::zeros([1, 1, h, w], (Kind::Float, x.device()));
@@ -742,7 +809,11 @@ fn occlusion(
             let n = chunk.len() as i64;
             let masks = Tensor::zeros([n, 1, h, w], (Kind::Float, x.device()));
             for (i, &(y0, x0)) in chunk.iter().enumerate() {
-                let _ = masks.get(i as i64).narrow(1, y0, p.window).narrow(2, x0, p.window).fill_(1.0);
+                let _ = masks
+                    .get(i as i64)
+                    .narrow(1, y0, p.window)
+                    .narrow(2, x0, p.window)
+                    .fill_(1.0);
             }
             let occluded = x * (1.0 - &masks) + &masks * p.occlusion_value;
             let out = model.logits(&occluded).select(1, target);
@@ -767,7 +838,10 @@ mod tests {
     fn gauss_legendre_matches_known_nodes() {
         let (a, w) = gauss_legendre(2);
         let r = 0.5 / 3f64.sqrt();
-        assert!((a[0] - (0.5 - r)).abs() < 1e-12 && (a[1] - (0.5 + r)).abs() < 1e-12, "{a:?}");
+        assert!(
+            (a[0] - (0.5 - r)).abs() < 1e-12 && (a[1] - (0.5 + r)).abs() < 1e-12,
+            "{a:?}"
+        );
         assert!((w[0] - 0.5).abs() < 1e-12 && (w[1] - 0.5).abs() < 1e-12);
         let (_, w) = gauss_legendre(32);
         assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);

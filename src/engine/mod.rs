@@ -6,6 +6,7 @@ pub mod data;
 pub mod error;
 pub mod explain;
 pub mod layers;
+pub mod metrics;
 pub mod model;
 pub mod pickle;
 pub mod preprocess;

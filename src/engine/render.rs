@@ -30,7 +30,12 @@ impl std::str::FromStr for Colormap {
             "magma" => Colormap::Magma,
             "gray" | "grey" => Colormap::Gray,
             "red-blue" | "rdbu" | "diverging" => Colormap::RedBlue,
-            _ => return Err(Error::invalid(format!("unknown colormap `{s}`; choose one of: {}", COLORMAPS.join(", ")))),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "unknown colormap `{s}`; choose one of: {}",
+                    COLORMAPS.join(", ")
+                )))
+            }
         })
     }
 }
@@ -80,7 +85,11 @@ impl Map {
             return Err(Error::invalid(format!("a map must be 2-D, got {s:?}")));
         }
         let data = Vec::<f32>::try_from(&t.flatten(0, -1)).map_err(Error::from)?;
-        Ok(Map { w: s[1] as usize, h: s[0] as usize, data })
+        Ok(Map {
+            w: s[1] as usize,
+            h: s[0] as usize,
+            data,
+        })
     }
 
     /// The value at `q` (0-1) of the sorted values.
@@ -112,19 +121,27 @@ pub fn attribution_map(attr: &Tensor, method: Method, h: i64, w: i64) -> Result<
 pub fn normalise(map: &Map, diverging: bool, clip: f64) -> Vec<f64> {
     if diverging {
         let s = map.percentile(clip, true).max(1e-12) as f64;
-        map.data.iter().map(|&v| 0.5 + 0.5 * (v as f64 / s).clamp(-1.0, 1.0)).collect()
+        map.data
+            .iter()
+            .map(|&v| 0.5 + 0.5 * (v as f64 / s).clamp(-1.0, 1.0))
+            .collect()
     } else {
         let lo = map.data.iter().copied().fold(f32::INFINITY, f32::min).min(0.0) as f64;
         let hi = map.percentile(clip, false) as f64;
         let span = (hi - lo).max(1e-12);
-        map.data.iter().map(|&v| ((v as f64 - lo) / span).clamp(0.0, 1.0)).collect()
+        map.data
+            .iter()
+            .map(|&v| ((v as f64 - lo) / span).clamp(0.0, 1.0))
+            .collect()
     }
 }
 
 /// The map alone, coloured.
 pub fn heatmap(map: &Map, cmap: Colormap, clip: f64) -> RgbImage {
     let n = normalise(map, cmap.is_diverging(), clip);
-    RgbImage::from_fn(map.w as u32, map.h as u32, |x, y| Rgb(cmap.color(n[y as usize * map.w + x as usize])))
+    RgbImage::from_fn(map.w as u32, map.h as u32, |x, y| {
+        Rgb(cmap.color(n[y as usize * map.w + x as usize]))
+    })
 }
 
 /// The map over the image the model saw. CAMs blend uniformly (pytorch-grad-cam style);
@@ -173,7 +190,11 @@ pub fn activation_grid(act: &Tensor, shared: bool, cmap: Colormap) -> Result<(Rg
     let rows = (c + cols - 1) / cols;
     let scale = (64 / h.max(w)).max(1);
     let (tw, th, gap) = (w * scale, h * scale, 2);
-    let mut img = RgbImage::from_pixel(((tw + gap) * cols) as u32, ((th + gap) * rows) as u32, Rgb([40, 40, 40]));
+    let mut img = RgbImage::from_pixel(
+        ((tw + gap) * cols) as u32,
+        ((th + gap) * rows) as u32,
+        Rgb([40, 40, 40]),
+    );
     for (k, &(ch, _)) in order.iter().enumerate() {
         let m = Map::from_tensor(&a.get(ch))?;
         let (lo, hi) = if shared {
@@ -213,6 +234,9 @@ pub fn filter_grid(weight: &Tensor, mode: FilterMode, max_tiles: usize) -> Resul
         return Err(Error::invalid(format!("kernels must be [out, in, k, k], got {s:?}")));
     }
     let (out, cin, kh, kw) = (s[0], s[1], s[2], s[3]);
+    if kh == 1 && kw == 1 && cin > 1 {
+        return Ok(mixing_matrix(&wt.flatten(1, -1)));
+    }
     let scale = (48 / kh.max(kw)).max(4);
     let (tw, th, gap) = (kw * scale, kh * scale, 2);
     let rgb = cin == 3;
@@ -223,9 +247,17 @@ pub fn filter_grid(weight: &Tensor, mode: FilterMode, max_tiles: usize) -> Resul
     } else {
         let o = out.min((max_tiles as i64 / cin).max(1));
         let i = cin.min(max_tiles as i64);
-        (i, o, (0..o).flat_map(|oo| (0..i).map(move |ii| (oo, Some(ii)))).collect())
+        (
+            i,
+            o,
+            (0..o).flat_map(|oo| (0..i).map(move |ii| (oo, Some(ii)))).collect(),
+        )
     };
-    let mut img = RgbImage::from_pixel(((tw + gap) * cols) as u32, ((th + gap) * rows) as u32, Rgb([40, 40, 40]));
+    let mut img = RgbImage::from_pixel(
+        ((tw + gap) * cols) as u32,
+        ((th + gap) * rows) as u32,
+        Rgb([40, 40, 40]),
+    );
     let cmap = Colormap::RedBlue;
     for (k, &(o, i)) in tiles.iter().enumerate() {
         let kernel = wt.get(o);
@@ -233,7 +265,8 @@ pub fn filter_grid(weight: &Tensor, mode: FilterMode, max_tiles: usize) -> Resul
         // Symmetric scale per kernel: zero is mid-gray (RGB) or white (diverging).
         let tile: Vec<[u8; 3]> = if rgb {
             let m = kernel.abs().max().double_value(&[]).max(1e-12);
-            let v = Vec::<f32>::try_from(&kernel.permute([1, 2, 0]).contiguous().flatten(0, -1)).map_err(Error::from)?;
+            let v =
+                Vec::<f32>::try_from(&kernel.permute([1, 2, 0]).contiguous().flatten(0, -1)).map_err(Error::from)?;
             v.chunks(3)
                 .map(|p| [0, 1, 2].map(|c| ((0.5 + 0.5 * p[c] as f64 / m) * 255.0).round().clamp(0.0, 255.0) as u8))
                 .collect()
@@ -248,11 +281,29 @@ pub fn filter_grid(weight: &Tensor, mode: FilterMode, max_tiles: usize) -> Resul
         };
         for y in 0..th {
             for x in 0..tw {
-                img.put_pixel((ox + x) as u32, (oy + y) as u32, Rgb(tile[((y / scale) * kw + x / scale) as usize]));
+                img.put_pixel(
+                    (ox + x) as u32,
+                    (oy + y) as u32,
+                    Rgb(tile[((y / scale) * kw + x / scale) as usize]),
+                );
             }
         }
     }
     Ok(img)
+}
+
+/// A 1x1 convolution is a channel-mixing matrix: rows are output channels, columns
+/// input channels, on one symmetric scale (red positive, blue negative).
+fn mixing_matrix(m: &Tensor) -> RgbImage {
+    let (rows, cols) = (m.size()[0], m.size()[1]);
+    let scale = (512 / rows.max(cols)).clamp(1, 16);
+    let max = m.abs().max().double_value(&[]).max(1e-12);
+    let v = Vec::<f32>::try_from(&m.contiguous().flatten(0, -1)).unwrap_or_default();
+    RgbImage::from_fn((cols * scale) as u32, (rows * scale) as u32, |x, y| {
+        let i = (y as i64 / scale) * cols + x as i64 / scale;
+        let val = v.get(i as usize).copied().unwrap_or(0.0) as f64;
+        Rgb(Colormap::RedBlue.color(0.5 + 0.5 * val / max))
+    })
 }
 
 /// Saves a PNG atomically.
@@ -269,7 +320,11 @@ mod tests {
 
     #[test]
     fn diverging_zero_is_the_middle() {
-        let m = Map { w: 3, h: 1, data: vec![-2.0, 0.0, 2.0] };
+        let m = Map {
+            w: 3,
+            h: 1,
+            data: vec![-2.0, 0.0, 2.0],
+        };
         let n = normalise(&m, true, 1.0);
         assert_eq!(n, [0.0, 0.5, 1.0]);
         assert_eq!(Colormap::RedBlue.color(0.5), Colormap::RedBlue.color(0.5));

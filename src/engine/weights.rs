@@ -69,7 +69,10 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Weights> {
             "is empty (0 bytes); expected a .safetensors or .pth weights file",
         ));
     }
-    let w = if bytes.starts_with(b"PK\x03\x04") {
+    // safetensors: an 8-byte header length, then the JSON header.
+    let w = if bytes.get(8) == Some(&b'{') {
+        load_safetensors(bytes, path)?
+    } else if bytes.starts_with(b"PK\x03\x04") {
         load_torch_zip(bytes, path)?
     } else if bytes[0] == 0x80 {
         load_torch_legacy(bytes, path)?

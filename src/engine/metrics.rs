@@ -1,0 +1,303 @@
+//! Can I trust this heatmap? Faithfulness (deletion / insertion curves) and the sanity
+//! check of Adebayo et al. 2018 (cascading model randomisation).
+
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use super::error::{Error, Result};
+use super::explain::{self, Method, Params};
+use super::model::Model;
+use super::render::{attribution_map, Map};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Curve {
+    /// Fraction of pixels deleted (or inserted), 0 to 1.
+    pub fractions: Vec<f64>,
+    /// Probability of the target class at each fraction.
+    pub scores: Vec<f64>,
+    /// Area under the curve (trapezoid rule over [0, 1]).
+    pub auc: f64,
+}
+
+fn auc(x: &[f64], y: &[f64]) -> f64 {
+    x.windows(2)
+        .zip(y.windows(2))
+        .map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0)
+        .sum()
+}
+
+/// Deletion (most important pixels removed first: a faithful map drops fast, low AUC)
+/// and insertion (they are put back into a blurred image first: high AUC is faithful).
+pub fn deletion_insertion(
+    model: &Model,
+    input: &Tensor,
+    map: &Map,
+    target: i64,
+    steps: usize,
+) -> Result<(Curve, Curve)> {
+    let steps = steps.clamp(2, 1000);
+    let x = input.to_device(model.device()).to_kind(Kind::Float);
+    let (h, w) = (x.size()[2], x.size()[3]);
+    if (map.h as i64, map.w as i64) != (h, w) {
+        return Err(Error::invalid(format!("map is {}x{}, input {h}x{w}", map.w, map.h)));
+    }
+    // Pixel ranks: most important first.
+    let mut order: Vec<usize> = (0..map.data.len()).collect();
+    order.sort_by(|&a, &b| map.data[b].total_cmp(&map.data[a]));
+    let mut rank = vec![0i64; order.len()];
+    for (r, &p) in order.iter().enumerate() {
+        rank[p] = r as i64;
+    }
+    let rank = Tensor::from_slice(&rank).view([1, 1, h, w]).to_device(x.device());
+    let n = (h * w) as f64;
+    let fractions: Vec<f64> = (0..=steps).map(|i| i as f64 / steps as f64).collect();
+    let blurred = blur(&x);
+    let zero = Tensor::zeros_like(&x);
+    let run = |from: &Tensor, to: &Tensor| -> Result<Vec<f64>> {
+        tch::no_grad(|| {
+            let mut scores = Vec::with_capacity(fractions.len());
+            for chunk in fractions.chunks(16) {
+                let imgs: Vec<Tensor> = chunk
+                    .iter()
+                    .map(|f| {
+                        let k = (f * n).round() as i64;
+                        let mask = rank.lt(k).to_kind(Kind::Float); // 1 = replaced
+                        from * (1.0 - &mask) + to * &mask
+                    })
+                    .collect();
+                let probs = model
+                    .logits(&Tensor::cat(&imgs, 0))
+                    .softmax(-1, Kind::Float)
+                    .select(1, target);
+                let v = Vec::<f32>::try_from(&probs.to_device(Device::Cpu)).map_err(Error::from)?;
+                scores.extend(v.into_iter().map(f64::from));
+            }
+            Ok(scores)
+        })
+    };
+    let del = run(&x, &zero)?;
+    let ins = run(&blurred, &x)?;
+    Ok((
+        Curve {
+            auc: auc(&fractions, &del),
+            fractions: fractions.clone(),
+            scores: del,
+        },
+        Curve {
+            auc: auc(&fractions, &ins),
+            fractions,
+            scores: ins,
+        },
+    ))
+}
+
+fn blur(x: &Tensor) -> Tensor {
+    let (h, w) = (x.size()[2], x.size()[3]);
+    // Down to 1/16 and back: a strong, cheap blur.
+    x.upsample_bilinear2d([(h / 16).max(1), (w / 16).max(1)], false, None, None)
+        .upsample_bilinear2d([h, w], false, None, None)
+}
+
+/// Spearman rank correlation of two equally long series.
+pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
+    fn ranks(v: &[f32]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+                j += 1;
+            }
+            let avg = (i + j) as f64 / 2.0;
+            for k in &idx[i..=j] {
+                r[*k] = avg;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        num += (x - ma) * (y - mb);
+        da += (x - ma) * (x - ma);
+        db += (y - mb) * (y - mb);
+    }
+    if da == 0.0 || db == 0.0 {
+        return 0.0;
+    }
+    num / (da * db).sqrt()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SanityStep {
+    /// The layer group randomised in this step (all groups above it are random too).
+    pub randomised: String,
+    pub spearman: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sanity {
+    pub method: String,
+    pub steps: Vec<SanityStep>,
+    /// Passes when the map of the fully randomised model no longer resembles the original.
+    pub passed: bool,
+    pub verdict: String,
+}
+
+/// The check's verdict from the rank correlation left when every layer is random.
+pub fn verdict(last: f64) -> (bool, String) {
+    if last.abs() < 0.5 {
+        (
+            true,
+            format!(
+                "passes: with every layer randomised the map keeps a rank correlation of {last:.2} with the original, so it depends on what the model learned"
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "FAILS: with every layer randomised the map still has a rank correlation of {last:.2} with the original; it shows the input's structure more than what the model learned"
+            ),
+        )
+    }
+}
+
+/// Groups of parameters from the top of the network down: `_fc`, `_bn1`, `_conv_head`,
+/// `_blocks.15`, ..., `layer4.1`, ..., `conv1`.
+pub fn layer_groups(model: &Model) -> Vec<String> {
+    let order: Vec<String> = model.layers().into_iter().map(|l| l.name).collect();
+    let mut groups: Vec<(usize, String)> = Vec::new();
+    for name in model.vs.variables().keys() {
+        let parts: Vec<&str> = name.split('.').collect();
+        let key = if parts.len() > 2 && parts[1].parse::<usize>().is_ok() {
+            format!("{}.{}", parts[0], parts[1])
+        } else {
+            parts[..parts.len() - 1].join(".")
+        };
+        if groups.iter().any(|g| g.1 == key) {
+            continue;
+        }
+        let pos = order
+            .iter()
+            .position(|l| l == &key || l.starts_with(&format!("{key}.")))
+            .unwrap_or(0);
+        groups.push((pos, key));
+    }
+    groups.sort_by(|a, b| b.0.cmp(&a.0));
+    groups.into_iter().map(|g| g.1).collect()
+}
+
+/// Same architecture and weights, independent variables.
+pub fn duplicate(model: &Model) -> Model {
+    let mut m = Model::new_random(
+        model.spec.arch,
+        model.spec.classes,
+        model.spec.in_channels,
+        model.device(),
+    );
+    m.labels = model.labels.clone();
+    m.preprocess = model.preprocess.clone();
+    m.source = model.source.clone();
+    let src = model.vs.variables();
+    tch::no_grad(|| {
+        for (k, mut v) in m.vs.variables() {
+            if let Some(s) = src.get(&k) {
+                v.copy_(s);
+            }
+        }
+    });
+    m
+}
+
+/// Cascading randomisation: re-initialise layer groups from the top down and compare
+/// each map with the original by Spearman rank correlation of |map|.
+pub fn sanity_check(
+    model: &Model,
+    input: &Tensor,
+    method: Method,
+    p: &Params,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Sanity> {
+    let size = (input.size()[2], input.size()[3]);
+    let map_of = |m: &Model, target: i64| -> Result<Vec<f32>> {
+        let e = explain::explain(
+            m,
+            input,
+            method,
+            &Params {
+                target: Some(target),
+                ..p.clone()
+            },
+            &mut |_, _| true,
+        )?;
+        let map = attribution_map(&e.attribution, method, size.0, size.1)?;
+        Ok(map.data.iter().map(|v| v.abs()).collect())
+    };
+    let first = explain::explain(model, input, method, p, &mut |_, _| true)?;
+    let target = first.target;
+    let original = map_of(model, target)?;
+    let work = duplicate(model);
+    let groups = layer_groups(&work);
+    let vars = work.vs.variables();
+    tch::manual_seed(p.seed);
+    let mut steps = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        tch::no_grad(|| {
+            for (k, v) in vars.iter().filter(|(k, _)| k.starts_with(&format!("{g}."))) {
+                if k.ends_with("running_mean") || k.ends_with("running_var") {
+                    continue;
+                }
+                let std = v.std(true).double_value(&[]);
+                let std = if std.is_finite() && std > 0.0 { std } else { 0.05 };
+                let mut v = v.shallow_clone();
+                v.copy_(&(Tensor::randn_like(&v) * std));
+            }
+        });
+        let s = spearman(&original, &map_of(&work, target)?);
+        steps.push(SanityStep {
+            randomised: g.clone(),
+            spearman: s,
+        });
+        if !progress(i + 1, groups.len()) {
+            return Err(Error::invalid("cancelled"));
+        }
+    }
+    let last = steps.last().map_or(1.0, |s| s.spearman);
+    let (passed, verdict) = verdict(last);
+    Ok(Sanity {
+        method: method.name().to_string(),
+        steps,
+        passed,
+        verdict,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_of_monotone_and_reversed() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        assert!((spearman(&a, &[10.0, 20.0, 30.0, 40.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&a, &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        assert!((spearman(&a, &[1.0, 1.0, 2.0, 2.0]) - 0.894427191).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_map_that_stays_similar_fails() {
+        assert!(!verdict(0.8).0 && verdict(0.8).1.starts_with("FAILS"));
+        assert!(verdict(0.1).0 && verdict(0.1).1.starts_with("passes"));
+    }
+
+    #[test]
+    fn auc_of_a_constant_is_the_constant() {
+        assert!((auc(&[0.0, 0.5, 1.0], &[0.3, 0.3, 0.3]) - 0.3).abs() < 1e-12);
+    }
+}

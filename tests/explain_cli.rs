@@ -1,0 +1,249 @@
+//! `glassbox explain`, `sanity`, `activations`, `filters` from the command line.
+mod common;
+
+use common::*;
+use glassbox::engine::weights;
+
+fn chelsea() -> String {
+    path_str(&asset("assets/samples/chelsea.png")).to_owned()
+}
+
+#[test]
+fn explain_writes_overlay_and_raw_with_metadata() {
+    let dir = tmp();
+    let png = dir.path().join("cam.png");
+    let raw = dir.path().join("cam.safetensors");
+    let o = glassbox(&[
+        "explain",
+        &chelsea(),
+        "--method",
+        "grad-cam",
+        "--out",
+        path_str(&png),
+        "--save-raw",
+        path_str(&raw),
+        "--metrics",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("layer _swish#2") && stdout(&o).contains("deletion AUC"),
+        "{}",
+        stdout(&o)
+    );
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (224, 224));
+    let w = weights::load(&raw).unwrap();
+    assert_eq!(w.get("input").unwrap().size(), [1, 3, 224, 224]);
+    assert_eq!(w.get("logits").unwrap().size(), [1, 1000]);
+    assert_eq!(w.get("attribution").unwrap().size(), [1, 1, 7, 7]);
+    assert!(
+        w.get("attribution").unwrap().min().double_value(&[]) >= 0.0,
+        "CAM is after ReLU"
+    );
+    for k in ["method", "target", "layer", "deletion_auc", "insertion_auc"] {
+        assert!(w.metadata.contains_key(k), "metadata {k}: {:?}", w.metadata);
+    }
+    assert_eq!(w.metadata["method"], "grad-cam");
+    assert_eq!(w.metadata["target"], "282");
+}
+
+#[test]
+fn explain_input_shaped_methods_and_parameters_in_metadata() {
+    let dir = tmp();
+    let raw = dir.path().join("ig.safetensors");
+    let o = glassbox(&[
+        "explain",
+        &chelsea(),
+        "--method",
+        "ig",
+        "--steps",
+        "8",
+        "--baseline",
+        "black",
+        "--target",
+        "285",
+        "--save-raw",
+        path_str(&raw),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("completeness error"), "{}", stdout(&o));
+    let w = weights::load(&raw).unwrap();
+    assert_eq!(w.get("attribution").unwrap().size(), [1, 3, 224, 224]);
+    assert_eq!(w.metadata["steps"], "8");
+    assert_eq!(w.metadata["baseline"], "black");
+    assert_eq!(w.metadata["target"], "285");
+    assert!(w.metadata.contains_key("completeness_error"));
+}
+
+#[test]
+fn bad_explain_input_lists_the_valid_choices() {
+    let c = chelsea();
+    assert_clean_error(
+        &glassbox(&["explain", &c, "--method", "lime"]),
+        &["unknown method `lime`", "grad-cam"],
+    );
+    assert_clean_error(
+        &glassbox(&["explain", &c, "--method", "grad-cam", "--layer", "nope"]),
+        &["unknown layer `nope`", "_swish#2"],
+    );
+    assert_clean_error(
+        &glassbox(&["explain", &c, "--method", "grad-cam", "--layer", "_fc"]),
+        &["`_fc`", "not spatial"],
+    );
+    assert_clean_error(
+        &glassbox(&["explain", &c, "--method", "gradient", "--target", "1000"]),
+        &["0 to 999"],
+    );
+    assert_clean_error(
+        &glassbox(&["explain", &c, "--method", "ig", "--steps", "0"]),
+        &["--steps", "between 1 and"],
+    );
+    assert_clean_error(
+        &glassbox(&["explain", &c, "--method", "smoothgrad", "--samples", "100000"]),
+        &["--samples", "between 1 and"],
+    );
+    assert_clean_error(
+        &glassbox(&["explain", &c, "--method", "occlusion", "--window", "500"]),
+        &["--window"],
+    );
+    assert_clean_error(
+        &glassbox(&["explain", &c, "--method", "ig", "--baseline", "grey"]),
+        &["baseline", "blur"],
+    );
+}
+
+#[test]
+fn many_inputs_write_one_output_each_and_shards_partition_them() {
+    let dir = tmp();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for (i, name) in ["a.png", "b.png", "c.png"].iter().enumerate() {
+        let src = if i % 2 == 0 {
+            "assets/samples/chelsea.png"
+        } else {
+            "assets/samples/coffee.png"
+        };
+        std::fs::copy(asset(src), imgs.join(name)).unwrap();
+    }
+    std::fs::write(imgs.join("broken.png"), b"not a png").unwrap();
+    let all = dir.path().join("all");
+    let o = glassbox(&[
+        "explain",
+        path_str(&imgs),
+        "--method",
+        "gradient",
+        "--model",
+        "efficientnet-lite0",
+        "--save-raw",
+        path_str(&all),
+    ]);
+    // The broken file is reported and skipped; the others are all written.
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("skipped") && stderr(&o).contains("broken.png"),
+        "{}",
+        stderr(&o)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&all)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "a.gradient.safetensors",
+            "b.gradient.safetensors",
+            "c.gradient.safetensors"
+        ]
+    );
+    // Two shards together give the same files, byte for byte.
+    let parts = dir.path().join("parts");
+    for s in ["0/2", "1/2"] {
+        let _ = glassbox(&[
+            "explain",
+            path_str(&imgs),
+            "--method",
+            "gradient",
+            "--shard",
+            s,
+            "--save-raw",
+            path_str(&parts),
+        ]);
+    }
+    for n in &names {
+        assert_eq!(
+            std::fs::read(all.join(n)).unwrap(),
+            std::fs::read(parts.join(n)).unwrap(),
+            "{n}"
+        );
+    }
+    assert_clean_error(
+        &glassbox(&["explain", path_str(&imgs), "--method", "gradient", "--shard", "2/2"]),
+        &["--shard"],
+    );
+}
+
+#[test]
+fn sanity_prints_a_correlation_per_step_and_a_verdict() {
+    let o = glassbox(&[
+        "sanity",
+        &chelsea(),
+        "--method",
+        "grad-cam",
+        "--model",
+        "mnist",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    let groups: Vec<&str> = steps.iter().map(|s| s["randomised"].as_str().unwrap()).collect();
+    assert_eq!(
+        groups,
+        ["fc2", "fc1", "bn2", "conv2", "bn1", "conv1"],
+        "top layer first"
+    );
+    assert!(steps.iter().all(|s| s["spearman"].as_f64().unwrap().abs() <= 1.0));
+    assert!(v["verdict"].as_str().unwrap().contains("rank correlation"));
+}
+
+#[test]
+fn activations_and_filters_grids() {
+    let dir = tmp();
+    let act = dir.path().join("act.png");
+    let raw = dir.path().join("act.safetensors");
+    let o = glassbox(&[
+        "activations",
+        &chelsea(),
+        "--layer",
+        "_blocks.2",
+        "--out",
+        path_str(&act),
+        "--save-raw",
+        path_str(&raw),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("24 channels"), "{}", stdout(&o));
+    assert!(image::open(&act).unwrap().width() > 100);
+    assert_eq!(
+        weights::load(&raw).unwrap().get("activation").unwrap().size(),
+        [1, 24, 56, 56]
+    );
+    let o = glassbox(&["activations", &chelsea(), "--layer", "_fc", "--out", path_str(&act)]);
+    assert_clean_error(&o, &["`_fc`", "not channels"]);
+
+    let f = dir.path().join("f.png");
+    for layer in ["_conv_stem", "_blocks.3._depthwise_conv", "_blocks.3._project_conv"] {
+        let o = glassbox(&["filters", "--layer", layer, "--out", path_str(&f)]);
+        assert!(o.status.success(), "{layer}: {}", stderr(&o));
+        let img = image::open(&f).unwrap().to_rgb8();
+        // Real content: more than two distinct colours.
+        let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        colours.sort();
+        colours.dedup();
+        assert!(colours.len() > 10, "{layer}: {} colours", colours.len());
+    }
+    let o = glassbox(&["filters", "--layer", "_bn0", "--out", path_str(&f)]);
+    assert_clean_error(&o, &["not a convolution", "_conv_stem"]);
+}
