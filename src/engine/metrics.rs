@@ -189,7 +189,7 @@ pub fn layer_groups(model: &Model) -> Vec<String> {
             .unwrap_or(0);
         groups.push((pos, key));
     }
-    groups.sort_by(|a, b| b.0.cmp(&a.0));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.0));
     groups.into_iter().map(|g| g.1).collect()
 }
 
