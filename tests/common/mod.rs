@@ -68,6 +68,7 @@ pub fn synthetic_resnet18() -> glassbox::engine::model::Model {
             let n: i64 = shape.iter().product();
             let v: Vec<f32> = (0..n)
                 .map(|i| {
+                    #[allow(clippy::approx_constant)] // the formula of scripts/attribution_refs.py, not 1/sqrt(2)
                     let wave = (i as f64 * 0.7071 + t as f64 * 1.3 + 0.5).sin();
                     let x = if name.ends_with("running_mean") {
                         0.0
