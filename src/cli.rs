@@ -73,6 +73,12 @@ pub enum Command {
         /// Write the exact input tensor and the logits to a safetensors file.
         #[arg(long)]
         save_raw: Option<PathBuf>,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Only this part of the inputs: I/N (0-based) of the batches, for independent processes.
+        #[arg(long)]
+        shard: Option<String>,
     },
     /// List every traced layer with its output shape and parameter count.
     Layers {
@@ -182,7 +188,9 @@ pub enum Command {
     },
     /// Every channel of a layer's output as a grid of thumbnails, ordered by mean activation.
     Activations {
-        image: PathBuf,
+        /// Image files or directories of images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
         #[arg(long)]
         layer: String,
         #[arg(long, short, default_value = "efficientnet-lite0")]
@@ -196,6 +204,9 @@ pub enum Command {
         per_channel: bool,
         #[arg(long)]
         save_raw: Option<PathBuf>,
+        /// Only this part of the inputs: I/N (0-based), for independent processes.
+        #[arg(long)]
+        shard: Option<String>,
     },
     /// The convolution kernels of a layer as pictures (first layer in colour).
     Filters {
@@ -245,6 +256,75 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+fn activations_one(
+    m: &Model,
+    image: &Path,
+    layer: &str,
+    out: &Path,
+    raw: Option<&Path>,
+    per_channel: bool,
+) -> Result<String> {
+    let prepared = m.preprocess.prepare_file(image)?;
+    let (logits, traced) = tch::no_grad(|| m.trace(&prepared.tensor));
+    let Some(t) = traced.iter().find(|t| t.name == layer) else {
+        let names: Vec<&str> = traced
+            .iter()
+            .filter(|t| t.output.dim() == 4)
+            .map(|t| t.name.as_str())
+            .collect();
+        bail!(
+            "unknown layer `{layer}`; layers with channels: {} (`glassbox layers` lists all)",
+            names.join(", ")
+        );
+    };
+    if t.output.dim() != 4 {
+        bail!(
+            "layer `{layer}` has output {:?}, not channels of a picture; choose a conv, bn, activation, pool or block layer",
+            t.output.size()
+        );
+    }
+    let (img, order) = render::activation_grid(&t.output, !per_channel, Colormap::Viridis)?;
+    render::save_png(&img, out)?;
+    if let Some(raw) = raw {
+        let mut meta = BTreeMap::new();
+        meta.insert("layer".into(), layer.to_owned());
+        meta.insert("model".into(), m.source.clone());
+        let tensors = vec![
+            ("input".to_string(), prepared.tensor),
+            ("logits".to_string(), logits),
+            ("activation".to_string(), t.output.shallow_clone()),
+        ];
+        weights::save_safetensors(raw, &tensors, &meta, StoreAs::F32)?;
+    }
+    Ok(format!(
+        "{}: {} channels of `{layer}` {:?}, strongest channels {:?}",
+        out.display(),
+        order.len(),
+        t.output.size(),
+        order.iter().take(5).map(|o| o.0).collect::<Vec<_>>()
+    ))
+}
+
+fn print_prediction(path: &Path, classes: &[crate::engine::model::Class], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "image": path.display().to_string(), "top": classes })
+        );
+    } else {
+        println!("{}", path.display());
+        for (i, c) in classes.iter().enumerate() {
+            println!(
+                "  {:>2}. {:<40} {:>6.2}%  (class {})",
+                i + 1,
+                c.label,
+                c.probability * 100.0,
+                c.index
+            );
+        }
+    }
 }
 
 /// Files named on the command line, and the images inside directories (sorted).
@@ -412,38 +492,61 @@ pub fn run(cli: Cli) -> Result<()> {
             top,
             json,
             save_raw,
+            batch_size,
+            shard,
         } => {
             let m = Model::open(&model, parse_arch(&arch)?, device)?;
-            let mut inputs = Vec::new();
-            for p in &images {
-                inputs.push(m.preprocess.prepare_file(p)?.tensor);
+            if !(1..=4096).contains(&batch_size) {
+                bail!("--batch-size must be between 1 and 4096 (got {batch_size})");
             }
-            let x = Tensor::cat(&inputs, 0);
-            let logits = m.logits(&x);
-            for (path, classes) in images.iter().zip(m.top_k(&logits, top)) {
-                if json {
-                    let obj = serde_json::json!({ "image": path.display().to_string(), "top": classes });
-                    println!("{obj}");
-                } else {
-                    println!("{}", path.display());
-                    for (i, c) in classes.iter().enumerate() {
-                        println!(
-                            "  {:>2}. {:<40} {:>6.2}%  (class {})",
-                            i + 1,
-                            c.label,
-                            c.probability * 100.0,
-                            c.index
-                        );
+            let files = expand_inputs(&images)?;
+            let single = files.len() == 1 && !images[0].is_dir();
+            // Shards take whole batches, so every batch is the same as in the unsharded run.
+            let batches: Vec<Vec<PathBuf>> = files.chunks(batch_size).map(<[PathBuf]>::to_vec).collect();
+            let batches = shard_of(batches, shard.as_deref())?;
+            let total: usize = batches.iter().map(Vec::len).sum();
+            let bar = progress_bar(if single { 0 } else { total as u64 }, "images");
+            let (mut all_x, mut all_logits, mut names, mut failed) = (Vec::new(), Vec::new(), Vec::new(), 0);
+            for batch in batches {
+                let mut ok = Vec::new();
+                for p in &batch {
+                    match m.preprocess.prepare_file(p) {
+                        Ok(prep) => ok.push((p.clone(), prep.tensor)),
+                        Err(e) if single => return Err(e.into()),
+                        Err(e) => {
+                            failed += 1;
+                            bar.suspend(|| eprintln!("glassbox: skipped {}: {e}", p.display()));
+                        }
                     }
                 }
+                bar.inc(batch.len() as u64);
+                if ok.is_empty() {
+                    continue;
+                }
+                let x = Tensor::cat(&ok.iter().map(|(_, t)| t.shallow_clone()).collect::<Vec<_>>(), 0);
+                let logits = m.logits(&x);
+                for ((path, _), classes) in ok.iter().zip(m.top_k(&logits, top)) {
+                    bar.suspend(|| print_prediction(path, &classes, json));
+                    names.push(path.display().to_string());
+                }
+                if save_raw.is_some() {
+                    all_x.push(x);
+                    all_logits.push(logits.to_device(Device::Cpu));
+                }
             }
-            if let Some(out) = save_raw {
+            bar.finish_and_clear();
+            if let (Some(out), false) = (save_raw, all_x.is_empty()) {
                 let mut meta = BTreeMap::new();
                 meta.insert("model".into(), m.source.clone());
-                let names: Vec<String> = images.iter().map(|p| p.display().to_string()).collect();
                 meta.insert("images".into(), serde_json::to_string(&names)?);
-                let tensors = vec![("input".to_string(), x), ("logits".to_string(), logits)];
+                let tensors = vec![
+                    ("input".to_string(), Tensor::cat(&all_x, 0)),
+                    ("logits".to_string(), Tensor::cat(&all_logits, 0)),
+                ];
                 weights::save_safetensors(&out, &tensors, &meta, StoreAs::F32)?;
+            }
+            if failed > 0 {
+                bail!("{failed} of {total} images could not be read (reported above)");
             }
         }
         Command::Layers { model, arch, json } => {
@@ -627,50 +730,56 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Activations {
-            image,
+            images,
             layer,
             model,
             arch,
             out,
             per_channel,
             save_raw,
+            shard,
         } => {
             let m = Model::open(&model, parse_arch(&arch)?, device)?;
-            let prepared = m.preprocess.prepare_file(&image)?;
-            let (logits, traced) = tch::no_grad(|| m.trace(&prepared.tensor));
-            let Some(t) = traced.iter().find(|t| t.name == layer) else {
-                let names: Vec<&str> = traced
-                    .iter()
-                    .filter(|t| t.output.dim() == 4)
-                    .map(|t| t.name.as_str())
-                    .collect();
-                bail!(
-                    "unknown layer `{layer}`; layers with channels: {} (`glassbox layers` lists all)",
-                    names.join(", ")
-                );
-            };
-            if t.output.dim() != 4 {
-                bail!("layer `{layer}` has output {:?}, not channels of a picture; choose a conv, bn, activation, pool or block layer", t.output.size());
+            let inputs = shard_of(expand_inputs(&images)?, shard.as_deref())?;
+            let many = inputs.len() > 1 || images.iter().any(|p| p.is_dir());
+            for dir in [Some(&out), save_raw.as_ref()].into_iter().flatten().filter(|_| many) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let (img, order) = render::activation_grid(&t.output, !per_channel, Colormap::Viridis)?;
-            render::save_png(&img, &out)?;
-            println!(
-                "{}: {} channels of `{layer}` {:?}, strongest channels {:?}",
-                out.display(),
-                order.len(),
-                t.output.size(),
-                order.iter().take(5).map(|o| o.0).collect::<Vec<_>>()
-            );
-            if let Some(raw) = save_raw {
-                let mut meta = BTreeMap::new();
-                meta.insert("layer".into(), layer.clone());
-                meta.insert("model".into(), m.source.clone());
-                let tensors = vec![
-                    ("input".to_string(), prepared.tensor),
-                    ("logits".to_string(), logits),
-                    ("activation".to_string(), t.output.shallow_clone()),
-                ];
-                weights::save_safetensors(&raw, &tensors, &meta, StoreAs::F32)?;
+            let name_for = |dir: &Path, input: &Path, ext: &str| {
+                let stem = input
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                dir.join(format!("{stem}.{layer}.{ext}"))
+            };
+            let bar = progress_bar(if many { inputs.len() as u64 } else { 0 }, "images");
+            let mut failed = 0;
+            for image in &inputs {
+                let png = if many {
+                    name_for(&out, image, "png")
+                } else {
+                    out.clone()
+                };
+                let raw = save_raw.as_ref().map(|r| {
+                    if many {
+                        name_for(r, image, "safetensors")
+                    } else {
+                        r.clone()
+                    }
+                });
+                match activations_one(&m, image, &layer, &png, raw.as_deref(), per_channel) {
+                    Ok(line) => bar.suspend(|| println!("{line}")),
+                    Err(e) if !many => return Err(e),
+                    Err(e) => {
+                        failed += 1;
+                        bar.suspend(|| eprintln!("glassbox: skipped {}: {e:#}", image.display()));
+                    }
+                }
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            if failed > 0 {
+                bail!("{failed} of {} inputs failed (reported above)", inputs.len());
             }
         }
         Command::Filters {

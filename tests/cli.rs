@@ -96,3 +96,57 @@ fn exif_orientation_is_honoured() {
     let decoded = glassbox::engine::preprocess::decode(&out, std::path::Path::new("rotated.jpg")).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (20, 40));
 }
+
+#[test]
+fn predict_shards_union_equals_the_whole_run() {
+    let dir = tmp();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for i in 0..5 {
+        let src = if i % 2 == 0 {
+            "assets/samples/chelsea.png"
+        } else {
+            "assets/samples/coffee.png"
+        };
+        std::fs::copy(asset(src), imgs.join(format!("{i}.png"))).unwrap();
+    }
+    let run = |extra: &[&str]| {
+        let mut args = vec!["predict", "--json", "--batch-size", "2", path_str(&imgs)];
+        args.extend_from_slice(extra);
+        let o = glassbox(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let whole = run(&[]);
+    assert_eq!(whole.len(), 5);
+    let mut union: Vec<String> = ["0/3", "1/3", "2/3"]
+        .iter()
+        .flat_map(|s| run(&["--shard", s]))
+        .collect();
+    union.sort();
+    let mut sorted = whole.clone();
+    sorted.sort();
+    assert_eq!(union, sorted, "byte for byte");
+}
+
+#[test]
+fn activations_for_a_directory_write_one_grid_per_image() {
+    let dir = tmp();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    std::fs::copy(asset("assets/samples/chelsea.png"), imgs.join("a.png")).unwrap();
+    std::fs::copy(asset("assets/samples/coffee.png"), imgs.join("b.png")).unwrap();
+    let out = dir.path().join("grids");
+    let o = glassbox(&[
+        "activations",
+        path_str(&imgs),
+        "--layer",
+        "relu2",
+        "--model",
+        "mnist",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("a.relu2.png").exists() && out.join("b.relu2.png").exists());
+}
