@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN := target/debug/glassbox
 SAMPLES := assets/samples/chelsea.png assets/samples/coffee.png
 
-.PHONY: setup build run test bench fmt lint assets train-assets refs
+.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps
 
 setup:
 	@bash scripts/setup.sh
@@ -21,8 +21,14 @@ test: setup
 	$(CARGO) test
 
 bench: setup
+	@echo "core timings and per-method bounds (release build):"
 	$(CARGO) build --release
-	target/release/glassbox bench
+	target/release/glassbox bench --methods assets/samples/chelsea.png
+
+# Glassbox beside Captum and pytorch-grad-cam in one run (needs `make refs` packages).
+bench-peers: refs-deps
+	$(CARGO) build --release
+	bash scripts/bench-peers.sh
 
 fmt:
 	$(CARGO) fmt
@@ -37,5 +43,8 @@ train-assets: build
 	$(BIN) train --dataset fashion-mnist --epochs 8 --seed 1 --out assets/fashion-mnist-tiny-cnn.safetensors --force
 
 # Reference outputs from the Python tools (needs the registries; CI does not run it).
-refs: setup
+refs: refs-deps
 	bash scripts/make-references.sh
+
+refs-deps: setup
+	bash scripts/make-references.sh --deps-only

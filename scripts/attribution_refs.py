@@ -133,6 +133,7 @@ def references(name, model, layer, guided):
     # correlations do not change with scale.
     out = {k: ((v / v.abs().max()).detach().half() if v.ndim == 4 and k != "input" else v.detach().float()).contiguous()
            for k, v in r.items()}
+    out["smoothgrad_scale"] = r["smoothgrad"].abs().max().reshape(1).float()
     save_file(out, f"{out_dir}/attributions-{name}.safetensors")
     print(name, "target", target, "IG delta", float(delta), "(128 steps:", float(delta128), ")")
 

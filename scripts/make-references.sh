@@ -8,6 +8,7 @@ PIP=".venv/bin/pip install -q --disable-pip-version-check"
 $PIP --no-deps torchvision==0.26.0 safetensors==0.8.0 efficientnet-lite-pytorch==0.1.0
 $PIP --no-deps captum==0.9.0 grad-cam==1.5.7
 $PIP numpy pillow matplotlib opencv-python-headless scikit-learn tqdm ttach packaging
+[ "${1:-}" = "--deps-only" ] && exit 0
 cargo build
 tmp=$(mktemp -d)
 target/debug/glassbox predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$tmp/raw.safetensors" >/dev/null

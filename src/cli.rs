@@ -233,6 +233,9 @@ pub enum Command {
         runs: usize,
         #[arg(long)]
         json: bool,
+        /// Also time every attribution method beside its bound (on this image).
+        #[arg(long)]
+        methods: Option<PathBuf>,
     },
     /// Train the small CNN on MNIST or Fashion-MNIST (data from `make setup`).
     Train {
@@ -814,13 +817,26 @@ pub fn run(cli: Cli) -> Result<()> {
             render::save_png(&img, &out)?;
             println!("{}: kernels of `{layer}` {:?}", out.display(), w.size());
         }
-        Command::Bench { model, runs, json } => {
+        Command::Bench {
+            model,
+            runs,
+            json,
+            methods,
+        } => {
             if !(1..=10_000).contains(&runs) {
                 bail!("--runs must be between 1 and 10000 (got {runs})");
             }
             let r = crate::engine::bench::core(&model, runs, device)?;
+            let method_times = match &methods {
+                Some(img) => {
+                    let m = Model::open(&model, None, device)?;
+                    let x = m.preprocess.prepare_file(img)?.tensor;
+                    crate::engine::bench::methods(&m, &x, runs)?
+                }
+                None => Vec::new(),
+            };
             if json {
-                println!("{}", serde_json::to_string(&r)?);
+                println!("{}", serde_json::json!({ "core": r, "methods": method_times }));
             } else {
                 println!(
                     "model {}, device {}, {} threads, {} runs each",
@@ -834,6 +850,19 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
                 if let Some(rss) = r.peak_rss_mib {
                     println!("  {:<44} {:>9.1} MiB", "peak RSS", rss);
+                }
+                if !method_times.is_empty() {
+                    println!("attribution methods (median of runs; bound = the bare libtorch passes it cannot avoid)");
+                    println!(
+                        "  {:<22} {:>11} {:>11} {:>7}  bound",
+                        "method", "time ms", "bound ms", "ratio"
+                    );
+                    for t in &method_times {
+                        println!(
+                            "  {:<22} {:>11.1} {:>11.1} {:>6.2}x  {}",
+                            t.method, t.median_ms, t.bound_ms, t.ratio, t.bound
+                        );
+                    }
                 }
             }
         }

@@ -107,11 +107,25 @@ fn smoothgrad_is_statistically_close_to_captum() {
             ..Params::default()
         },
     );
-    let reduce = |t: &Tensor| t.to_kind(Kind::Float).abs().amax([1i64].as_slice(), false);
-    let c = pearson(&reduce(&e.attribution), &reduce(r.get("smoothgrad").unwrap()));
-    // Two independent runs of Captum itself correlate at about the same level.
-    eprintln!("smoothgrad: Pearson {c:.4}");
-    assert!(c > 0.8, "SmoothGrad Pearson {c}");
+    // Independent noise draws differ pixel by pixel; where the map is strong agrees:
+    // compare the |.|-reduced maps averaged over 16x16 blocks, and their overall scale.
+    let reduce = |t: &Tensor| {
+        let m = t.to_kind(Kind::Float).abs().amax([1i64].as_slice(), true);
+        m.avg_pool2d([16, 16], [16, 16], [0, 0], false, true, None::<i64>)
+    };
+    let (a, b) = (reduce(&e.attribution), reduce(r.get("smoothgrad").unwrap()));
+    let c = pearson(&a, &b);
+    eprintln!("smoothgrad: pooled Pearson {c:.4}");
+    assert!(c > 0.9, "SmoothGrad pooled Pearson {c}");
+    let ratio = e.attribution.abs().mean(Kind::Float).double_value(&[])
+        / (r.get("smoothgrad")
+            .unwrap()
+            .to_kind(Kind::Float)
+            .abs()
+            .mean(Kind::Float)
+            .double_value(&[])
+            * r.get("smoothgrad_scale").unwrap().double_value(&[0]));
+    assert!((ratio - 1.0).abs() < 0.1, "mean |attribution| ours / Captum = {ratio}");
     // Seeded: the same seed gives the same map.
     let again = ours(
         &m,

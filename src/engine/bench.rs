@@ -84,3 +84,92 @@ pub fn core(model_name: &str, runs: usize, device: Device) -> Result<Report> {
         peak_rss_mib: peak_rss_mib(),
     })
 }
+
+/// One method's time beside its bound: the bare libtorch passes it cannot avoid.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodTiming {
+    pub method: String,
+    pub median_ms: f64,
+    pub bound_ms: f64,
+    pub ratio: f64,
+    pub bound: String,
+    pub runs: usize,
+}
+
+/// Times every attribution method on one input beside its bound.
+pub fn methods(model: &Model, input: &Tensor, runs: usize) -> Result<Vec<MethodTiming>> {
+    use super::explain::{batch_budget, explain, resolve_layer, Method, Params, METHODS};
+    let device = model.device();
+    let x = input.to_device(device);
+    let p = Params::default().with_window_for(model.preprocess.size as i64);
+    let target = model.logits(&x).argmax(-1, false).int64_value(&[0]);
+    let fwd_bwd = |b: i64| {
+        let xi = x.repeat([b, 1, 1, 1]).detach().set_requires_grad(true);
+        let logits = model.forward_hooked(&xi, false, &mut |_, _, t| t);
+        let g = Tensor::run_backward(&[logits.select(1, target).sum(Kind::Float)], &[&xi], false, false);
+        let _ = g[0].sum(Kind::Float).double_value(&[]);
+    };
+    let forwards = |total: i64, bs: i64| {
+        let mut done = 0;
+        while done < total {
+            let n = bs.min(total - done);
+            let _ = model.logits(&x.repeat([n, 1, 1, 1])).sum(Kind::Float).double_value(&[]);
+            done += n;
+        }
+    };
+    let side = model.preprocess.size as i64;
+    let windows = (1 + (side - p.window) / p.stride).pow(2);
+    let layer = resolve_layer(model, None)?;
+    let channels = {
+        let (_, traced) = tch::no_grad(|| model.trace(&x));
+        traced
+            .iter()
+            .find(|t| t.name == layer)
+            .map_or(1, |t| t.output.size()[1])
+    };
+    let mut out = Vec::new();
+    for &m in METHODS {
+        let (r, bound_desc): (usize, String) = match m {
+            Method::ScoreCam => (1.max(runs / 10), format!("{channels} masked forwards (no grad)")),
+            Method::SmoothGrad => (3.max(runs / 4), format!("forward+backward at batch {}", p.samples)),
+            Method::IntegratedGradients => (3.max(runs / 4), format!("forward+backward at batch {}", p.steps)),
+            Method::Occlusion => (3.max(runs / 4), format!("{windows} window forwards (no grad) + 1")),
+            Method::GuidedGradCam => (runs, "2 x forward+backward at batch 1".into()),
+            _ => (runs, "forward+backward at batch 1".into()),
+        };
+        let mut failed = None;
+        let t = time(m.name(), r, device, || {
+            if let Err(e) = explain(model, &x, m, &p, &mut |_, _| true) {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let bound = match m {
+            Method::ScoreCam => time("bound", r, device, || {
+                forwards(channels, batch_budget(model, 64) as i64)
+            }),
+            Method::SmoothGrad => time("bound", r, device, || fwd_bwd(p.samples as i64)),
+            Method::IntegratedGradients => time("bound", r, device, || fwd_bwd(p.steps as i64)),
+            Method::Occlusion => time("bound", r, device, || {
+                forwards(windows, batch_budget(model, 64) as i64);
+                forwards(1, 1)
+            }),
+            Method::GuidedGradCam => time("bound", r, device, || {
+                fwd_bwd(1);
+                fwd_bwd(1)
+            }),
+            _ => time("bound", r, device, || fwd_bwd(1)),
+        };
+        out.push(MethodTiming {
+            method: m.name().into(),
+            median_ms: t.median_ms,
+            bound_ms: bound.median_ms,
+            ratio: t.median_ms / bound.median_ms,
+            bound: bound_desc,
+            runs: r,
+        });
+    }
+    Ok(out)
+}

@@ -330,11 +330,8 @@ fn check_finite(t: &Tensor, what: &str) -> Result<()> {
 
 /// How many copies of one input fit in memory at once for forward+backward.
 pub fn batch_budget(model: &Model, want: usize) -> usize {
-    let s = model.preprocess.size as i64;
-    let x = Tensor::zeros([1, model.spec.in_channels, s, s], (Kind::Float, model.device()));
-    let (_, traced) = tch::no_grad(|| model.trace(&x));
     // Saved activations for backward: about every traced output, twice over.
-    let per_sample: i64 = traced.iter().map(|t| t.output.numel() as i64).sum::<i64>() * 4 * 2;
+    let per_sample = model.activation_bytes() * 2;
     let free = match model.device() {
         Device::Cpu => available_memory_bytes().unwrap_or(2 << 30) / 4,
         _ => 8 << 30,
@@ -350,12 +347,50 @@ fn available_memory_bytes() -> Option<i64> {
     Some(kb * 1024)
 }
 
-/// Target logits summed over a batch, and the leaf input they came from.
-fn grad_of_target(model: &Model, x: &Tensor, target: i64) -> Tensor {
+/// The class to explain: the one asked for, or the top-1 of these logits (first row).
+fn pick_target(model: &Model, logits: &Tensor, target: Option<i64>) -> Result<i64> {
+    check_finite(logits, "the model output")?;
+    match target {
+        Some(t) => {
+            check_target(model, t)?;
+            Ok(t)
+        }
+        None => Ok(logits.get(0).argmax(-1, false).int64_value(&[])),
+    }
+}
+
+/// Gradient of the target logit (summed over the batch) with respect to the input, from
+/// one forward and one backward; the target is found in that same forward when not given.
+fn grad_of_target(model: &Model, x: &Tensor, target: Option<i64>) -> Result<(Tensor, i64)> {
     let xi = x.detach().set_requires_grad(true);
     let logits = model.forward_hooked(&xi, false, &mut |_, _, t| t);
-    let score = logits.select(1, target).sum(Kind::Float);
-    Tensor::run_backward(&[score], &[&xi], false, false).remove(0)
+    let t = pick_target(model, &logits.detach(), target)?;
+    let score = logits.select(1, t).sum(Kind::Float);
+    Ok((Tensor::run_backward(&[score], &[&xi], false, false).remove(0), t))
+}
+
+/// Standard normal noise of `shape` from the stream (seed, stream): splitmix64 and
+/// Box-Muller, computed on the CPU so every device and thread gets the same numbers.
+pub fn seeded_normal(shape: &[i64], seed: i64, stream: u64) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let mut state = (seed as u64) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut v = Vec::with_capacity(n as usize);
+    while (v.len() as i64) < n {
+        let (u1, u2) = (next().max(1e-300), next());
+        let r = (-2.0 * u1.ln()).sqrt();
+        let a = 2.0 * std::f64::consts::PI * u2;
+        v.push((r * a.cos()) as f32);
+        v.push((r * a.sin()) as f32);
+    }
+    v.truncate(n as usize);
+    Tensor::from_slice(&v).view(shape)
 }
 
 /// Gauss-Legendre nodes and weights on [0, 1] (Captum's default IG rule).
@@ -415,7 +450,7 @@ struct LayerGrads {
     input_grad: Tensor,
 }
 
-fn layer_grads(model: &Model, x: &Tensor, target: i64, layer: &str) -> Result<LayerGrads> {
+fn layer_grads(model: &Model, x: &Tensor, target: Option<i64>, layer: &str) -> Result<(LayerGrads, i64)> {
     let xi = x.detach().set_requires_grad(true);
     let mut act = None;
     let logits = model.forward_hooked(&xi, false, &mut |name, _, t| {
@@ -425,6 +460,7 @@ fn layer_grads(model: &Model, x: &Tensor, target: i64, layer: &str) -> Result<La
         t
     });
     let activation = act.ok_or_else(|| Error::invalid(format!("layer `{layer}` was not reached in the forward")))?;
+    let target = pick_target(model, &logits.detach(), target)?;
     let score = logits.select(1, target).sum(Kind::Float);
     let mut g = Tensor::run_backward(&[score], &[&activation, &xi], false, false);
     let input_grad = g.pop().expect("two grads");
@@ -432,11 +468,14 @@ fn layer_grads(model: &Model, x: &Tensor, target: i64, layer: &str) -> Result<La
     if !layer_grad.defined() {
         return Err(Error::invalid(format!("the target does not depend on layer `{layer}`")));
     }
-    Ok(LayerGrads {
-        activation: activation.detach(),
-        layer_grad,
-        input_grad,
-    })
+    Ok((
+        LayerGrads {
+            activation: activation.detach(),
+            layer_grad,
+            input_grad,
+        },
+        target,
+    ))
 }
 
 fn grad_cam_from(a: &Tensor, g: &Tensor, plus_plus: bool) -> Tensor {
@@ -456,7 +495,7 @@ fn grad_cam_from(a: &Tensor, g: &Tensor, plus_plus: bool) -> Tensor {
 }
 
 /// Guided backprop: ReLU/ReLU6 backward passes only positive gradients.
-fn guided_backprop(model: &Model, x: &Tensor, target: i64) -> Result<Tensor> {
+fn guided_backprop(model: &Model, x: &Tensor, target: Option<i64>) -> Result<(Tensor, i64)> {
     let xi = x.detach().set_requires_grad(true);
     // Each activation's output becomes a leaf; its pre-activation stays in the graph.
     let mut acts: Vec<(Tensor, Tensor)> = Vec::new();
@@ -476,6 +515,7 @@ fn guided_backprop(model: &Model, x: &Tensor, target: i64) -> Result<Tensor> {
     }
     let mut leaves: Vec<&Tensor> = vec![&xi];
     leaves.extend(acts.iter().map(|(_, l)| l));
+    let target = pick_target(model, &logits.detach(), target)?;
     let score = logits.select(1, target).sum(Kind::Float);
     // The graph is kept: residual paths cross from one segment into earlier ones.
     let mut grads: Vec<Tensor> = Tensor::run_backward(&[score], &leaves, true, false);
@@ -501,7 +541,7 @@ fn guided_backprop(model: &Model, x: &Tensor, target: i64) -> Result<Tensor> {
             }
         }
     }
-    Ok(grads.swap_remove(0))
+    Ok((grads.swap_remove(0), target))
 }
 
 /// For ReLU the output can exceed 6; ReLU6's cannot. A tensor of `true` where the
@@ -528,18 +568,11 @@ pub fn explain(
     }
     let side = x.size()[2].min(x.size()[3]);
     p.validate(side)?;
-    let logits = model.logits(&x);
-    check_finite(&logits, "the model output")?;
-    let target = match p.target {
-        Some(t) => {
-            check_target(model, t)?;
-            t
-        }
-        None => logits.argmax(-1, false).int64_value(&[0]),
-    };
+    if let Some(t) = p.target {
+        check_target(model, t)?;
+    }
     let mut meta = BTreeMap::new();
     meta.insert("method".to_string(), method.name().to_string());
-    meta.insert("target".to_string(), target.to_string());
     meta.insert("model".to_string(), model.source.clone());
     let layer = if method.uses_layer() {
         Some(resolve_layer(model, p.layer.as_deref())?)
@@ -549,30 +582,48 @@ pub fn explain(
     if let Some(l) = &layer {
         meta.insert("layer".into(), l.clone());
     }
+    // Multi-pass methods need the target before their batches: one extra batch-1 forward.
+    let first = matches!(
+        method,
+        Method::SmoothGrad | Method::IntegratedGradients | Method::Occlusion
+    )
+    .then(|| model.logits(&x));
+    let target = match &first {
+        Some(logits) => pick_target(model, logits, p.target)?,
+        None => p.target.unwrap_or(-1),
+    };
     let mut completeness_error = None;
-    let attribution = match method {
-        Method::Gradient => grad_of_target(model, &x, target),
-        Method::InputXGradient => grad_of_target(model, &x, target) * &x,
+    let (attribution, target) = match method {
+        Method::Gradient => grad_of_target(model, &x, p.target)?,
+        Method::InputXGradient => {
+            let (g, t) = grad_of_target(model, &x, p.target)?;
+            (g * &x, t)
+        }
         Method::SmoothGrad => {
             meta.insert("samples".into(), p.samples.to_string());
             meta.insert("sigma".into(), p.sigma.to_string());
             meta.insert("seed".into(), p.seed.to_string());
             let range = (x.max() - x.min()).double_value(&[]);
             let std = p.sigma * range;
-            tch::manual_seed(p.seed);
             let bs = batch_budget(model, p.samples);
             let mut sum = Tensor::zeros_like(&x);
             let mut done = 0;
             while done < p.samples {
-                let n = bs.min(p.samples - done);
-                let noisy = x.repeat([n as i64, 1, 1, 1]) + Tensor::randn_like(&x.repeat([n as i64, 1, 1, 1])) * std;
-                sum += grad_of_target(model, &noisy, target).sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
-                done += n;
+                let n = bs.min(p.samples - done) as i64;
+                let batch = x.repeat([n, 1, 1, 1]);
+                // Sample k's noise depends on (seed, k) only: the same on any device and batch size.
+                let noise: Vec<Tensor> = (done..done + n as usize)
+                    .map(|k| seeded_normal(&x.size(), p.seed, k as u64))
+                    .collect();
+                let noisy = &batch + Tensor::cat(&noise, 0).to_device(device) * std;
+                let (g, _) = grad_of_target(model, &noisy, Some(target))?;
+                sum += g.sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
+                done += n as usize;
                 if !progress(done, p.samples) {
                     return Err(cancelled());
                 }
             }
-            sum / p.samples as f64
+            (sum / p.samples as f64, target)
         }
         Method::IntegratedGradients => {
             meta.insert("steps".into(), p.steps.to_string());
@@ -605,7 +656,7 @@ pub fn explain(
                     .to_device(device)
                     .view([-1, 1, 1, 1]);
                 let path = &base + &a * &diff;
-                let g = grad_of_target(model, &path, target);
+                let (g, _) = grad_of_target(model, &path, Some(target))?;
                 total += (g * w).sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
                 i += n;
                 if !progress(i, p.steps) {
@@ -614,36 +665,42 @@ pub fn explain(
             }
             let attr = total * &diff;
             let fb = model.logits(&base).double_value(&[0, target]);
-            let fx = logits.double_value(&[0, target]);
+            let fx = first.as_ref().map_or(0.0, |l| l.double_value(&[0, target]));
             let err = attr.sum(Kind::Double).double_value(&[]) - (fx - fb);
             meta.insert("completeness_error".into(), format!("{err:.6}"));
             completeness_error = Some(err);
-            attr
+            (attr, target)
         }
         Method::GradCam | Method::GradCamPlusPlus => {
             let l = layer.as_deref().expect("layer resolved");
-            let lg = layer_grads(model, &x, target, l)?;
-            grad_cam_from(&lg.activation, &lg.layer_grad, method == Method::GradCamPlusPlus)
+            let (lg, t) = layer_grads(model, &x, p.target, l)?;
+            (
+                grad_cam_from(&lg.activation, &lg.layer_grad, method == Method::GradCamPlusPlus),
+                t,
+            )
         }
         Method::ScoreCam => {
             let l = layer.as_deref().expect("layer resolved");
-            score_cam(model, &x, target, l, progress)?
+            score_cam(model, &x, p.target, l, progress)?
         }
-        Method::GuidedBackprop => guided_backprop(model, &x, target)?,
+        Method::GuidedBackprop => guided_backprop(model, &x, p.target)?,
         Method::GuidedGradCam => {
             let l = layer.as_deref().expect("layer resolved");
-            let lg = layer_grads(model, &x, target, l)?;
+            let (lg, t) = layer_grads(model, &x, p.target, l)?;
             let cam = grad_cam_from(&lg.activation, &lg.layer_grad, false);
             let up = upsample_normalised(&cam, x.size()[2], x.size()[3]);
-            guided_backprop(model, &x, target)? * up
+            let (gb, _) = guided_backprop(model, &x, Some(t))?;
+            (gb * up, t)
         }
         Method::Occlusion => {
             meta.insert("window".into(), p.window.to_string());
             meta.insert("stride".into(), p.stride.to_string());
             meta.insert("baseline_value".into(), p.occlusion_value.to_string());
-            occlusion(model, &x, target, p, logits.double_value(&[0, target]), progress)?
+            let full = first.as_ref().map_or(0.0, |l| l.double_value(&[0, target]));
+            (occlusion(model, &x, target, p, full, progress)?, target)
         }
     };
+    meta.insert("target".to_string(), target.to_string());
     let attribution = attribution.detach().to_device(Device::Cpu);
     check_finite(&attribution, &format!("the {method} attribution (its gradients)"))?;
     Ok(Explanation {
@@ -695,17 +752,8 @@ pub fn explain_many(
 
 fn shared_pass(model: &Model, input: &Tensor, methods: &[Method], p: &Params) -> Result<Vec<Explanation>> {
     let x = input.to_device(model.device()).to_kind(Kind::Float);
-    let logits = model.logits(&x);
-    check_finite(&logits, "the model output")?;
-    let target = match p.target {
-        Some(t) => {
-            check_target(model, t)?;
-            t
-        }
-        None => logits.argmax(-1, false).int64_value(&[0]),
-    };
     let layer = resolve_layer(model, p.layer.as_deref())?;
-    let lg = layer_grads(model, &x, target, &layer)?;
+    let (lg, target) = layer_grads(model, &x, p.target, &layer)?;
     methods
         .iter()
         .map(|&method| {
@@ -746,16 +794,23 @@ pub fn upsample_normalised(cam: &Tensor, h: i64, w: i64) -> Tensor {
     (up - &mn) / (mx - mn + 1e-7)
 }
 
-fn score_cam(model: &Model, x: &Tensor, target: i64, layer: &str, progress: &mut ProgressFn) -> Result<Tensor> {
+fn score_cam(
+    model: &Model,
+    x: &Tensor,
+    target: Option<i64>,
+    layer: &str,
+    progress: &mut ProgressFn,
+) -> Result<(Tensor, i64)> {
     tch::no_grad(|| {
         let mut act = None;
-        let _ = model.forward_hooked(x, false, &mut |name, _, t| {
+        let logits = model.forward_hooked(x, false, &mut |name, _, t| {
             if name == layer {
                 act = Some(t.shallow_clone());
             }
             t
         });
         let a = act.ok_or_else(|| Error::invalid(format!("layer `{layer}` was not reached")))?;
+        let target = pick_target(model, &logits, target)?;
         let (h, w) = (x.size()[2], x.size()[3]);
         // pytorch-grad-cam: UpsamplingBilinear2d (align_corners=True), min-max per channel.
         let up = a.upsample_bilinear2d([h, w], true, None, None);
@@ -781,7 +836,10 @@ fn score_cam(model: &Model, x: &Tensor, target: i64, layer: &str, progress: &mut
             .to_device(x.device())
             .softmax(-1, Kind::Float)
             .view([1, k, 1, 1]);
-        Ok((s * a).sum_dim_intlist([1i64].as_slice(), true, Kind::Float).relu())
+        Ok((
+            (s * a).sum_dim_intlist([1i64].as_slice(), true, Kind::Float).relu(),
+            target,
+        ))
     })
 }
 
@@ -858,5 +916,21 @@ mod tests {
         }
         let e = "lime".parse::<Method>().unwrap_err().to_string();
         assert!(e.contains("unknown method `lime`") && e.contains("grad-cam++"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod noise_tests {
+    use super::*;
+
+    #[test]
+    fn seeded_normal_is_standard_normal_and_reproducible() {
+        let a = seeded_normal(&[100_000], 3, 7);
+        let (m, s) = (a.mean(Kind::Float).double_value(&[]), a.std(true).double_value(&[]));
+        assert!(m.abs() < 0.02 && (s - 1.0).abs() < 0.02, "mean {m} std {s}");
+        assert!(a.equal(&seeded_normal(&[100_000], 3, 7)));
+        let b = seeded_normal(&[100_000], 3, 8);
+        let c = (&a * &b).mean(Kind::Float).double_value(&[]);
+        assert!(c.abs() < 0.02, "streams correlate: {c}");
     }
 }

@@ -245,7 +245,6 @@ pub fn sanity_check(
     let work = duplicate(model);
     let groups = layer_groups(&work);
     let vars = work.vs.variables();
-    tch::manual_seed(p.seed);
     let mut steps = Vec::new();
     for (i, g) in groups.iter().enumerate() {
         tch::no_grad(|| {
@@ -255,8 +254,9 @@ pub fn sanity_check(
                 }
                 let std = v.std(true).double_value(&[]);
                 let std = if std.is_finite() && std > 0.0 { std } else { 0.05 };
+                let noise = explain::seeded_normal(&v.size(), p.seed, i as u64 * 1000 + k.len() as u64);
                 let mut v = v.shallow_clone();
-                v.copy_(&(Tensor::randn_like(&v) * std));
+                v.copy_(&(noise.to_device(v.device()) * std));
             }
         });
         let s = spearman(&original, &map_of(&work, target)?);

@@ -66,6 +66,8 @@ pub struct Model {
     /// `builtin:NAME` or the weights file path.
     pub source: String,
     pub metadata: BTreeMap<String, String>,
+    /// Bytes of all traced outputs for one input (measured once, for batch sizing).
+    activation_bytes: std::sync::OnceLock<i64>,
 }
 
 /// The device Glassbox computes on: the GPU when libtorch sees one.
@@ -104,6 +106,7 @@ impl Model {
             preprocess,
             source: format!("random:{arch}"),
             metadata: BTreeMap::new(),
+            activation_bytes: std::sync::OnceLock::new(),
         }
     }
 
@@ -216,6 +219,16 @@ impl Model {
                 }
             })
             .collect()
+    }
+
+    /// Bytes of every traced layer output for one input, measured by one forward, once.
+    pub fn activation_bytes(&self) -> i64 {
+        *self.activation_bytes.get_or_init(|| {
+            let s = self.preprocess.size as i64;
+            let x = Tensor::zeros([1, self.spec.in_channels, s, s], (Kind::Float, self.device()));
+            let (_, traced) = tch::no_grad(|| self.trace(&x));
+            traced.iter().map(|t| t.output.numel() as i64 * 4).sum()
+        })
     }
 
     /// Trainable parameter count.

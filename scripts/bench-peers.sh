@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Glassbox against Captum and pytorch-grad-cam, side by side in one run: same model
+# (the embedded EfficientNet-Lite0), same weights, same input, same thread count.
+# Needs the reference packages (`make refs` installs them). Prints a Markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-10}
+BIN=${GLASSBOX:-target/release/glassbox}
+tmp=$(mktemp -d)
+"$BIN" predict assets/samples/chelsea.png --save-raw "$tmp/raw.safetensors" >/dev/null
+"$BIN" bench --runs "$RUNS" --methods assets/samples/chelsea.png --json > "$tmp/glassbox.json"
+threads=$(.venv/bin/python -c "import json;print(json.load(open('$tmp/glassbox.json'))['core']['threads'])")
+.venv/bin/python scripts/bench_peers.py "$threads" "$RUNS" "$tmp/raw.safetensors" 2>/dev/null | tail -1 > "$tmp/peers.json"
+.venv/bin/python - "$tmp/glassbox.json" "$tmp/peers.json" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2]))["times_ms"]
+print(f"threads: {g['core']['threads']}, device: {g['core']['device']}")
+print("| method | glassbox ms | bound ms | glassbox / bound | peer | peer ms | peer / glassbox |")
+print("|---|---|---|---|---|---|---|")
+peer_name = {"gradient": "Captum Saliency", "input-x-gradient": "Captum InputXGradient",
+             "smoothgrad": "Captum NoiseTunnel(Saliency), 16", "integrated-gradients": "Captum IG, 32 steps, one batch",
+             "grad-cam": "pytorch-grad-cam GradCAM", "grad-cam++": "pytorch-grad-cam GradCAM++",
+             "score-cam": "pytorch-grad-cam ScoreCAM (batch 64)", "occlusion": "Captum Occlusion (169 windows)"}
+for m in g["methods"]:
+    name = m["method"]
+    peer = p.get(name)
+    extra = f" (Captum LayerGradCam {p['grad-cam (captum)']:.1f} ms)" if name == "grad-cam" else ""
+    cells = [name, f"{m['median_ms']:.1f}", f"{m['bound_ms']:.1f}", f"{m['ratio']:.2f}x",
+             peer_name.get(name, "none") + extra,
+             f"{peer:.1f}" if peer else "-", f"{peer / m['median_ms']:.2f}x" if peer else "-"]
+    print("| " + " | ".join(cells) + " |")
+PY

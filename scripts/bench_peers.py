@@ -1,0 +1,57 @@
+"""Captum 0.9 and pytorch-grad-cam 1.5.7 timings on the SAME model, weights, input and
+thread count as `glassbox bench --methods` (run together by scripts/bench-peers.sh).
+Prints one JSON object: {method: median milliseconds}."""
+import json
+import statistics
+import sys
+import time
+
+import torch
+from captum.attr import (InputXGradient, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion,
+                         Saliency)
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from safetensors.torch import load_file
+
+sys.path.insert(0, "scripts")
+from attribution_refs import lite0  # noqa: E402  (the reference Lite0 with the embedded weights)
+
+threads, runs, raw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+torch.set_num_threads(threads)
+x = load_file(raw)["input"][:1].float().contiguous()
+model, layer = lite0()
+with torch.no_grad():
+    target = int(model(x).argmax())
+
+
+def median_ms(fn, n):
+    fn()  # warm-up, as glassbox bench does
+    t = []
+    for _ in range(n):
+        s = time.perf_counter()
+        fn()
+        t.append((time.perf_counter() - s) * 1e3)
+    return statistics.median(t)
+
+
+tgt = [ClassifierOutputTarget(target)]
+std = 0.15 * float(x.max() - x.min())
+slow = max(3, runs // 4)
+r = {
+    "gradient": median_ms(lambda: Saliency(model).attribute(x, target=target, abs=False), runs),
+    "input-x-gradient": median_ms(lambda: InputXGradient(model).attribute(x, target=target), runs),
+    "smoothgrad": median_ms(lambda: NoiseTunnel(Saliency(model)).attribute(
+        x, nt_type="smoothgrad", nt_samples=16, stdevs=std, target=target, abs=False), slow),
+    "integrated-gradients": median_ms(lambda: IntegratedGradients(model).attribute(
+        x, target=target, n_steps=32, internal_batch_size=32), slow),
+    "grad-cam (captum)": median_ms(lambda: LayerGradCam(model, layer).attribute(x, target=target), runs),
+    "occlusion": median_ms(lambda: Occlusion(model).attribute(
+        x, sliding_window_shapes=(3, 32, 32), strides=(3, 16, 16), baselines=0.0, target=target), slow),
+}
+for name, cls in [("grad-cam", GradCAM), ("grad-cam++", GradCAMPlusPlus)]:
+    cam = cls(model=model, target_layers=[layer])
+    r[name] = median_ms(lambda: cam(input_tensor=x, targets=tgt), runs)
+cam = ScoreCAM(model=model, target_layers=[layer])
+cam.batch_size = 64
+r["score-cam"] = median_ms(lambda: cam(input_tensor=x, targets=tgt), 1)
+print(json.dumps({"threads": threads, "times_ms": r}))
