@@ -22,8 +22,6 @@ from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
 from safetensors.torch import load_file, save_file
 
 torch.set_num_threads(2)
-out_dir, raw_path = sys.argv[1], sys.argv[2]
-x = load_file(raw_path)["input"][:1].float().contiguous()  # chelsea, as glassbox preprocesses it
 
 
 class Lite0(EfficientNet):
@@ -101,7 +99,7 @@ def grayscale_cam(model, layer, inp, target):
         return torch.from_numpy(cam(input_tensor=inp, targets=[ClassifierOutputTarget(target)])).float()
 
 
-def references(name, model, layer, guided):
+def references(x, out_dir, name, model, layer, guided):
     with torch.no_grad():
         logits = model(x)
     target = int(logits.argmax(-1))
@@ -138,5 +136,8 @@ def references(name, model, layer, guided):
     print(name, "target", target, "IG delta", float(delta), "(128 steps:", float(delta128), ")")
 
 
-references("efficientnet-lite0", *lite0(), guided=False)
-references("resnet18", *resnet18(), guided=True)
+if __name__ == "__main__":
+    out_dir, raw_path = sys.argv[1], sys.argv[2]
+    x = load_file(raw_path)["input"][:1].float().contiguous()  # chelsea, as glassbox preprocesses it
+    references(x, out_dir, "efficientnet-lite0", *lite0(), guided=False)
+    references(x, out_dir, "resnet18", *resnet18(), guided=True)

@@ -524,13 +524,11 @@ fn guided_backprop(model: &Model, x: &Tensor, target: Option<i64>) -> Result<(Te
         if !g.defined() {
             continue;
         }
-        // The activation output t = act(pre); its pass-through mask is where t is not clamped.
-        let (out, leaf) = &acts[k];
-        let pass = leaf
-            .detach()
-            .gt(0.0)
-            .logical_and(&leaf.detach().lt(6.0).logical_or(&is_plain_relu(out)));
-        let guided = g.relu() * pass.to_kind(Kind::Float);
+        // Guided rule: only positive gradients pass back through the activation. Its own
+        // backward (below, from `out`) then applies its pass-through mask (pre > 0, and < 6
+        // for ReLU6), so relu(g) is all there is to add.
+        let (out, _) = &acts[k];
+        let guided = g.relu();
         // Propagate through the graph segment before this activation, to every earlier leaf.
         let root = out.shallow_clone() * guided;
         let earlier: Vec<&Tensor> = leaves[..=k].to_vec();
@@ -542,12 +540,6 @@ fn guided_backprop(model: &Model, x: &Tensor, target: Option<i64>) -> Result<(Te
         }
     }
     Ok((grads.swap_remove(0), target))
-}
-
-/// For ReLU the output can exceed 6; ReLU6's cannot. A tensor of `true` where the
-/// activation is a plain ReLU (its max above 6 proves it), else `false`.
-fn is_plain_relu(out: &Tensor) -> Tensor {
-    out.max().gt(6.0)
 }
 
 /// Runs one method on one preprocessed input [1, C, H, W].

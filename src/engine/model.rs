@@ -66,8 +66,8 @@ pub struct Model {
     /// `builtin:NAME` or the weights file path.
     pub source: String,
     pub metadata: BTreeMap<String, String>,
-    /// Bytes of all traced outputs for one input (measured once, for batch sizing).
-    activation_bytes: std::sync::OnceLock<i64>,
+    /// The traced layers with shapes and parameter counts, measured once by one forward.
+    layers: std::sync::OnceLock<Vec<LayerInfo>>,
 }
 
 /// The device Glassbox computes on: the GPU when libtorch sees one.
@@ -106,7 +106,7 @@ impl Model {
             preprocess,
             source: format!("random:{arch}"),
             metadata: BTreeMap::new(),
-            activation_bytes: std::sync::OnceLock::new(),
+            layers: std::sync::OnceLock::new(),
         }
     }
 
@@ -196,6 +196,10 @@ impl Model {
 
     /// Every traced layer with its output shape (for one input) and parameter count.
     pub fn layers(&self) -> Vec<LayerInfo> {
+        self.layers.get_or_init(|| self.measure_layers()).clone()
+    }
+
+    fn measure_layers(&self) -> Vec<LayerInfo> {
         let s = self.preprocess.size as i64;
         let x = Tensor::zeros([1, self.spec.in_channels, s, s], (Kind::Float, self.device()));
         let (_, traced) = tch::no_grad(|| self.trace(&x));
@@ -211,24 +215,14 @@ impl Model {
                     })
                     .map(|(_, v)| v.numel() as i64)
                     .sum();
-                LayerInfo {
-                    name: t.name,
-                    kind: t.kind,
-                    shape: t.output.size(),
-                    params,
-                }
+                LayerInfo { name: t.name, kind: t.kind, shape: t.output.size(), params }
             })
             .collect()
     }
 
-    /// Bytes of every traced layer output for one input, measured by one forward, once.
+    /// Bytes of every traced layer output for one input (from the cached layer list).
     pub fn activation_bytes(&self) -> i64 {
-        *self.activation_bytes.get_or_init(|| {
-            let s = self.preprocess.size as i64;
-            let x = Tensor::zeros([1, self.spec.in_channels, s, s], (Kind::Float, self.device()));
-            let (_, traced) = tch::no_grad(|| self.trace(&x));
-            traced.iter().map(|t| t.output.numel() as i64 * 4).sum()
-        })
+        self.layers().iter().map(|l| l.shape.iter().product::<i64>() * 4).sum()
     }
 
     /// Trainable parameter count.

@@ -108,6 +108,14 @@ impl Arch {
         }
     }
 
+    /// The activation function the architecture uses everywhere.
+    pub fn activation(self) -> super::layers::ActFn {
+        match self {
+            Arch::EfficientNetLite(_) | Arch::MobileNetV2 => super::layers::ActFn::Relu6,
+            _ => super::layers::ActFn::Relu,
+        }
+    }
+
     /// Input channels the architecture expects (tiny-cnn: from its first conv).
     pub fn default_in_channels(self) -> i64 {
         match self {
