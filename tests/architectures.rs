@@ -73,9 +73,21 @@ fn roundtrip(name: &str) {
                 checked += 1;
             }
         }
+        // Every traced name is a torchvision module name, except a second use of a module
+        // (`relu#2`) and MobileNetV2's pooling, which torchvision does functionally.
+        let foreign: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !n.contains('#') && !outs.contains_key(*n))
+            .filter(|n| !(name == "mobilenet_v2" && *n == "avgpool"))
+            .collect();
         assert!(
-            checked * 10 >= traced.len() * 8,
-            "{name}: only {checked} of {} layers checked",
+            foreign.is_empty(),
+            "{name}: names torchvision does not have: {foreign:?}"
+        );
+        assert!(
+            checked * 2 >= traced.len(),
+            "{name}: only {checked} of {} shapes checked",
             traced.len()
         );
     }

@@ -14,7 +14,7 @@ fn bad_images() {
     let dir = tmp();
     let d = dir.path();
     assert_clean_error(&predict(&d.join("missing.png")), &["missing.png", "No such file"]);
-    assert_clean_error(&predict(d), &["is a directory"]);
+    assert_clean_error(&predict(d), &["holds no images"]); // a directory is read as a batch of images
     std::fs::write(d.join("empty.png"), b"").unwrap();
     assert_clean_error(&predict(&d.join("empty.png")), &["empty.png", "0 bytes"]);
     std::fs::write(d.join("notes.txt"), b"this is not an image\n").unwrap();
@@ -54,6 +54,11 @@ fn bad_weight_files() {
     let dir = tmp();
     let d = dir.path();
     model_error(d, "empty.safetensors", b"", &["0 bytes"]);
+    let chelsea = asset("assets/samples/chelsea.png");
+    assert_clean_error(
+        &glassbox(&["predict", "--model", path_str(d), path_str(&chelsea)]),
+        &["is a directory"],
+    );
     let mut past = 1_000_000u64.to_le_bytes().to_vec();
     past.extend_from_slice(b"{}");
     model_error(d, "past-end.safetensors", &past, &["not a valid safetensors"]);

@@ -109,6 +109,23 @@ pub fn methods(model: &Model, input: &Tensor, runs: usize) -> Result<Vec<MethodT
         let g = Tensor::run_backward(&[logits.select(1, target).sum(Kind::Float)], &[&xi], false, false);
         let _ = g[0].sum(Kind::Float).double_value(&[]);
     };
+    let layer = resolve_layer(model, None)?;
+    // Forward, then backward only as far as `layer` (what Grad-CAM cannot avoid).
+    let fwd_bwd_to_layer = || {
+        let mut act = None;
+        let logits = model.forward_hooked(&x, false, &mut |name, _, t| {
+            if name == layer {
+                let leaf = t.detach().set_requires_grad(true);
+                act = Some(leaf.shallow_clone());
+                leaf
+            } else {
+                t
+            }
+        });
+        let a = act.expect("the layer is traced");
+        let g = Tensor::run_backward(&[logits.select(1, target).sum(Kind::Float)], &[&a], false, false);
+        let _ = g[0].sum(Kind::Float).double_value(&[]);
+    };
     let forwards = |total: i64, bs: i64| {
         let mut done = 0;
         while done < total {
@@ -119,7 +136,6 @@ pub fn methods(model: &Model, input: &Tensor, runs: usize) -> Result<Vec<MethodT
     };
     let side = model.preprocess.size as i64;
     let windows = (1 + (side - p.window) / p.stride).pow(2);
-    let layer = resolve_layer(model, None)?;
     let channels = {
         let (_, traced) = tch::no_grad(|| model.trace(&x));
         traced
@@ -134,7 +150,8 @@ pub fn methods(model: &Model, input: &Tensor, runs: usize) -> Result<Vec<MethodT
             Method::SmoothGrad => (3.max(runs / 4), format!("forward+backward at batch {}", p.samples)),
             Method::IntegratedGradients => (3.max(runs / 4), format!("forward+backward at batch {}", p.steps)),
             Method::Occlusion => (3.max(runs / 4), format!("{windows} window forwards (no grad) + 1")),
-            Method::GuidedGradCam => (runs, "2 x forward+backward at batch 1".into()),
+            Method::GuidedGradCam => (runs, "forward+backward, and forward+backward to the layer".into()),
+            Method::GradCam | Method::GradCamPlusPlus => (runs, format!("forward+backward to `{layer}`")),
             _ => (runs, "forward+backward at batch 1".into()),
         };
         let mut failed = None;
@@ -158,8 +175,9 @@ pub fn methods(model: &Model, input: &Tensor, runs: usize) -> Result<Vec<MethodT
             }),
             Method::GuidedGradCam => time("bound", r, device, || {
                 fwd_bwd(1);
-                fwd_bwd(1)
+                fwd_bwd_to_layer()
             }),
+            Method::GradCam | Method::GradCamPlusPlus => time("bound", r, device, fwd_bwd_to_layer),
             _ => time("bound", r, device, || fwd_bwd(1)),
         };
         out.push(MethodTiming {

@@ -333,16 +333,18 @@ pub fn batch_budget(model: &Model, want: usize) -> usize {
     // Saved activations for backward: about every traced output, twice over.
     let per_sample = model.activation_bytes() * 2;
     let free = match model.device() {
-        Device::Cpu => available_memory_bytes().unwrap_or(2 << 30) / 4,
+        // A quarter of the machine's memory: fixed per machine, so batch sizes (and thus
+        // the floating-point results) do not change from run to run with the free memory.
+        Device::Cpu => total_memory_bytes().unwrap_or(2 << 30) / 4,
         _ => 8 << 30,
     };
     let fit = (free / per_sample.max(1)).max(1) as usize;
     want.clamp(1, fit.min(256))
 }
 
-fn available_memory_bytes() -> Option<i64> {
+fn total_memory_bytes() -> Option<i64> {
     let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kb: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -450,7 +452,14 @@ struct LayerGrads {
     input_grad: Tensor,
 }
 
-fn layer_grads(model: &Model, x: &Tensor, target: Option<i64>, layer: &str) -> Result<(LayerGrads, i64)> {
+/// With `to_input` false the backward stops at the layer: Grad-CAM alone needs no more.
+fn layer_grads(
+    model: &Model,
+    x: &Tensor,
+    target: Option<i64>,
+    layer: &str,
+    to_input: bool,
+) -> Result<(LayerGrads, i64)> {
     let xi = x.detach().set_requires_grad(true);
     let mut act = None;
     let logits = model.forward_hooked(&xi, false, &mut |name, _, t| {
@@ -462,9 +471,17 @@ fn layer_grads(model: &Model, x: &Tensor, target: Option<i64>, layer: &str) -> R
     let activation = act.ok_or_else(|| Error::invalid(format!("layer `{layer}` was not reached in the forward")))?;
     let target = pick_target(model, &logits.detach(), target)?;
     let score = logits.select(1, target).sum(Kind::Float);
-    let mut g = Tensor::run_backward(&[score], &[&activation, &xi], false, false);
-    let input_grad = g.pop().expect("two grads");
-    let layer_grad = g.pop().expect("two grads");
+    let mut g = if to_input {
+        Tensor::run_backward(&[score], &[&activation, &xi], false, false)
+    } else {
+        Tensor::run_backward(&[score], &[&activation], false, false)
+    };
+    let input_grad = if to_input {
+        g.pop().expect("two grads")
+    } else {
+        Tensor::new()
+    };
+    let layer_grad = g.pop().expect("a grad");
     if !layer_grad.defined() {
         return Err(Error::invalid(format!("the target does not depend on layer `{layer}`")));
     }
@@ -665,7 +682,7 @@ pub fn explain(
         }
         Method::GradCam | Method::GradCamPlusPlus => {
             let l = layer.as_deref().expect("layer resolved");
-            let (lg, t) = layer_grads(model, &x, p.target, l)?;
+            let (lg, t) = layer_grads(model, &x, p.target, l, false)?;
             (
                 grad_cam_from(&lg.activation, &lg.layer_grad, method == Method::GradCamPlusPlus),
                 t,
@@ -678,7 +695,7 @@ pub fn explain(
         Method::GuidedBackprop => guided_backprop(model, &x, p.target)?,
         Method::GuidedGradCam => {
             let l = layer.as_deref().expect("layer resolved");
-            let (lg, t) = layer_grads(model, &x, p.target, l)?;
+            let (lg, t) = layer_grads(model, &x, p.target, l, false)?;
             let cam = grad_cam_from(&lg.activation, &lg.layer_grad, false);
             let up = upsample_normalised(&cam, x.size()[2], x.size()[3]);
             let (gb, _) = guided_backprop(model, &x, Some(t))?;
@@ -745,7 +762,10 @@ pub fn explain_many(
 fn shared_pass(model: &Model, input: &Tensor, methods: &[Method], p: &Params) -> Result<Vec<Explanation>> {
     let x = input.to_device(model.device()).to_kind(Kind::Float);
     let layer = resolve_layer(model, p.layer.as_deref())?;
-    let (lg, target) = layer_grads(model, &x, p.target, &layer)?;
+    let to_input = methods
+        .iter()
+        .any(|m| matches!(m, Method::Gradient | Method::InputXGradient));
+    let (lg, target) = layer_grads(model, &x, p.target, &layer, to_input)?;
     methods
         .iter()
         .map(|&method| {

@@ -163,7 +163,8 @@ impl Act {
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
         let y = match self.f {
             ActFn::Relu => x.relu(),
-            ActFn::Relu6 => x.clamp(0.0, 6.0),
+            // at::relu6 = hardtanh(0, 6), as nn.ReLU6: no gradient at exactly 0 or 6.
+            ActFn::Relu6 => x.relu6(),
         };
         f.emit(&self.name, LayerKind::Activation, y)
     }

@@ -215,7 +215,12 @@ impl Model {
                     })
                     .map(|(_, v)| v.numel() as i64)
                     .sum();
-                LayerInfo { name: t.name, kind: t.kind, shape: t.output.size(), params }
+                LayerInfo {
+                    name: t.name,
+                    kind: t.kind,
+                    shape: t.output.size(),
+                    params,
+                }
             })
             .collect()
     }
