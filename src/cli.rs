@@ -51,6 +51,89 @@ impl DeviceArg {
     }
 }
 
+/// Which model a command uses.
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// A builtin model (efficientnet-lite0, mnist, fashion-mnist) or a weights file.
+    #[arg(long, short, default_value = "efficientnet-lite0")]
+    pub model: String,
+    /// Architecture, when it cannot be detected from the weights.
+    #[arg(long)]
+    pub arch: Option<String>,
+}
+
+impl ModelArgs {
+    pub fn open(&self, device: Device) -> Result<Model> {
+        Ok(Model::open(&self.model, parse_arch(&self.arch)?, device)?)
+    }
+}
+
+/// A method and its parameters (explain, sanity).
+#[derive(clap::Args, Debug)]
+pub struct MethodArgs {
+    /// gradient, input-x-gradient, smoothgrad, integrated-gradients, grad-cam, grad-cam++,
+    /// score-cam, guided-backprop, guided-grad-cam, occlusion.
+    #[arg(long)]
+    pub method: String,
+    /// Class index to explain (default: the top-1 class).
+    #[arg(long)]
+    pub target: Option<i64>,
+    /// Layer for the CAM methods (default: the last layer with a spatial output).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Integrated Gradients steps.
+    #[arg(long, default_value_t = 32)]
+    pub steps: usize,
+    /// SmoothGrad samples.
+    #[arg(long, default_value_t = 16)]
+    pub samples: usize,
+    /// SmoothGrad noise, as a fraction of the input's range.
+    #[arg(long, default_value_t = 0.15)]
+    pub sigma: f64,
+    /// Occlusion window side in pixels (default: 1/7 of the input side, 32 at 224).
+    #[arg(long)]
+    pub window: Option<i64>,
+    /// Occlusion stride in pixels (default: half the window).
+    #[arg(long)]
+    pub stride: Option<i64>,
+    /// IG baseline (zero, black, blur) or occlusion fill value (a number, model space).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+}
+
+impl MethodArgs {
+    /// The method and its parameters, with defaults that fit the model's input size.
+    pub fn params(&self, model: &Model) -> Result<(Method, Params)> {
+        let method: Method = self.method.parse()?;
+        let mut p = Params {
+            target: self.target,
+            layer: self.layer.clone(),
+            steps: self.steps,
+            samples: self.samples,
+            sigma: self.sigma,
+            seed: self.seed,
+            ..Params::default()
+        }
+        .with_window_for(model.preprocess.size as i64);
+        if let Some(w) = self.window {
+            p.window = w;
+            p.stride = (w / 2).max(1);
+        }
+        if let Some(s) = self.stride {
+            p.stride = s;
+        }
+        if let Some(b) = &self.baseline {
+            match b.parse::<f64>() {
+                Ok(v) if method == Method::Occlusion => p.occlusion_value = v,
+                _ => p.baseline = b.parse()?,
+            }
+        }
+        Ok((method, p))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Classify images: top-k classes with probabilities.
@@ -58,12 +141,8 @@ pub enum Command {
         /// Image files (PNG, JPEG, WebP, GIF, BMP, TIFF).
         #[arg(required = true)]
         images: Vec<PathBuf>,
-        /// A builtin model (efficientnet-lite0, mnist, fashion-mnist) or a weights file.
-        #[arg(long, short, default_value = "efficientnet-lite0")]
-        model: String,
-        /// Architecture, when it cannot be detected from the weights.
-        #[arg(long)]
-        arch: Option<String>,
+        #[command(flatten)]
+        model: ModelArgs,
         /// How many classes to show.
         #[arg(long, default_value_t = 5)]
         top: usize,
@@ -82,10 +161,8 @@ pub enum Command {
     },
     /// List every traced layer with its output shape and parameter count.
     Layers {
-        #[arg(long, short, default_value = "efficientnet-lite0")]
-        model: String,
-        #[arg(long)]
-        arch: Option<String>,
+        #[command(flatten)]
+        model: ModelArgs,
         /// One JSON object per line per layer.
         #[arg(long)]
         json: bool,
@@ -110,40 +187,10 @@ pub enum Command {
         /// Image files or directories of images.
         #[arg(required = true)]
         images: Vec<PathBuf>,
-        /// gradient, input-x-gradient, smoothgrad, integrated-gradients, grad-cam, grad-cam++,
-        /// score-cam, guided-backprop, guided-grad-cam, occlusion.
-        #[arg(long)]
-        method: String,
-        #[arg(long, short, default_value = "efficientnet-lite0")]
-        model: String,
-        #[arg(long)]
-        arch: Option<String>,
-        /// Class index to explain (default: the top-1 class).
-        #[arg(long)]
-        target: Option<i64>,
-        /// Layer for the CAM methods (default: the last layer with a spatial output).
-        #[arg(long)]
-        layer: Option<String>,
-        /// Integrated Gradients steps.
-        #[arg(long, default_value_t = 32)]
-        steps: usize,
-        /// SmoothGrad samples.
-        #[arg(long, default_value_t = 16)]
-        samples: usize,
-        /// SmoothGrad noise, as a fraction of the input's range.
-        #[arg(long, default_value_t = 0.15)]
-        sigma: f64,
-        /// Occlusion window side in pixels (default: 1/7 of the input side, 32 at 224).
-        #[arg(long)]
-        window: Option<i64>,
-        /// Occlusion stride in pixels (default: half the window).
-        #[arg(long)]
-        stride: Option<i64>,
-        /// IG baseline (zero, black, blur) or occlusion fill value (a number, model space).
-        #[arg(long)]
-        baseline: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        seed: i64,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        method: MethodArgs,
         /// Overlay PNG (one input) or a directory (several inputs: NAME.METHOD.png).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -167,22 +214,10 @@ pub enum Command {
     /// whether the map changes. A map that stays similar fails.
     Sanity {
         image: PathBuf,
-        #[arg(long)]
-        method: String,
-        #[arg(long, short, default_value = "efficientnet-lite0")]
-        model: String,
-        #[arg(long)]
-        arch: Option<String>,
-        #[arg(long)]
-        target: Option<i64>,
-        #[arg(long)]
-        layer: Option<String>,
-        #[arg(long, default_value_t = 16)]
-        steps: usize,
-        #[arg(long, default_value_t = 8)]
-        samples: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: i64,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        method: MethodArgs,
         #[arg(long)]
         json: bool,
     },
@@ -193,10 +228,8 @@ pub enum Command {
         images: Vec<PathBuf>,
         #[arg(long)]
         layer: String,
-        #[arg(long, short, default_value = "efficientnet-lite0")]
-        model: String,
-        #[arg(long)]
-        arch: Option<String>,
+        #[command(flatten)]
+        model: ModelArgs,
         #[arg(long)]
         out: PathBuf,
         /// One colour scale per channel instead of one shared scale.
@@ -212,10 +245,8 @@ pub enum Command {
     Filters {
         #[arg(long)]
         layer: String,
-        #[arg(long, short, default_value = "efficientnet-lite0")]
-        model: String,
-        #[arg(long)]
-        arch: Option<String>,
+        #[command(flatten)]
+        model: ModelArgs,
         #[arg(long)]
         out: PathBuf,
         /// Deeper kernels: one tile per input channel instead of their average.
@@ -227,8 +258,8 @@ pub enum Command {
     },
     /// Time the engine: model load, forward, forward+backward (medians), peak memory.
     Bench {
-        #[arg(long, short, default_value = "efficientnet-lite0")]
-        model: String,
+        #[command(flatten)]
+        model: ModelArgs,
         #[arg(long, default_value_t = 20)]
         runs: usize,
         #[arg(long)]
@@ -491,14 +522,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict {
             images,
             model,
-            arch,
             top,
             json,
             save_raw,
             batch_size,
             shard,
         } => {
-            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let m = model.open(device)?;
             if !(1..=4096).contains(&batch_size) {
                 bail!("--batch-size must be between 1 and 4096 (got {batch_size})");
             }
@@ -552,8 +582,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 bail!("{failed} of {total} images could not be read (reported above)");
             }
         }
-        Command::Layers { model, arch, json } => {
-            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+        Command::Layers { model, json } => {
+            let m = model.open(device)?;
             let layers = m.layers();
             if json {
                 for l in &layers {
@@ -607,18 +637,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Explain {
             images,
-            method,
             model,
-            arch,
-            target,
-            layer,
-            steps,
-            samples,
-            sigma,
-            window,
-            stride,
-            baseline,
-            seed,
+            method,
             out,
             save_raw,
             opacity,
@@ -626,31 +646,8 @@ pub fn run(cli: Cli) -> Result<()> {
             shard,
             metrics,
         } => {
-            let method: Method = method.parse()?;
-            let m = Model::open(&model, parse_arch(&arch)?, device)?;
-            let mut params = Params {
-                target,
-                layer,
-                steps,
-                samples,
-                sigma,
-                seed,
-                ..Params::default()
-            }
-            .with_window_for(m.preprocess.size as i64);
-            if let Some(w) = window {
-                params.window = w;
-                params.stride = stride.unwrap_or((w / 2).max(1));
-            }
-            if let Some(s) = stride {
-                params.stride = s;
-            }
-            if let Some(b) = baseline {
-                match b.parse::<f64>() {
-                    Ok(v) if method == Method::Occlusion => params.occlusion_value = v,
-                    _ => params.baseline = b.parse()?,
-                }
-            }
+            let m = model.open(device)?;
+            let (method, params) = method.params(&m)?;
             if !(0.0..=1.0).contains(&opacity) {
                 bail!("--opacity must be between 0 and 1 (got {opacity})");
             }
@@ -689,28 +686,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Sanity {
             image,
-            method,
             model,
-            arch,
-            target,
-            layer,
-            steps,
-            samples,
-            seed,
+            method,
             json,
         } => {
-            let method: Method = method.parse()?;
-            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let m = model.open(device)?;
+            let (method, params) = method.params(&m)?;
             let prepared = m.preprocess.prepare_file(&image)?;
-            let params = Params {
-                target,
-                layer,
-                steps,
-                samples,
-                seed,
-                ..Params::default()
-            }
-            .with_window_for(m.preprocess.size as i64);
             let bar = progress_bar(0, "layer groups");
             let s = crate::engine::metrics::sanity_check(&m, &prepared.tensor, method, &params, &mut |done, total| {
                 bar.set_length(total as u64);
@@ -736,13 +718,12 @@ pub fn run(cli: Cli) -> Result<()> {
             images,
             layer,
             model,
-            arch,
             out,
             per_channel,
             save_raw,
             shard,
         } => {
-            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let m = model.open(device)?;
             let inputs = shard_of(expand_inputs(&images)?, shard.as_deref())?;
             let many = inputs.len() > 1 || images.iter().any(|p| p.is_dir());
             for dir in [Some(&out), save_raw.as_ref()].into_iter().flatten().filter(|_| many) {
@@ -788,12 +769,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Filters {
             layer,
             model,
-            arch,
             out,
             per_input,
             max_tiles,
         } => {
-            let m = Model::open(&model, parse_arch(&arch)?, device)?;
+            let m = model.open(device)?;
             let key = format!("{layer}.weight");
             let vars = m.vs.variables();
             let Some(w) = vars.get(&key).filter(|w| w.dim() == 4) else {
@@ -826,10 +806,10 @@ pub fn run(cli: Cli) -> Result<()> {
             if !(1..=10_000).contains(&runs) {
                 bail!("--runs must be between 1 and 10000 (got {runs})");
             }
-            let r = crate::engine::bench::core(&model, runs, device)?;
+            let r = crate::engine::bench::core(&model.model, runs, device)?;
             let method_times = match &methods {
                 Some(img) => {
-                    let m = Model::open(&model, None, device)?;
+                    let m = model.open(device)?;
                     let x = m.preprocess.prepare_file(img)?.tensor;
                     crate::engine::bench::methods(&m, &x, runs)?
                 }
