@@ -442,7 +442,7 @@ fn explain_one(
     save_raw: &Option<PathBuf>,
 ) -> Result<String> {
     let prepared = m.preprocess.prepare_file(path)?;
-    let mut e = explain::explain(m, &prepared.tensor, method, params, &mut |_, _| true)?;
+    let mut e = explain::explain(m, &prepared.tensor, method, params, &mut |_| true)?;
     let size = m.preprocess.size as i64;
     let map = render::attribution_map(&e.attribution, method, size, size)?;
     let mut faithfulness = None;

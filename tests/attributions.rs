@@ -14,7 +14,7 @@ fn refs(name: &str) -> Weights {
 
 fn ours(model: &Model, r: &Weights, method: Method, p: Params) -> glassbox::engine::explain::Explanation {
     let input = r.get("input").unwrap();
-    let e = explain(model, input, method, &p, &mut |_, _| true).unwrap();
+    let e = explain(model, input, method, &p, &mut |_| true).unwrap();
     let target = r.get("target").unwrap().double_value(&[0]) as i64;
     assert_eq!(e.target, target, "{method}: top-1 class");
     e
@@ -137,4 +137,35 @@ fn smoothgrad_is_statistically_close_to_captum() {
         },
     );
     assert!(again.attribution.equal(&e.attribution));
+}
+
+#[test]
+fn long_methods_show_early_maps_and_can_be_cancelled() {
+    let m = Model::open("mnist", None, Device::Cpu).unwrap();
+    let x = Tensor::zeros([1, 1, 28, 28], (Kind::Float, Device::Cpu));
+    for method in [Method::SmoothGrad, Method::Occlusion, Method::ScoreCam] {
+        let mut partials: Vec<Tensor> = Vec::new();
+        let p = Params {
+            samples: 8,
+            ..Params::default()
+        }
+        .with_window_for(28);
+        let e = explain(&m, &x, method, &p, &mut |pr| {
+            assert!(pr.done <= pr.total);
+            if let Some(t) = pr.partial {
+                partials.push(t.to_device(Device::Cpu).copy());
+            }
+            true
+        })
+        .unwrap();
+        let last = partials.last().unwrap_or_else(|| panic!("{method}: no early map"));
+        assert_eq!(last.size(), e.attribution.size(), "{method}");
+        assert!(
+            last.allclose(&e.attribution, 1e-5, 1e-6, false),
+            "{method}: the last early map is the result"
+        );
+        // Cancelling stops the method with a clear error.
+        let err = explain(&m, &x, method, &p, &mut |_| false).err().unwrap().to_string();
+        assert!(err.contains("cancelled"), "{method}: {err}");
+    }
 }

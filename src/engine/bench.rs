@@ -156,7 +156,7 @@ pub fn methods(model: &Model, input: &Tensor, runs: usize) -> Result<Vec<MethodT
         };
         let mut failed = None;
         let t = time(m.name(), r, device, || {
-            if let Err(e) = explain(model, &x, m, &p, &mut |_, _| true) {
+            if let Err(e) = explain(model, &x, m, &p, &mut |_| true) {
                 failed = Some(e);
             }
         });

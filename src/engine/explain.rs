@@ -256,8 +256,18 @@ pub struct Explanation {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Progress of long methods: (done, total); returning false cancels.
-pub type ProgressFn<'a> = dyn FnMut(usize, usize) -> bool + 'a;
+/// How far a long method is, with its map so far where one exists (SmoothGrad: the mean
+/// of the samples so far; occlusion: the windows so far; Score-CAM: the channels so far),
+/// so a viewer can show a first picture early and refine it.
+pub struct Progress<'t> {
+    pub done: usize,
+    pub total: usize,
+    /// Same shape as the final attribution, on the model's device.
+    pub partial: Option<&'t Tensor>,
+}
+
+/// Called as a long method advances; returning false cancels it.
+pub type ProgressFn<'a> = dyn FnMut(Progress<'_>) -> bool + 'a;
 
 fn cancelled() -> Error {
     Error::invalid("cancelled")
@@ -628,7 +638,12 @@ pub fn explain(
                 let (g, _) = grad_of_target(model, &noisy, Some(target))?;
                 sum += g.sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
                 done += n as usize;
-                if !progress(done, p.samples) {
+                let partial = &sum / done as f64;
+                if !progress(Progress {
+                    done,
+                    total: p.samples,
+                    partial: Some(&partial),
+                }) {
                     return Err(cancelled());
                 }
             }
@@ -668,7 +683,11 @@ pub fn explain(
                 let (g, _) = grad_of_target(model, &path, Some(target))?;
                 total += (g * w).sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
                 i += n;
-                if !progress(i, p.steps) {
+                if !progress(Progress {
+                    done: i,
+                    total: p.steps,
+                    partial: None,
+                }) {
                     return Err(cancelled());
                 }
             }
@@ -840,7 +859,19 @@ fn score_cam(
             let out = model.logits(&batch).select(1, target).to_device(Device::Cpu);
             scores.extend(Vec::<f32>::try_from(&out).map_err(Error::from)?);
             i += n;
-            if !progress(i as usize, k as usize) {
+            let seen = i;
+            let partial = (Tensor::from_slice(&scores)
+                .to_device(x.device())
+                .softmax(-1, Kind::Float)
+                .view([1, seen, 1, 1])
+                * a.narrow(1, 0, seen))
+            .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
+            .relu();
+            if !progress(Progress {
+                done: i as usize,
+                total: k as usize,
+                partial: Some(&partial),
+            }) {
                 return Err(cancelled());
             }
         }
@@ -891,7 +922,12 @@ fn occlusion(
             total += (drop * &masks).sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
             count += masks.sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
             let done = (b * bs + chunk.len()).min(total_n);
-            if !progress(done, total_n) {
+            let partial = (&total / count.clamp_min(1.0)).expand([1, x.size()[1], h, w], false);
+            if !progress(Progress {
+                done,
+                total: total_n,
+                partial: Some(&partial),
+            }) {
                 return Err(cancelled());
             }
         }

@@ -234,12 +234,12 @@ pub fn sanity_check(
                 target: Some(target),
                 ..p.clone()
             },
-            &mut |_, _| true,
+            &mut |_| true,
         )?;
         let map = attribution_map(&e.attribution, method, size.0, size.1)?;
         Ok(map.data.iter().map(|v| v.abs()).collect())
     };
-    let first = explain::explain(model, input, method, p, &mut |_, _| true)?;
+    let first = explain::explain(model, input, method, p, &mut |_| true)?;
     let target = first.target;
     let original = map_of(model, target)?;
     let work = duplicate(model);
