@@ -292,6 +292,34 @@ pub enum Command {
     },
 }
 
+/// Runs `one` on every input with a progress bar, printing each result line; with many
+/// inputs a failing one is reported and skipped, a single input fails the command.
+fn for_each_input(inputs: &[PathBuf], many: bool, mut one: impl FnMut(&Path) -> Result<String>) -> Result<()> {
+    let bar = if many {
+        progress_bar(inputs.len() as u64, "images")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut failed = 0;
+    for path in inputs {
+        bar.set_message(path.display().to_string());
+        match one(path) {
+            Ok(line) => bar.suspend(|| println!("{line}")),
+            Err(e) if !many => return Err(e),
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("glassbox: skipped {}: {e:#}", path.display()));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if failed > 0 {
+        bail!("{failed} of {} inputs failed (reported above)", inputs.len());
+    }
+    Ok(())
+}
+
 fn activations_one(
     m: &Model,
     image: &Path,
@@ -660,29 +688,9 @@ pub fn run(cli: Cli) -> Result<()> {
             for dir in [&out, &save_raw].into_iter().flatten().filter(|_| many) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let bar = progress_bar(inputs.len() as u64, "images");
-            let mut failed = 0;
-            for path in &inputs {
-                bar.set_message(path.display().to_string());
-                let r = explain_one(&m, path, method, &params, cmap, opacity, many, metrics, &out, &save_raw);
-                match r {
-                    Ok(line) if !many => println!("{line}"),
-                    Ok(line) => bar.println(line),
-                    Err(e) if !many => return Err(e),
-                    Err(e) => {
-                        failed += 1;
-                        bar.suspend(|| eprintln!("glassbox: skipped {}: {e:#}", path.display()));
-                    }
-                }
-                bar.inc(1);
-            }
-            bar.finish_and_clear();
-            if failed > 0 {
-                bail!(
-                    "{failed} of {} inputs could not be explained (reported above)",
-                    inputs.len()
-                );
-            }
+            for_each_input(&inputs, many, |path| {
+                explain_one(&m, path, method, &params, cmap, opacity, many, metrics, &out, &save_raw)
+            })?;
         }
         Command::Sanity {
             image,
@@ -736,9 +744,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     .unwrap_or_default();
                 dir.join(format!("{stem}.{layer}.{ext}"))
             };
-            let bar = progress_bar(if many { inputs.len() as u64 } else { 0 }, "images");
-            let mut failed = 0;
-            for image in &inputs {
+            for_each_input(&inputs, many, |image| {
                 let png = if many {
                     name_for(&out, image, "png")
                 } else {
@@ -751,20 +757,8 @@ pub fn run(cli: Cli) -> Result<()> {
                         r.clone()
                     }
                 });
-                match activations_one(&m, image, &layer, &png, raw.as_deref(), per_channel) {
-                    Ok(line) => bar.suspend(|| println!("{line}")),
-                    Err(e) if !many => return Err(e),
-                    Err(e) => {
-                        failed += 1;
-                        bar.suspend(|| eprintln!("glassbox: skipped {}: {e:#}", image.display()));
-                    }
-                }
-                bar.inc(1);
-            }
-            bar.finish_and_clear();
-            if failed > 0 {
-                bail!("{failed} of {} inputs failed (reported above)", inputs.len());
-            }
+                activations_one(&m, image, &layer, &png, raw.as_deref(), per_channel)
+            })?;
         }
         Command::Filters {
             layer,

@@ -17,10 +17,6 @@ pub fn glassbox(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_glassbox"))
         .args(args)
         .env("GLASSBOX_DATA", root().join("data"))
-        .env(
-            "CUDA_VISIBLE_DEVICES",
-            std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default(),
-        )
         .output()
         .expect("the glassbox binary runs")
 }
