@@ -169,3 +169,49 @@ fn long_methods_show_early_maps_and_can_be_cancelled() {
         assert!(err.contains("cancelled"), "{method}: {err}");
     }
 }
+
+#[test]
+fn one_backward_serves_gradient_input_x_gradient_and_the_cams() {
+    use glassbox::engine::explain::explain_many;
+    let m = Model::open("efficientnet-lite0", None, Device::Cpu).unwrap();
+    let x = refs("efficientnet-lite0").get("input").unwrap().shallow_clone();
+    let methods = [
+        Method::Gradient,
+        Method::InputXGradient,
+        Method::GradCam,
+        Method::GradCamPlusPlus,
+    ];
+    let p = Params::default();
+    let many = explain_many(&m, &x, &methods, &p, &mut |_| true);
+    for (method, got) in methods.iter().zip(many) {
+        let got = got.unwrap();
+        let alone = explain(&m, &x, *method, &p, &mut |_| true).unwrap();
+        assert_eq!(got.method, *method);
+        assert_eq!(got.target, alone.target);
+        assert!(
+            got.attribution.allclose(&alone.attribution, 1e-5, 1e-6, false),
+            "{method}"
+        );
+    }
+}
+
+#[test]
+fn nan_in_the_model_is_reported_not_drawn() {
+    let m = Model::open("mnist", None, Device::Cpu).unwrap();
+    tch::no_grad(|| {
+        let mut w = m.vs.variables()["fc2.bias"].shallow_clone();
+        let _ = w.fill_(f64::NAN);
+    });
+    let x = Tensor::zeros([1, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let e = explain(
+        &m,
+        &x,
+        Method::Gradient,
+        &Params::default().with_window_for(28),
+        &mut |_| true,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("NaN or Inf") && e.contains("model output"), "{e}");
+}
