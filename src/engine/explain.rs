@@ -204,8 +204,9 @@ impl Params {
         self
     }
 
-    /// Refuses parameters outside their allowed ranges, saying the range.
-    pub fn validate(&self, input_side: i64) -> Result<()> {
+    /// Refuses parameters outside their allowed ranges, saying the range. The occlusion
+    /// window is checked only for occlusion (its default is for 224-pixel inputs).
+    pub fn validate(&self, method: Method, input_side: i64) -> Result<()> {
         if !(1..=MAX_STEPS).contains(&self.steps) {
             return Err(Error::invalid(format!(
                 "--steps must be between 1 and {MAX_STEPS} (got {})",
@@ -224,7 +225,10 @@ impl Params {
                 self.sigma
             )));
         }
-        if !(1..=input_side).contains(&self.window) && input_side > 0 {
+        if method != Method::Occlusion {
+            return Ok(());
+        }
+        if !(1..=input_side).contains(&self.window) {
             return Err(Error::invalid(format!(
                 "--window must be between 1 and the input side {input_side} (got {})",
                 self.window
@@ -586,7 +590,7 @@ pub fn explain(
         )));
     }
     let side = x.size()[2].min(x.size()[3]);
-    p.validate(side)?;
+    p.validate(method, side)?;
     if let Some(t) = p.target {
         check_target(model, t)?;
     }
