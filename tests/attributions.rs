@@ -203,15 +203,9 @@ fn nan_in_the_model_is_reported_not_drawn() {
         let _ = w.fill_(f64::NAN);
     });
     let x = Tensor::zeros([1, 1, 28, 28], (Kind::Float, Device::Cpu));
-    let e = explain(
-        &m,
-        &x,
-        Method::Gradient,
-        &Params::default().with_window_for(28),
-        &mut |_| true,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let e = explain(&m, &x, Method::Gradient, &Params::default(), &mut |_| true)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("NaN or Inf") && e.contains("model output"), "{e}");
 }
