@@ -13,5 +13,6 @@ pub mod preprocess;
 pub mod render;
 pub mod train;
 pub mod weights;
+pub mod worker;
 
 pub use error::{Error, Result};
