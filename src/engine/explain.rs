@@ -385,27 +385,14 @@ fn grad_of_target(model: &Model, x: &Tensor, target: Option<i64>) -> Result<(Ten
     Ok((Tensor::run_backward(&[score], &[&xi], false, false).remove(0), t))
 }
 
-/// Standard normal noise of `shape` from the stream (seed, stream): splitmix64 and
-/// Box-Muller, computed on the CPU so every device and thread gets the same numbers.
+/// Standard normal noise of `shape` from the stream (seed, stream), drawn on the CPU
+/// (PCG and the ziggurat method) so every device, thread and batch size gets the same numbers.
 pub fn seeded_normal(shape: &[i64], seed: i64, stream: u64) -> Tensor {
+    use rand::{Rng, SeedableRng};
     let n: i64 = shape.iter().product();
-    let mut state = (seed as u64) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut v = Vec::with_capacity(n as usize);
-    while (v.len() as i64) < n {
-        let (u1, u2) = (next().max(1e-300), next());
-        let r = (-2.0 * u1.ln()).sqrt();
-        let a = 2.0 * std::f64::consts::PI * u2;
-        v.push((r * a.cos()) as f32);
-        v.push((r * a.sin()) as f32);
-    }
-    v.truncate(n as usize);
+    let mut rng =
+        rand_pcg::Pcg64Mcg::seed_from_u64((seed as u64) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17));
+    let v: Vec<f32> = (0..n).map(|_| rng.sample(rand_distr::StandardNormal)).collect();
     Tensor::from_slice(&v).view(shape)
 }
 
