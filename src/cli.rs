@@ -444,7 +444,8 @@ fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-fn output_path(target: &Option<PathBuf>, many: bool, input: &Path, method: Method, ext: &str) -> Option<PathBuf> {
+/// The output for one input: `target` itself for a single input, else `target/NAME.TAG.EXT`.
+fn output_path(target: &Option<PathBuf>, many: bool, input: &Path, tag: &str, ext: &str) -> Option<PathBuf> {
     let t = target.as_ref()?;
     if !many {
         return Some(t.clone());
@@ -453,7 +454,7 @@ fn output_path(target: &Option<PathBuf>, many: bool, input: &Path, method: Metho
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    Some(t.join(format!("{stem}.{}.{ext}", method.name().replace('+', "p"))))
+    Some(t.join(format!("{stem}.{tag}.{ext}")))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -496,12 +497,12 @@ fn explain_one(
     if let Some((d, i)) = faithfulness {
         line.push_str(&format!(", deletion AUC {d:.4}, insertion AUC {i:.4}"));
     }
-    if let Some(o) = output_path(out, many, path, method, "png") {
+    if let Some(o) = output_path(out, many, path, &method.name().replace('+', "p"), "png") {
         let img = render::overlay(&prepared.view, &map, cmap, opacity, 0.99, method.is_cam());
         render::save_png(&img, &o)?;
         line.push_str(&format!(" -> {}", o.display()));
     }
-    if let Some(r) = output_path(save_raw, many, path, method, "safetensors") {
+    if let Some(r) = output_path(save_raw, many, path, &method.name().replace('+', "p"), "safetensors") {
         let logits = m.logits(&prepared.tensor);
         let tensors = vec![
             ("input".to_string(), prepared.tensor),
@@ -737,26 +738,10 @@ pub fn run(cli: Cli) -> Result<()> {
             for dir in [Some(&out), save_raw.as_ref()].into_iter().flatten().filter(|_| many) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let name_for = |dir: &Path, input: &Path, ext: &str| {
-                let stem = input
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                dir.join(format!("{stem}.{layer}.{ext}"))
-            };
+            let out = Some(out);
             for_each_input(&inputs, many, |image| {
-                let png = if many {
-                    name_for(&out, image, "png")
-                } else {
-                    out.clone()
-                };
-                let raw = save_raw.as_ref().map(|r| {
-                    if many {
-                        name_for(r, image, "safetensors")
-                    } else {
-                        r.clone()
-                    }
-                });
+                let png = output_path(&out, many, image, &layer, "png").expect("--out is given");
+                let raw = output_path(&save_raw, many, image, &layer, "safetensors");
                 activations_one(&m, image, &layer, &png, raw.as_deref(), per_channel)
             })?;
         }

@@ -225,23 +225,21 @@ pub fn sanity_check(
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Sanity> {
     let size = (input.size()[2], input.size()[3]);
-    let map_of = |m: &Model, target: i64| -> Result<Vec<f32>> {
-        let e = explain::explain(
-            m,
-            input,
-            method,
-            &Params {
-                target: Some(target),
-                ..p.clone()
-            },
-            &mut |_| true,
-        )?;
-        let map = attribution_map(&e.attribution, method, size.0, size.1)?;
+    let abs_map = |attribution: &Tensor| -> Result<Vec<f32>> {
+        let map = attribution_map(attribution, method, size.0, size.1)?;
         Ok(map.data.iter().map(|v| v.abs()).collect())
     };
+    // The original map also fixes the target every randomised model is explained for.
     let first = explain::explain(model, input, method, p, &mut |_| true)?;
     let target = first.target;
-    let original = map_of(model, target)?;
+    let original = abs_map(&first.attribution)?;
+    let fixed = Params {
+        target: Some(target),
+        ..p.clone()
+    };
+    let map_of = |m: &Model| -> Result<Vec<f32>> {
+        abs_map(&explain::explain(m, input, method, &fixed, &mut |_| true)?.attribution)
+    };
     let work = duplicate(model);
     let groups = layer_groups(&work);
     let vars = work.vs.variables();
@@ -259,7 +257,7 @@ pub fn sanity_check(
                 v.copy_(&(noise.to_device(v.device()) * std));
             }
         });
-        let s = spearman(&original, &map_of(&work, target)?);
+        let s = spearman(&original, &map_of(&work)?);
         steps.push(SanityStep {
             randomised: g.clone(),
             spearman: s,
