@@ -10,6 +10,7 @@ use tch::{Device, Tensor};
 use crate::engine::arch::Arch;
 use crate::engine::data::{self, DatasetName};
 use crate::engine::explain::{self, Method, Params};
+use crate::engine::inspect;
 use crate::engine::model::Model;
 use crate::engine::render::{self, Colormap, FilterMode};
 use crate::engine::train::{self, Progress, TrainConfig};
@@ -329,25 +330,8 @@ fn activations_one(
     per_channel: bool,
 ) -> Result<String> {
     let prepared = m.preprocess.prepare_file(image)?;
-    let (logits, traced) = tch::no_grad(|| m.trace(&prepared.tensor));
-    let Some(t) = traced.iter().find(|t| t.name == layer) else {
-        let names: Vec<&str> = traced
-            .iter()
-            .filter(|t| t.output.dim() == 4)
-            .map(|t| t.name.as_str())
-            .collect();
-        bail!(
-            "unknown layer `{layer}`; layers with channels: {} (`glassbox layers` lists all)",
-            names.join(", ")
-        );
-    };
-    if t.output.dim() != 4 {
-        bail!(
-            "layer `{layer}` has output {:?}, not channels of a picture; choose a conv, bn, activation, pool or block layer",
-            t.output.size()
-        );
-    }
-    let (img, order) = render::activation_grid(&t.output, !per_channel, Colormap::Viridis)?;
+    let (logits, ch) = inspect::channels(m, &prepared.tensor, layer)?;
+    let (img, _) = render::channel_grid(&ch, !per_channel, Colormap::Viridis);
     render::save_png(&img, out)?;
     if let Some(raw) = raw {
         let mut meta = BTreeMap::new();
@@ -356,16 +340,19 @@ fn activations_one(
         let tensors = vec![
             ("input".to_string(), prepared.tensor),
             ("logits".to_string(), logits),
-            ("activation".to_string(), t.output.shallow_clone()),
+            (
+                "activation".to_string(),
+                Tensor::from_slice(&ch.data).view([1, ch.c as i64, ch.h as i64, ch.w as i64]),
+            ),
         ];
         weights::save_safetensors(raw, &tensors, &meta, StoreAs::F32)?;
     }
     Ok(format!(
         "{}: {} channels of `{layer}` {:?}, strongest channels {:?}",
         out.display(),
-        order.len(),
-        t.output.size(),
-        order.iter().take(5).map(|o| o.0).collect::<Vec<_>>()
+        ch.c,
+        [1, ch.c, ch.h, ch.w],
+        ch.order.iter().take(5).map(|o| o.0).collect::<Vec<_>>()
     ))
 }
 
@@ -753,26 +740,13 @@ pub fn run(cli: Cli) -> Result<()> {
             max_tiles,
         } => {
             let m = model.open(device)?;
-            let key = format!("{layer}.weight");
-            let vars = m.vs.variables();
-            let Some(w) = vars.get(&key).filter(|w| w.dim() == 4) else {
-                let mut convs: Vec<&str> = vars
-                    .iter()
-                    .filter(|(_, v)| v.dim() == 4)
-                    .map(|(k, _)| k.trim_end_matches(".weight"))
-                    .collect();
-                convs.sort();
-                bail!(
-                    "`{layer}` is not a convolution layer; convolutions: {}",
-                    convs.join(", ")
-                );
-            };
+            let w = inspect::conv_weight(&m, &layer)?;
             let mode = if per_input {
                 FilterMode::PerInput
             } else {
                 FilterMode::Average
             };
-            let img = render::filter_grid(w, mode, max_tiles.max(1))?;
+            let img = render::filter_grid(&w, mode, max_tiles.max(1))?;
             render::save_png(&img, &out)?;
             println!("{}: kernels of `{layer}` {:?}", out.display(), w.size());
         }

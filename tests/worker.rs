@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use common::*;
 use glassbox::engine::explain::{Method, Params};
-use glassbox::engine::worker::{Engine, Request, Response};
+use glassbox::engine::worker::{Engine, ImageSource, Request, Response};
 use tch::Device;
 
 fn wait_for(engine: &Engine, id: u64) -> Vec<Response> {
@@ -14,16 +14,8 @@ fn wait_for(engine: &Engine, id: u64) -> Vec<Response> {
         let r = engine
             .recv_timeout(Duration::from_secs(300))
             .expect("the engine answers");
-        let rid = match &r {
-            Response::ModelOpened { id, .. }
-            | Response::ImageSet { id, .. }
-            | Response::Prediction { id, .. }
-            | Response::Progress { id, .. }
-            | Response::Explained { id, .. }
-            | Response::Cancelled { id }
-            | Response::Failed { id, .. } => *id,
-        };
-        let done = rid == id && !matches!(r, Response::Progress { .. });
+        let rid = r.id();
+        let done = rid == id && r.is_final();
         seen.push(r);
         if done {
             return seen;
@@ -46,7 +38,7 @@ fn open_set_image_predict_and_explain() {
         other => panic!("{other:?}"),
     }
     let id = e.send(Request::SetImage {
-        path: asset("assets/samples/chelsea.png"),
+        source: ImageSource::File(asset("assets/samples/chelsea.png")),
     });
     match wait_for(&e, id).pop().unwrap() {
         Response::ImageSet { view, .. } => assert_eq!((view.width(), view.height()), (224, 224)),
@@ -58,11 +50,13 @@ fn open_set_image_predict_and_explain() {
         other => panic!("{other:?}"),
     }
     let id = e.send(Request::Explain {
+        slot: 0,
         method: Method::GradCam,
         params: Params::default(),
     });
     match wait_for(&e, id).pop().unwrap() {
-        Response::Explained { map, layer, .. } => {
+        Response::Explained { result, .. } => {
+            let (map, layer) = (result.map, result.layer);
             assert_eq!((map.w, map.h), (224, 224));
             assert_eq!(layer.as_deref(), Some("_swish#2"));
         }
@@ -72,7 +66,9 @@ fn open_set_image_predict_and_explain() {
     let dir = tmp();
     let txt = dir.path().join("notes.txt");
     std::fs::write(&txt, "hello").unwrap();
-    let id = e.send(Request::SetImage { path: txt });
+    let id = e.send(Request::SetImage {
+        source: ImageSource::File(txt),
+    });
     match wait_for(&e, id).pop().unwrap() {
         Response::Failed { message, .. } => assert!(message.contains("not an image"), "{message}"),
         other => panic!("{other:?}"),
@@ -90,10 +86,11 @@ fn a_newer_request_supersedes_a_long_one_and_cancel_stops_it() {
     });
     wait_for(&e, open);
     let img = e.send(Request::SetImage {
-        path: asset("assets/samples/coffee.png"),
+        source: ImageSource::File(asset("assets/samples/coffee.png")),
     });
     wait_for(&e, img);
     let long = e.send(Request::Explain {
+        slot: 0,
         method: Method::ScoreCam,
         params: Params::default(),
     });
@@ -105,6 +102,7 @@ fn a_newer_request_supersedes_a_long_one_and_cancel_stops_it() {
         other => panic!("{other:?}"),
     }
     let newer = e.send(Request::Explain {
+        slot: 0,
         method: Method::Gradient,
         params: Params::default(),
     });
@@ -116,13 +114,11 @@ fn a_newer_request_supersedes_a_long_one_and_cancel_stops_it() {
     );
     assert!(matches!(
         seen.last().unwrap(),
-        Response::Explained {
-            method: Method::Gradient,
-            ..
-        }
+        Response::Explained { result, .. } if result.method == Method::Gradient
     ));
     // Explicit cancel.
     let again = e.send(Request::Explain {
+        slot: 0,
         method: Method::Occlusion,
         params: Params::default(),
     });

@@ -461,11 +461,27 @@ fn layer_grads(
     layer: &str,
     to_input: bool,
 ) -> Result<(LayerGrads, i64)> {
+    layer_grads_with(model, x, target, layer, to_input, None).map(|(lg, t, _, _)| (lg, t))
+}
+
+/// `layer_grads` that also returns the logits and the output of `capture`, from the same forward.
+fn layer_grads_with(
+    model: &Model,
+    x: &Tensor,
+    target: Option<i64>,
+    layer: &str,
+    to_input: bool,
+    capture: Option<&str>,
+) -> Result<(LayerGrads, i64, Tensor, Option<Tensor>)> {
     let xi = x.detach().set_requires_grad(true);
     let mut act = None;
+    let mut captured = None;
     let logits = model.forward_hooked(&xi, false, &mut |name, _, t| {
         if name == layer {
             act = Some(t.shallow_clone());
+        }
+        if Some(name) == capture {
+            captured = Some(t.detach());
         }
         t
     });
@@ -493,6 +509,8 @@ fn layer_grads(
             input_grad,
         },
         target,
+        logits.detach(),
+        captured,
     ))
 }
 
@@ -770,13 +788,25 @@ pub fn explain_many(
 }
 
 fn shared_pass(model: &Model, input: &Tensor, methods: &[Method], p: &Params) -> Result<Vec<Explanation>> {
+    shared_pass_with(model, input, methods, p, None).map(|r| r.0)
+}
+
+/// The methods that share one backward, with the logits and the output of layer
+/// `capture` from the same forward.
+pub fn shared_pass_with(
+    model: &Model,
+    input: &Tensor,
+    methods: &[Method],
+    p: &Params,
+    capture: Option<&str>,
+) -> Result<(Vec<Explanation>, Tensor, Option<Tensor>)> {
     let x = input.to_device(model.device()).to_kind(Kind::Float);
     let layer = resolve_layer(model, p.layer.as_deref())?;
     let to_input = methods
         .iter()
         .any(|m| matches!(m, Method::Gradient | Method::InputXGradient));
-    let (lg, target) = layer_grads(model, &x, p.target, &layer, to_input)?;
-    methods
+    let (lg, target, logits, captured) = layer_grads_with(model, &x, p.target, &layer, to_input, capture)?;
+    let list = methods
         .iter()
         .map(|&method| {
             let (attribution, layer) = match method {
@@ -806,7 +836,8 @@ fn shared_pass(model: &Model, input: &Tensor, methods: &[Method], p: &Params) ->
                 metadata,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((list, logits, captured))
 }
 
 /// A CAM [1, 1, h, w] upsampled bilinearly to [1, 1, H, W] and scaled to [0, 1].

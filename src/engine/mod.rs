@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod explain;
+pub mod inspect;
 pub mod layers;
 pub mod metrics;
 pub mod model;

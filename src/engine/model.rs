@@ -55,6 +55,7 @@ pub struct Class {
     pub index: i64,
     pub label: String,
     pub probability: f64,
+    pub logit: f64,
 }
 
 pub struct Model {
@@ -256,6 +257,7 @@ impl Model {
                                 .cloned()
                                 .unwrap_or_else(|| format!("class {index}")),
                             probability: vals.double_value(&[r, j]),
+                            logit: logits.double_value(&[r, index]),
                         }
                     })
                     .collect()

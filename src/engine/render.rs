@@ -6,6 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::error::{Error, Result};
 use super::explain::Method;
+use super::inspect::Channels;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Colormap {
@@ -92,6 +93,32 @@ impl Map {
         })
     }
 
+    /// Resampled to w x h (bilinear), e.g. a 7x7 channel drawn over the 224x224 input.
+    pub fn resized(&self, w: usize, h: usize) -> Map {
+        if (w, h) == (self.w, self.h) {
+            return self.clone();
+        }
+        // Bilinear with half-pixel centres (PyTorch's align_corners=False).
+        let sample = |pos: usize, out: usize, inp: usize| -> (usize, usize, f32) {
+            let f = ((pos as f32 + 0.5) * inp as f32 / out as f32 - 0.5).max(0.0);
+            let i0 = (f as usize).min(inp - 1);
+            let i1 = (i0 + 1).min(inp - 1);
+            (i0, i1, f - i0 as f32)
+        };
+        let mut data = Vec::with_capacity(w * h);
+        for y in 0..h {
+            let (y0, y1, fy) = sample(y, h, self.h);
+            for x in 0..w {
+                let (x0, x1, fx) = sample(x, w, self.w);
+                let v = |yy: usize, xx: usize| self.data[yy * self.w + xx];
+                let top = v(y0, x0) * (1.0 - fx) + v(y0, x1) * fx;
+                let bottom = v(y1, x0) * (1.0 - fx) + v(y1, x1) * fx;
+                data.push(top * (1.0 - fy) + bottom * fy);
+            }
+        }
+        Map { w, h, data }
+    }
+
     /// The value at `q` (0-1) of the sorted values.
     pub fn percentile(&self, q: f64, abs: bool) -> f32 {
         let mut v: Vec<f32> = self.data.iter().map(|x| if abs { x.abs() } else { *x }).collect();
@@ -171,49 +198,77 @@ pub fn overlay(view: &DynamicImage, map: &Map, cmap: Colormap, opacity: f64, cli
     })
 }
 
-/// Channels of an activation [1, C, h, w] as a grid of thumbnails, ordered by mean
-/// activation (largest first); `shared` = one colour scale for all channels.
-pub fn activation_grid(act: &Tensor, shared: bool, cmap: Colormap) -> Result<(RgbImage, Vec<(i64, f64)>)> {
-    let a = act.to_device(Device::Cpu).to_kind(Kind::Float);
-    let s = a.size();
-    if s.len() != 4 {
-        return Err(Error::invalid(format!("activations must be [1, C, H, W], got {s:?}")));
+/// Where the tiles of a channel grid are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GridLayout {
+    pub cols: usize,
+    pub rows: usize,
+    pub tile_w: usize,
+    pub tile_h: usize,
+    pub gap: usize,
+}
+
+impl GridLayout {
+    /// The tile index (position in the order) under pixel (x, y) of the grid image, and
+    /// the activation position (row, column) inside that tile at `scale` pixels per value.
+    pub fn hit(&self, x: f32, y: f32, scale: usize) -> Option<(usize, usize, usize)> {
+        if x < 0.0 || y < 0.0 {
+            return None;
+        }
+        let (x, y) = (x as usize, y as usize);
+        let (col, row) = (x / (self.tile_w + self.gap), y / (self.tile_h + self.gap));
+        let (ix, iy) = (x % (self.tile_w + self.gap), y % (self.tile_h + self.gap));
+        if col >= self.cols || row >= self.rows || ix >= self.tile_w || iy >= self.tile_h {
+            return None;
+        }
+        Some((row * self.cols + col, iy / scale.max(1), ix / scale.max(1)))
     }
-    let (c, h, w) = (s[1], s[2], s[3]);
-    let a = a.get(0);
-    let means: Vec<f32> =
-        Vec::<f32>::try_from(&a.mean_dim([1i64, 2].as_slice(), false, Kind::Float)).map_err(Error::from)?;
-    let mut order: Vec<(i64, f64)> = means.iter().enumerate().map(|(i, &m)| (i as i64, m as f64)).collect();
-    order.sort_by(|x, y| y.1.total_cmp(&x.1));
-    let (gmin, gmax) = (a.min().double_value(&[]), a.max().double_value(&[]));
-    let cols = (c as f64).sqrt().ceil() as i64;
-    let rows = (c + cols - 1) / cols;
-    let scale = (64 / h.max(w)).max(1);
-    let (tw, th, gap) = (w * scale, h * scale, 2);
+}
+
+/// Pixels per activation value in a grid tile (tiles are about 64 pixels).
+pub fn tile_scale(ch: &Channels) -> usize {
+    (64 / ch.h.max(ch.w)).max(1)
+}
+
+/// A layer's channels as a grid of thumbnails in `ch.order` (largest mean first);
+/// `shared` = one colour scale for all channels.
+pub fn channel_grid(ch: &Channels, shared: bool, cmap: Colormap) -> (RgbImage, GridLayout) {
+    let cols = ((ch.c as f64).sqrt().ceil() as usize).max(1);
+    let rows = ch.c.div_ceil(cols);
+    let scale = tile_scale(ch);
+    let layout = GridLayout {
+        cols,
+        rows,
+        tile_w: ch.w * scale,
+        tile_h: ch.h * scale,
+        gap: 2,
+    };
+    let (tw, th, gap) = (layout.tile_w, layout.tile_h, layout.gap);
     let mut img = RgbImage::from_pixel(
         ((tw + gap) * cols) as u32,
         ((th + gap) * rows) as u32,
         Rgb([40, 40, 40]),
     );
-    for (k, &(ch, _)) in order.iter().enumerate() {
-        let m = Map::from_tensor(&a.get(ch))?;
+    let n = ch.h * ch.w;
+    for (k, &(c, _)) in ch.order.iter().enumerate() {
+        let v = &ch.data[c * n..(c + 1) * n];
         let (lo, hi) = if shared {
-            (gmin, gmax)
+            (ch.min as f64, ch.max as f64)
         } else {
-            let lo = m.data.iter().copied().fold(f32::INFINITY, f32::min) as f64;
-            let hi = m.data.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lo = v.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+            let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
             (lo, hi)
         };
         let span = (hi - lo).max(1e-12);
-        let (ox, oy) = ((k as i64 % cols) * (tw + gap), (k as i64 / cols) * (th + gap));
+        let (ox, oy) = ((k % cols) * (tw + gap), (k / cols) * (th + gap));
         for y in 0..th {
             for x in 0..tw {
-                let v = m.data[((y / scale) * w + x / scale) as usize] as f64;
-                img.put_pixel((ox + x) as u32, (oy + y) as u32, Rgb(cmap.color((v - lo) / span)));
+                let val = v[(y / scale) * ch.w + x / scale] as f64;
+                img.put_pixel((ox + x) as u32, (oy + y) as u32, Rgb(cmap.color((val - lo) / span)));
             }
         }
     }
-    Ok((img, order))
+    (img, layout)
 }
 
 /// How kernels with several input channels are drawn.
@@ -333,10 +388,33 @@ mod tests {
     }
 
     #[test]
-    fn activation_grid_orders_by_mean() {
+    fn channel_grid_orders_by_mean_and_hits_find_tiles() {
         let a = Tensor::from_slice(&[0.0f32, 0.0, 0.0, 0.0, 5.0, 5.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0]).view([1, 3, 2, 2]);
-        let (img, order) = activation_grid(&a, true, Colormap::Viridis).unwrap();
-        assert_eq!(order.iter().map(|o| o.0).collect::<Vec<_>>(), [1, 2, 0]);
-        assert!(img.width() > 0);
+        let ch = Channels::from_tensor("x", &a).unwrap();
+        assert_eq!(ch.order.iter().map(|o| o.0).collect::<Vec<_>>(), [1, 2, 0]);
+        let (img, layout) = channel_grid(&ch, true, Colormap::Viridis);
+        assert_eq!((layout.cols, layout.rows), (2, 2));
+        assert_eq!(img.width() as usize, 2 * (layout.tile_w + layout.gap));
+        let scale = tile_scale(&ch);
+        // The first tile is the strongest channel, drawn at the top of the colour scale.
+        assert_eq!(img.get_pixel(0, 0).0, Colormap::Viridis.color(1.0));
+        // Second column, bottom-right value of its tile.
+        let x = (layout.tile_w + layout.gap + layout.tile_w - 1) as f32;
+        let y = (layout.tile_h - 1) as f32;
+        assert_eq!(layout.hit(x, y, scale), Some((1, 1, 1)));
+        // In the gap between tiles: nothing.
+        assert_eq!(layout.hit(layout.tile_w as f32, 0.0, scale), None);
+    }
+
+    #[test]
+    fn resized_map_keeps_constant_values() {
+        let m = Map {
+            w: 2,
+            h: 2,
+            data: vec![3.0; 4],
+        };
+        let r = m.resized(8, 6);
+        assert_eq!((r.w, r.h, r.data.len()), (8, 6, 48));
+        assert!(r.data.iter().all(|v| (v - 3.0).abs() < 1e-5));
     }
 }
