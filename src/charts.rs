@@ -67,7 +67,11 @@ fn draw<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>) -> Res
                 .disable_y_mesh()
                 .x_desc("probability")
                 .y_label_formatter(&|v| match v {
-                    SegmentValue::CenterOf(i) => (n - 1).checked_sub(*i).and_then(|k| labels.get(k)).cloned().unwrap_or_default(),
+                    SegmentValue::CenterOf(i) => (n - 1)
+                        .checked_sub(*i)
+                        .and_then(|k| labels.get(k))
+                        .cloned()
+                        .unwrap_or_default(),
                     _ => String::new(),
                 })
                 .label_style(("sans-serif", 16))
@@ -117,7 +121,12 @@ fn draw<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>) -> Res
                 (deletion, "deletion", RGBColor(200, 60, 50)),
                 (insertion, "insertion", RGBColor(40, 120, 60)),
             ] {
-                let pts: Vec<(f64, f64)> = curve.fractions.iter().copied().zip(curve.scores.iter().copied()).collect();
+                let pts: Vec<(f64, f64)> = curve
+                    .fractions
+                    .iter()
+                    .copied()
+                    .zip(curve.scores.iter().copied())
+                    .collect();
                 ch.draw_series(LineSeries::new(pts, color.stroke_width(3)))
                     .map_err(err)?
                     .label(format!("{name} (AUC {:.3})", curve.auc))

@@ -26,8 +26,9 @@ pub struct Cli {
     /// Where to compute: the GPU when libtorch sees one (auto), or force cpu / cuda.
     #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// Without a command, the desktop app opens.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -159,6 +160,61 @@ pub enum Command {
         /// Only this part of the inputs: I/N (0-based) of the batches, for independent processes.
         #[arg(long)]
         shard: Option<String>,
+        /// The top-k classes as a bar chart (.png or .svg; with several images, a folder).
+        #[arg(long)]
+        chart: Option<PathBuf>,
+    },
+    /// Open the desktop app (the default without a command).
+    Gui {
+        /// An image to open (else the last one, else a bundled sample).
+        image: Option<PathBuf>,
+        /// A builtin model or a weights file (else the last one, else the builtin Lite0).
+        #[arg(long, short)]
+        model: Option<String>,
+        #[arg(long)]
+        arch: Option<String>,
+        /// Start without what the last session remembered.
+        #[arg(long)]
+        fresh: bool,
+        /// Take the README screenshots into this folder, then quit.
+        #[arg(long, hide = true)]
+        screenshots: Option<PathBuf>,
+    },
+    /// One channel of a layer for an image: its statistics, the channel large and over the
+    /// input, and the kernel of the convolution that made it.
+    Channel {
+        image: PathBuf,
+        #[arg(long)]
+        layer: String,
+        #[arg(long)]
+        channel: usize,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Folder for channel.png, overlay.png and kernel.png.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The input pixels one activation depends on (its receptive field): the gradient of
+    /// the activation at ROW,COL of a layer with respect to the input, and its bounding box.
+    ReceptiveField {
+        image: PathBuf,
+        #[arg(long)]
+        layer: String,
+        /// Position in the layer's output, ROW,COL from 0.
+        #[arg(long)]
+        at: String,
+        /// One channel (default: all channels summed).
+        #[arg(long)]
+        channel: Option<usize>,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The field over the input, with its box, as PNG.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
     /// List every traced layer with its output shape and parameter count.
     Layers {
@@ -210,6 +266,9 @@ pub enum Command {
         /// Also measure faithfulness: deletion and insertion curves and their AUC.
         #[arg(long)]
         metrics: bool,
+        /// With --metrics: the two curves as a chart (.png or .svg; with several images, a folder).
+        #[arg(long, requires = "metrics")]
+        chart: Option<PathBuf>,
     },
     /// Sanity check (Adebayo et al. 2018): randomise layers from the top down and see
     /// whether the map changes. A map that stays similar fails.
@@ -456,6 +515,7 @@ fn explain_one(
     metrics: bool,
     out: &Option<PathBuf>,
     save_raw: &Option<PathBuf>,
+    chart: &Option<PathBuf>,
 ) -> Result<String> {
     let prepared = m.preprocess.prepare_file(path)?;
     let mut e = explain::explain(m, &prepared.tensor, method, params, &mut |_| true)?;
@@ -467,6 +527,26 @@ fn explain_one(
         e.metadata.insert("deletion_auc".into(), format!("{:.5}", del.auc));
         e.metadata.insert("insertion_auc".into(), format!("{:.5}", ins.auc));
         faithfulness = Some((del.auc, ins.auc));
+        if let Some(c) = output_path(
+            chart,
+            many,
+            path,
+            &format!("{}-faithfulness", method.name().replace('+', "p")),
+            "svg",
+        ) {
+            let title = format!(
+                "{method}: {}",
+                path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
+            );
+            crate::charts::save(
+                &crate::charts::Chart::Faithfulness {
+                    title,
+                    deletion: del,
+                    insertion: ins,
+                },
+                &c,
+            )?;
+        }
     }
     let mut line = format!(
         "{}: {} for class {} ({})",
@@ -534,7 +614,142 @@ fn check_out(out: &Path, input: Option<&Path>, force: bool) -> Result<()> {
 
 pub fn run(cli: Cli) -> Result<()> {
     let device = cli.device.device()?;
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Gui {
+        image: None,
+        model: None,
+        arch: None,
+        fresh: false,
+        screenshots: None,
+    });
+    match command {
+        Command::Gui {
+            image,
+            model,
+            arch,
+            fresh,
+            screenshots,
+        } => {
+            let image = image
+                .map(|p| {
+                    if p.is_file() {
+                        Ok(p)
+                    } else {
+                        Err(anyhow::anyhow!("{}: no such image file", p.display()))
+                    }
+                })
+                .transpose()?;
+            crate::app::run(crate::app::Options {
+                model,
+                arch: parse_arch(&arch)?,
+                image,
+                device,
+                fresh,
+                screenshots,
+                timings: true,
+            })?;
+        }
+        Command::Channel {
+            image,
+            layer,
+            channel,
+            model,
+            out,
+            json,
+        } => {
+            let m = model.open(device)?;
+            let prepared = m.preprocess.prepare_file(&image)?;
+            let (_, ch) = inspect::channels(&m, &prepared.tensor, &layer)?;
+            if channel >= ch.c {
+                bail!(
+                    "channel {channel} does not exist: `{layer}` has channels 0 to {}",
+                    ch.c - 1
+                );
+            }
+            let st = ch.stats(channel);
+            let kernel = inspect::channel_kernel(&m, &layer, channel);
+            if let Some(dir) = &out {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                let (w, h) = (prepared.view.width() as usize, prepared.view.height() as usize);
+                let big = ch.channel(channel).resized(w, h);
+                render::save_png(&render::heatmap(&big, Colormap::Viridis, 1.0), &dir.join("channel.png"))?;
+                let over = render::overlay(&prepared.view, &big, Colormap::Inferno, 0.6, 1.0, false);
+                render::save_png(&over, &dir.join("overlay.png"))?;
+                if let Ok((_, k)) = &kernel {
+                    render::save_png(
+                        &render::filter_grid(k, FilterMode::PerInput, 64)?,
+                        &dir.join("kernel.png"),
+                    )?;
+                }
+            }
+            let made_by = kernel.as_ref().ok().map(|(c, k)| (c.clone(), k.size()));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "layer": layer, "channel": channel, "channels": ch.c, "rank": st.rank,
+                        "mean": st.mean, "std": st.std, "min": st.min, "max": st.max, "active": st.active,
+                        "conv": made_by.as_ref().map(|m| m.0.clone()), "kernel": made_by.as_ref().map(|m| m.1.clone()),
+                    })
+                );
+            } else {
+                println!(
+                    "`{layer}` channel {channel} of {}: rank {} by mean, mean {:.4}, std {:.4}, min {:.4}, max {:.4}, active {:.1} %",
+                    ch.c,
+                    st.rank + 1,
+                    st.mean,
+                    st.std,
+                    st.min,
+                    st.max,
+                    st.active * 100.0
+                );
+                match &made_by {
+                    Some((conv, shape)) => println!("made by `{conv}`, kernel {shape:?}"),
+                    None => println!("no convolution made this channel directly"),
+                }
+            }
+        }
+        Command::ReceptiveField {
+            image,
+            layer,
+            at,
+            channel,
+            model,
+            out,
+            json,
+        } => {
+            let (y, x) = at
+                .split_once(',')
+                .and_then(|(a, b)| Some((a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?)))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--at must be ROW,COL with whole numbers from 0, e.g. 3,4 (got `{at}`)")
+                })?;
+            let m = model.open(device)?;
+            let prepared = m.preprocess.prepare_file(&image)?;
+            let f = inspect::receptive_field(&m, &prepared.tensor, &layer, channel, y, x)?;
+            if let Some(o) = &out {
+                let mut pic = render::overlay(&prepared.view, &f.map, Colormap::Inferno, 0.7, 0.995, false);
+                if let Some(b) = f.bbox {
+                    render::draw_box(&mut pic, b, [255, 230, 0]);
+                }
+                render::save_png(&pic, o)?;
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "layer": layer, "row": y, "col": x, "channel": channel,
+                        "bbox": f.bbox.map(|(x0, y0, x1, y1)| serde_json::json!({"x0": x0, "y0": y0, "x1": x1, "y1": y1})) })
+                );
+            } else {
+                match f.bbox {
+                    Some((x0, y0, x1, y1)) => println!(
+                        "`{layer}` at row {y}, column {x}: depends on input pixels x {x0}..={x1}, y {y0}..={y1} ({}x{})",
+                        x1 - x0 + 1,
+                        y1 - y0 + 1
+                    ),
+                    None => println!("`{layer}` at row {y}, column {x} does not depend on any input pixel of this image"),
+                }
+            }
+        }
         Command::Predict {
             images,
             model,
@@ -543,6 +758,7 @@ pub fn run(cli: Cli) -> Result<()> {
             save_raw,
             batch_size,
             shard,
+            chart,
         } => {
             let m = model.open(device)?;
             if !(1..=4096).contains(&batch_size) {
@@ -575,6 +791,22 @@ pub fn run(cli: Cli) -> Result<()> {
                 let x = Tensor::cat(&ok.iter().map(|(_, t)| t.shallow_clone()).collect::<Vec<_>>(), 0);
                 let logits = m.logits(&x);
                 for ((path, _), classes) in ok.iter().zip(m.top_k(&logits, top)) {
+                    if let Some(c) = output_path(&chart, !single, path, "top", "svg") {
+                        if !single {
+                            std::fs::create_dir_all(chart.as_ref().expect("given"))?;
+                        }
+                        let title = path
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        crate::charts::save(
+                            &crate::charts::Chart::Prediction {
+                                title,
+                                top: classes.clone(),
+                            },
+                            &c,
+                        )?;
+                    }
                     bar.suspend(|| print_prediction(path, &classes, json));
                     names.push(path.display().to_string());
                 }
@@ -661,6 +893,7 @@ pub fn run(cli: Cli) -> Result<()> {
             colormap,
             shard,
             metrics,
+            chart,
         } => {
             let m = model.open(device)?;
             let (method, params) = method.params(&m)?;
@@ -673,11 +906,13 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             let inputs = shard_of(expand_inputs(&images)?, shard.as_deref())?;
             let many = inputs.len() > 1 || images.iter().any(|p| p.is_dir());
-            for dir in [&out, &save_raw].into_iter().flatten().filter(|_| many) {
+            for dir in [&out, &save_raw, &chart].into_iter().flatten().filter(|_| many) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
             for_each_input(&inputs, many, |path| {
-                explain_one(&m, path, method, &params, cmap, opacity, many, metrics, &out, &save_raw)
+                explain_one(
+                    &m, path, method, &params, cmap, opacity, many, metrics, &out, &save_raw, &chart,
+                )
             })?;
         }
         Command::Sanity {

@@ -1,4 +1,5 @@
 //! Glassbox: make a convolutional network transparent.
+pub mod app;
+pub mod charts;
 pub mod cli;
 pub mod engine;
-pub mod charts;

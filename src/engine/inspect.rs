@@ -48,7 +48,12 @@ impl Channels {
             )));
         }
         let (c, h, w) = (s[1] as usize, s[2] as usize, s[3] as usize);
-        let t = t.detach().get(0).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let t = t
+            .detach()
+            .get(0)
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
         let data = Vec::<f32>::try_from(&t.flatten(0, -1)).map_err(Error::from)?;
         let mut order: Vec<(usize, f32)> = data
             .chunks(h * w)
@@ -216,7 +221,9 @@ pub fn receptive_field(
     let t = out.ok_or_else(|| unknown_layer(model, layer))?;
     let s = t.size();
     if s.len() != 4 {
-        return Err(Error::invalid(format!("layer `{layer}` has output {s:?}, not a picture")));
+        return Err(Error::invalid(format!(
+            "layer `{layer}` has output {s:?}, not a picture"
+        )));
     }
     if y >= s[2] as usize || xp >= s[3] as usize {
         return Err(Error::invalid(format!(
@@ -260,13 +267,7 @@ pub struct Analysis {
     pub explanations: Vec<Result<Explanation>>,
 }
 
-pub fn analyze(
-    model: &Model,
-    x: &Tensor,
-    layer: Option<&str>,
-    methods: &[Method],
-    p: &Params,
-) -> Result<Analysis> {
+pub fn analyze(model: &Model, x: &Tensor, layer: Option<&str>, methods: &[Method], p: &Params) -> Result<Analysis> {
     let x = x.to_device(model.device()).to_kind(Kind::Float);
     let shared: Vec<Method> = methods
         .iter()
@@ -332,7 +333,10 @@ mod tests {
         assert_eq!(s.rank, 0);
         assert!((s.mean - ch.order[0].1).abs() < 1e-5);
         assert!(s.min <= s.mean && s.mean <= s.max);
-        assert!(channels(&m, &x, "nope").unwrap_err().to_string().contains("unknown layer"));
+        assert!(channels(&m, &x, "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown layer"));
     }
 
     #[test]

@@ -352,13 +352,36 @@ pub fn filter_grid(weight: &Tensor, mode: FilterMode, max_tiles: usize) -> Resul
 fn mixing_matrix(m: &Tensor) -> RgbImage {
     let (rows, cols) = (m.size()[0], m.size()[1]);
     let scale = (512 / rows.max(cols)).clamp(1, 16);
+    // A single row (one output channel's weights) is drawn at least 16 pixels tall.
+    let scale_y = scale.max(16 / rows).max(1);
     let max = m.abs().max().double_value(&[]).max(1e-12);
     let v = Vec::<f32>::try_from(&m.contiguous().flatten(0, -1)).unwrap_or_default();
-    RgbImage::from_fn((cols * scale) as u32, (rows * scale) as u32, |x, y| {
-        let i = (y as i64 / scale) * cols + x as i64 / scale;
+    RgbImage::from_fn((cols * scale) as u32, (rows * scale_y) as u32, |x, y| {
+        let i = (y as i64 / scale_y) * cols + x as i64 / scale;
         let val = v.get(i as usize).copied().unwrap_or(0.0) as f64;
         Rgb(Colormap::RedBlue.color(0.5 + 0.5 * val / max))
     })
+}
+
+/// A 2-pixel rectangle outline.
+pub fn draw_box(img: &mut RgbImage, (x0, y0, x1, y1): (usize, usize, usize, usize), c: [u8; 3]) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    for t in 0..2 {
+        for x in x0..=x1.min(w - 1) {
+            for y in [y0 + t, y1.saturating_sub(t)] {
+                if y < h {
+                    img.put_pixel(x as u32, y as u32, image::Rgb(c));
+                }
+            }
+        }
+        for y in y0..=y1.min(h - 1) {
+            for x in [x0 + t, x1.saturating_sub(t)] {
+                if x < w {
+                    img.put_pixel(x as u32, y as u32, image::Rgb(c));
+                }
+            }
+        }
+    }
 }
 
 /// Saves a PNG atomically.

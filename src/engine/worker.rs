@@ -26,7 +26,10 @@ use super::render::{self, attribution_map, FilterMode, Map};
 pub enum ImageSource {
     File(PathBuf),
     /// Encoded bytes (a bundled sample); `name` is shown to the user.
-    Bytes { name: String, bytes: Vec<u8> },
+    Bytes {
+        name: String,
+        bytes: Vec<u8>,
+    },
     /// Raw RGBA pixels (the clipboard).
     Pixels {
         name: String,
@@ -66,7 +69,11 @@ pub enum Request {
     /// The channels of one layer for the current image.
     Activations { layer: String },
     /// An attribution map of the current image, for explanation slot `slot`.
-    Explain { slot: usize, method: Method, params: Params },
+    Explain {
+        slot: usize,
+        method: Method,
+        params: Params,
+    },
     /// Deletion and insertion curves of a map of the current image.
     Faithfulness { slot: usize, target: i64, map: Map },
     /// The kernel that made channel `channel` of `layer`, as a picture.
@@ -81,7 +88,11 @@ pub enum Request {
     /// The kernels of a convolution as a picture.
     Filters { conv: String, per_input: bool },
     /// Cascading randomisation of the model: does the map depend on the weights?
-    Sanity { slot: usize, method: Method, params: Params },
+    Sanity {
+        slot: usize,
+        method: Method,
+        params: Params,
+    },
 }
 
 impl Request {
@@ -392,15 +403,22 @@ fn handle(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stal
     match run(state, id, req, out, stale) {
         Ok(r) => r,
         Err(_) if stale() => Response::Cancelled { id },
-        Err(e) => Response::Failed { id, message: e.to_string() },
+        Err(e) => Response::Failed {
+            id,
+            message: e.to_string(),
+        },
     }
 }
 
 fn need_input(state: &State) -> Result<(&Model, &Tensor)> {
     match (&state.model, &state.input) {
         (Some(m), Some(x)) => Ok((m, x)),
-        (None, _) => Err(Error::invalid("no model is open: open a weights file or pick the builtin model")),
-        (_, None) => Err(Error::invalid("no image yet: drop an image on the window, open one or paste one")),
+        (None, _) => Err(Error::invalid(
+            "no model is open: open a weights file or pick the builtin model",
+        )),
+        (_, None) => Err(Error::invalid(
+            "no image yet: drop an image on the window, open one or paste one",
+        )),
     }
 }
 
@@ -495,7 +513,7 @@ fn run(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: 
         }
         Request::Faithfulness { slot, target, map } => {
             let (m, x) = need_input(state)?;
-            let (deletion, insertion) = metrics::deletion_insertion(m, x, &map, target, 20)?;
+            let (deletion, insertion) = metrics::deletion_insertion(m, x, &map, target, 50)?;
             Response::Faithfulness {
                 id,
                 slot,
@@ -504,10 +522,7 @@ fn run(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: 
             }
         }
         Request::ChannelKernel { layer, channel } => {
-            let m = state
-                .model
-                .as_ref()
-                .ok_or_else(|| Error::invalid("no model is open"))?;
+            let m = state.model.as_ref().ok_or_else(|| Error::invalid("no model is open"))?;
             let (conv, k) = inspect::channel_kernel(m, &layer, channel)?;
             Response::ChannelKernel {
                 id,
@@ -518,7 +533,12 @@ fn run(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: 
                 picture: render::filter_grid(&k, FilterMode::PerInput, 64)?,
             }
         }
-        Request::ReceptiveField { layer, channel, y, x: px } => {
+        Request::ReceptiveField {
+            layer,
+            channel,
+            y,
+            x: px,
+        } => {
             let (m, x) = need_input(state)?;
             let field = inspect::receptive_field(m, x, &layer, channel, y, px)?;
             Response::ReceptiveField {
@@ -530,10 +550,7 @@ fn run(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: 
             }
         }
         Request::Filters { conv, per_input } => {
-            let m = state
-                .model
-                .as_ref()
-                .ok_or_else(|| Error::invalid("no model is open"))?;
+            let m = state.model.as_ref().ok_or_else(|| Error::invalid("no model is open"))?;
             let w = inspect::conv_weight(m, &conv)?;
             let mode = if per_input {
                 FilterMode::PerInput
