@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN := target/debug/glassbox
 SAMPLES := assets/samples/chelsea.png assets/samples/coffee.png
 
-.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps
+.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots
 
 setup:
 	@bash scripts/setup.sh
@@ -12,8 +12,9 @@ setup:
 build: setup
 	$(CARGO) build
 
+# The desktop app: the last model and image, else the embedded Lite0 and a sample photo.
 run: build
-	$(BIN) predict $(SAMPLES)
+	$(BIN) gui
 
 test: setup
 	$(CARGO) fmt --check
@@ -24,6 +25,13 @@ bench: setup
 	@echo "core timings and per-method bounds (release build):"
 	$(CARGO) build --release
 	target/release/glassbox bench --methods assets/samples/chelsea.png
+	@echo "the desktop app, headless: frame building and drop-to-all-views:"
+	target/release/glassbox bench --ui $(SAMPLES) --runs 10
+
+# The README pictures, taken by the app itself in a real window on a virtual display.
+screenshots: build
+	mkdir -p screenshots
+	XDG_RUNTIME_DIR=$$(mktemp -d) xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN) gui --fresh --screenshots screenshots
 
 # Glassbox beside Captum and pytorch-grad-cam in one run (needs `make refs` packages).
 bench-peers: refs-deps

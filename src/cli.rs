@@ -327,6 +327,10 @@ pub enum Command {
         /// Also time every attribution method beside its bound (on this image).
         #[arg(long)]
         methods: Option<PathBuf>,
+        /// Time the desktop app instead, headless, dropping these images in turn: frame
+        /// building (median, p99) and drop-to-all-views beside decode+forward+backward.
+        #[arg(long, num_args = 1..)]
+        ui: Vec<PathBuf>,
     },
     /// Train the small CNN on MNIST or Fashion-MNIST (data from `make setup`).
     Train {
@@ -523,7 +527,7 @@ fn explain_one(
     let map = render::attribution_map(&e.attribution, method, size, size)?;
     let mut faithfulness = None;
     if metrics {
-        let (del, ins) = crate::engine::metrics::deletion_insertion(m, &prepared.tensor, &map, e.target, 50)?;
+        let (del, ins) = crate::engine::metrics::deletion_insertion(m, &prepared.tensor, &map, e.target, 50, &|| true)?;
         e.metadata.insert("deletion_auc".into(), format!("{:.5}", del.auc));
         e.metadata.insert("insertion_auc".into(), format!("{:.5}", ins.auc));
         faithfulness = Some((del.auc, ins.auc));
@@ -990,7 +994,24 @@ pub fn run(cli: Cli) -> Result<()> {
             runs,
             json,
             methods,
+            ui,
         } => {
+            if !ui.is_empty() {
+                let r = crate::app::bench::run(&ui, 300, runs.clamp(1, 50), device)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!(
+                        "ui on {}: frame build median {:.2} ms, p99 {:.2} ms ({} frames, every panel open)",
+                        r.device, r.frame_median_ms, r.frame_p99_ms, r.frames
+                    );
+                    println!(
+                        "drop to all views {:.1} ms vs bound (decode+forward+backward) {:.1} ms: {:.2}x (median of {})",
+                        r.drop_to_views_median_ms, r.bound_median_ms, r.ratio, r.drops
+                    );
+                }
+                return Ok(());
+            }
             if !(1..=10_000).contains(&runs) {
                 bail!("--runs must be between 1 and 10000 (got {runs})");
             }

@@ -2,7 +2,7 @@
 //! role and label, dropped files, and frames stepped until the background work lands.
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,20 +10,9 @@ use common::*;
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
+use glassbox::app::bench::DroppedPath;
 use glassbox::app::{GlassboxApp, Options};
 use glassbox::engine::explain::Method;
-
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
 
 fn app() -> Harness<'static, GlassboxApp> {
     let mut h = Harness::builder()
@@ -63,7 +52,7 @@ fn settle(h: &mut Harness<'static, GlassboxApp>, what: &str, done: impl Fn(&Glas
 }
 
 fn drop_file(h: &mut Harness<'static, GlassboxApp>, p: PathBuf) {
-    h.input_mut().dropped_files.push(Arc::new(Dropped(p)));
+    h.input_mut().dropped_files.push(Arc::new(DroppedPath(p)));
     h.step();
 }
 

@@ -125,3 +125,80 @@ fn a_newer_request_supersedes_a_long_one_and_cancel_stops_it() {
     e.cancel(again);
     assert!(matches!(wait_for(&e, again).pop().unwrap(), Response::Cancelled { .. }));
 }
+
+#[test]
+fn one_analysis_gives_prediction_channels_and_the_shared_maps() {
+    let e = Engine::spawn(Device::Cpu);
+    let open = e.send(Request::OpenModel {
+        model: "efficientnet-lite0".into(),
+        arch: None,
+    });
+    wait_for(&e, open);
+    let img = e.send(Request::SetImage {
+        source: ImageSource::File(asset("assets/samples/chelsea.png")),
+    });
+    wait_for(&e, img);
+    let id = e.send(Request::Analyze {
+        top: 3,
+        layer: Some("_blocks.10".into()),
+        methods: vec![Method::GradCam, Method::Gradient, Method::SmoothGrad],
+        params: Params::default(),
+    });
+    let (top, target, channels, maps) = match wait_for(&e, id).pop().unwrap() {
+        Response::Analyzed {
+            top,
+            target,
+            channels,
+            maps,
+            ..
+        } => (top, target, channels, maps),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(top.len(), 3);
+    assert_eq!(target, top[0].index);
+    let ch = channels.unwrap().unwrap();
+    assert_eq!((ch.layer.as_str(), ch.c, ch.h, ch.w), ("_blocks.10", 112, 14, 14));
+    // Only the methods that share the backward come from the analysis.
+    let maps: Vec<_> = maps.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        maps.iter().map(|m| m.method).collect::<Vec<_>>(),
+        [Method::GradCam, Method::Gradient]
+    );
+    // The same maps as separate requests.
+    for m in &maps {
+        let id = e.send(Request::Explain {
+            slot: 0,
+            method: m.method,
+            params: Params::default(),
+        });
+        match wait_for(&e, id).pop().unwrap() {
+            Response::Explained { result, .. } => {
+                assert_eq!(result.target, m.target);
+                let diff = result
+                    .map
+                    .data
+                    .iter()
+                    .zip(&m.map.data)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                let scale = m.map.data.iter().fold(0f32, |a, b| a.max(b.abs()));
+                assert!(diff <= 1e-4 * scale.max(1e-12), "{}: {diff} of {scale}", m.method);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The channels are the layer's output: the receptive field at one of its pixels works.
+    let id = e.send(Request::ReceptiveField {
+        layer: "_blocks.10".into(),
+        channel: Some(ch.order[0].0),
+        y: 7,
+        x: 7,
+    });
+    match wait_for(&e, id).pop().unwrap() {
+        Response::ReceptiveField { field, .. } => {
+            let (x0, y0, x1, y1) = field.bbox.unwrap();
+            assert!(x0 < 7 * 16 && x1 > 7 * 16 && y0 < 7 * 16 && y1 > 7 * 16);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -2,6 +2,7 @@
 //! thread (`engine::worker`) and draws the plain data that comes back. Textures are
 //! uploaded when their content changes, never every frame.
 
+pub mod bench;
 mod views;
 
 use std::collections::{HashMap, VecDeque};
@@ -374,12 +375,15 @@ impl GlassboxApp {
     }
 
     pub fn open_model(&mut self, model: String, arch: Option<Arch>) {
+        self.cancel_slot_work();
         self.send(Job::Model, Request::OpenModel { model, arch });
     }
 
     pub fn set_image(&mut self, source: ImageSource) {
         self.image_requested = Some(Instant::now());
         self.all_views_after = None;
+        // Long maps of the old image would delay the new one: stop them.
+        self.cancel_slot_work();
         self.send(Job::Image, Request::SetImage { source: source.clone() });
         self.image_source = Some(source);
     }
@@ -479,40 +483,52 @@ impl GlassboxApp {
 
     /// (Re)computes one slot's map.
     pub fn explain_slot(&mut self, id: usize) {
+        self.run_slot(id, false);
+    }
+
+    /// Runs the sanity check of one slot's method.
+    pub fn sanity_slot(&mut self, id: usize) {
+        self.run_slot(id, true);
+    }
+
+    fn run_slot(&mut self, id: usize, sanity: bool) {
         let Some(slot) = self.slots.iter().find(|s| s.id == id) else {
             return;
         };
         if self.input.is_none() || self.model.is_none() {
             return;
         }
-        let req = Request::Explain {
-            slot: id,
-            method: slot.method,
-            params: self.slot_params(slot),
+        let (method, params) = (slot.method, self.slot_params(slot));
+        let (job, req) = if sanity {
+            (
+                Job::Sanity(id),
+                Request::Sanity {
+                    slot: id,
+                    method,
+                    params,
+                },
+            )
+        } else {
+            (
+                Job::Explain(id),
+                Request::Explain {
+                    slot: id,
+                    method,
+                    params,
+                },
+            )
         };
-        let rid = self.send(Job::Explain(id), req);
+        let rid = self.send(job, req);
         if let Some(s) = self.slots.iter_mut().find(|s| s.id == id) {
-            s.running = Some(rid);
             s.progress = None;
-            s.error = None;
-            s.faith = None;
-            s.sanity = None;
-        }
-    }
-
-    pub fn sanity_slot(&mut self, id: usize) {
-        let Some(slot) = self.slots.iter().find(|s| s.id == id) else {
-            return;
-        };
-        let req = Request::Sanity {
-            slot: id,
-            method: slot.method,
-            params: self.slot_params(slot),
-        };
-        let rid = self.send(Job::Sanity(id), req);
-        if let Some(s) = self.slots.iter_mut().find(|s| s.id == id) {
-            s.sanity_running = Some(rid);
-            s.progress = None;
+            if sanity {
+                s.sanity_running = Some(rid);
+            } else {
+                s.running = Some(rid);
+                s.error = None;
+                s.faith = None;
+                s.sanity = None;
+            }
         }
     }
 

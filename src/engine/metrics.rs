@@ -34,6 +34,7 @@ pub fn deletion_insertion(
     map: &Map,
     target: i64,
     steps: usize,
+    keep_going: &dyn Fn() -> bool,
 ) -> Result<(Curve, Curve)> {
     let steps = steps.clamp(2, 1000);
     let x = input.to_device(model.device()).to_kind(Kind::Float);
@@ -57,6 +58,9 @@ pub fn deletion_insertion(
         tch::no_grad(|| {
             let mut scores = Vec::with_capacity(fractions.len());
             for chunk in fractions.chunks(16) {
+                if !keep_going() {
+                    return Err(Error::invalid("cancelled"));
+                }
                 let imgs: Vec<Tensor> = chunk
                     .iter()
                     .map(|f| {

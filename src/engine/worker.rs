@@ -513,7 +513,7 @@ fn run(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: 
         }
         Request::Faithfulness { slot, target, map } => {
             let (m, x) = need_input(state)?;
-            let (deletion, insertion) = metrics::deletion_insertion(m, x, &map, target, 50)?;
+            let (deletion, insertion) = metrics::deletion_insertion(m, x, &map, target, 50, &|| !stale())?;
             Response::Faithfulness {
                 id,
                 slot,

@@ -1,0 +1,160 @@
+//! Timings of the app itself, headless (no window, no GPU needed): the time to build a
+//! frame with every panel open, and the time from dropping an image to all its views,
+//! beside its bound (decode + forward + backward) measured in the same run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use super::{GlassboxApp, Options};
+use crate::engine::explain::{self, Method, Params};
+use crate::engine::model::Model;
+
+/// A file dropped on the window (what the desktop integration hands egui).
+#[derive(Debug)]
+pub struct DroppedPath(pub PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UiBench {
+    pub frames: usize,
+    pub frame_median_ms: f64,
+    pub frame_p99_ms: f64,
+    pub drops: usize,
+    pub drop_to_views_median_ms: f64,
+    pub bound_median_ms: f64,
+    pub ratio: f64,
+    pub device: String,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Headless {
+    ctx: egui::Context,
+    app: GlassboxApp,
+    t: f64,
+}
+
+impl Headless {
+    fn frame(&mut self, dropped: Option<PathBuf>, wiggle: bool) -> Duration {
+        let mut raw = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1600.0, 1000.0))),
+            time: Some(self.t),
+            ..Default::default()
+        };
+        self.t += 1.0 / 60.0;
+        if wiggle {
+            // The pointer moves over the window, as when a user looks around.
+            let x = 300.0 + 900.0 * ((self.t * 3.0).sin() * 0.5 + 0.5) as f32;
+            raw.events.push(egui::Event::PointerMoved(egui::pos2(x, 500.0)));
+        }
+        if let Some(p) = dropped {
+            raw.dropped_files.push(Arc::new(DroppedPath(p)));
+        }
+        let t0 = Instant::now();
+        let app = &mut self.app;
+        let out = self.ctx.run_ui(raw, |ui| app.frame(ui));
+        let _ = self.ctx.tessellate(out.shapes, out.pixels_per_point);
+        t0.elapsed()
+    }
+
+    fn until(&mut self, what: &str, done: impl Fn(&GlassboxApp) -> bool) -> Result<()> {
+        let start = Instant::now();
+        while !done(&self.app) {
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("the app did not finish {what} in 10 minutes: {:?}", self.app.errors);
+            }
+            self.frame(None, false);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the app headless on `images` (dropped in turn) and times it.
+pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: tch::Device) -> Result<UiBench> {
+    if images.is_empty() {
+        bail!("give at least one image to drop");
+    }
+    let ctx = egui::Context::default();
+    let app = GlassboxApp::new(
+        &ctx,
+        None,
+        Options {
+            model: Some("efficientnet-lite0".into()),
+            arch: None,
+            image: Some(images[0].clone()),
+            device,
+            fresh: true,
+            screenshots: None,
+            timings: true,
+        },
+    );
+    let mut h = Headless { ctx, app, t: 0.0 };
+    let ready = |a: &GlassboxApp| a.views_ready() && !a.busy();
+    h.until("the first image", ready)?;
+    if !h.app.errors.is_empty() {
+        bail!("{}", h.app.errors.join("; "));
+    }
+    // Drop to all views (prediction, map, activation grid and channel), then its bound.
+    let mut drop_ms = Vec::new();
+    for k in 0..drops.max(1) {
+        let img = images[(k + 1) % images.len()].clone();
+        h.frame(Some(img.clone()), false);
+        let name = img.display().to_string();
+        h.until("a dropped image", |a| {
+            a.input.as_ref().is_some_and(|i| i.name == name) && a.all_views_after.is_some()
+        })?;
+        drop_ms.push(h.app.all_views_after.expect("measured").as_secs_f64() * 1e3);
+        h.until("its faithfulness curves", ready)?;
+    }
+    // Frame-building time with every panel open and all content present: four methods side
+    // by side, the activation grid with a channel, its kernel and the filters.
+    for m in [Method::IntegratedGradients, Method::SmoothGrad, Method::Occlusion] {
+        h.app.add_slot(m);
+    }
+    h.until("four methods", ready)?;
+    let mut ft: Vec<f64> = (0..frames.max(10))
+        .map(|_| h.frame(None, true).as_secs_f64() * 1e3)
+        .collect();
+    let frame_median = median(&mut ft);
+    let p99 = ft[((ft.len() as f64 * 0.99).ceil() as usize).min(ft.len()) - 1];
+    let dev = h.app.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();
+    drop(h);
+    let model = Model::open("efficientnet-lite0", None, device)?;
+    let mut bound = Vec::new();
+    for k in 0..drops.max(1) {
+        let img = &images[(k + 1) % images.len()];
+        let t0 = Instant::now();
+        let x = model.preprocess.prepare_file(img)?.tensor;
+        let e = explain::explain(&model, &x, Method::Gradient, &Params::default(), &mut |_| true)?;
+        let _ = e.attribution.sum(tch::Kind::Float).double_value(&[]);
+        bound.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let drop_median = median(&mut drop_ms);
+    let bound_median = median(&mut bound);
+    Ok(UiBench {
+        frames: ft.len(),
+        frame_median_ms: frame_median,
+        frame_p99_ms: p99,
+        drops: drop_ms.len(),
+        drop_to_views_median_ms: drop_median,
+        bound_median_ms: bound_median,
+        ratio: drop_median / bound_median,
+        device: dev,
+    })
+}

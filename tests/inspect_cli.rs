@@ -1,0 +1,148 @@
+//! The command line for what the app shows: one channel, a receptive field, charts, and
+//! the app itself refusing to start without a display.
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn channel_prints_stats_and_writes_its_pictures() {
+    let dir = tmp();
+    let out = dir.path().join("ch");
+    let o = glassbox(&[
+        "channel",
+        path_str(&asset("assets/samples/chelsea.png")),
+        "--layer",
+        "_blocks.0._bn2",
+        "--channel",
+        "3",
+        "--out",
+        path_str(&out),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["channels"], 16);
+    assert_eq!(v["conv"], "_blocks.0._project_conv");
+    assert_eq!(v["kernel"], serde_json::json!([1, 32, 1, 1]));
+    assert!(v["min"].as_f64().unwrap() <= v["mean"].as_f64().unwrap());
+    for f in ["channel.png", "overlay.png", "kernel.png"] {
+        let img = image::open(out.join(f)).unwrap();
+        assert!(img.width() > 0, "{f}");
+    }
+    let o = glassbox(&[
+        "channel",
+        path_str(&asset("assets/samples/chelsea.png")),
+        "--layer",
+        "_blocks.0._bn2",
+        "--channel",
+        "16",
+    ]);
+    assert_clean_error(&o, &["channel 16 does not exist", "0 to 15"]);
+}
+
+#[test]
+fn receptive_field_grows_with_depth() {
+    let side = |layer: &str| -> u64 {
+        let o = glassbox(&[
+            "receptive-field",
+            path_str(&asset("assets/samples/chelsea.png")),
+            "--layer",
+            layer,
+            "--at",
+            "3,3",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        v["bbox"]["x1"].as_u64().unwrap() - v["bbox"]["x0"].as_u64().unwrap() + 1
+    };
+    // The stem is a 3x3 convolution with stride 2: 3 pixels (the first row/col are padding).
+    assert_eq!(side("_conv_stem"), 3);
+    assert!(side("_blocks.3") > side("_blocks.0") && side("_blocks.0") > 3);
+    let dir = tmp();
+    let png = dir.path().join("rf.png");
+    let o = glassbox(&[
+        "receptive-field",
+        path_str(&asset("assets/samples/chelsea.png")),
+        "--layer",
+        "_blocks.15",
+        "--at",
+        "0,0",
+        "--out",
+        path_str(&png),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("depends on input pixels"), "{}", stdout(&o));
+    assert_eq!(image::open(&png).unwrap().width(), 224);
+    let o = glassbox(&[
+        "receptive-field",
+        path_str(&asset("assets/samples/chelsea.png")),
+        "--layer",
+        "_blocks.15",
+        "--at",
+        "7,0",
+    ]);
+    assert_clean_error(&o, &["outside", "7x7"]);
+    let o = glassbox(&[
+        "receptive-field",
+        path_str(&asset("assets/samples/chelsea.png")),
+        "--layer",
+        "_blocks.15",
+        "--at",
+        "three",
+    ]);
+    assert_clean_error(&o, &["--at must be ROW,COL"]);
+}
+
+#[test]
+fn predict_and_explain_write_charts() {
+    let dir = tmp();
+    let top = dir.path().join("top.svg");
+    let o = glassbox(&[
+        "predict",
+        path_str(&asset("assets/samples/chelsea.png")),
+        "--chart",
+        path_str(&top),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&top).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("cat"));
+    let faith = dir.path().join("faith.png");
+    let o = glassbox(&[
+        "explain",
+        path_str(&asset("assets/samples/chelsea.png")),
+        "--method",
+        "grad-cam",
+        "--metrics",
+        "--chart",
+        path_str(&faith),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(image::open(&faith).unwrap().width() > 0);
+    // --chart without --metrics is refused by the parser.
+    let o = glassbox(&[
+        "explain",
+        path_str(&asset("assets/samples/chelsea.png")),
+        "--chart",
+        path_str(&faith),
+    ]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn the_app_without_a_display_says_so_in_one_line() {
+    let o = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+        .arg("gui")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert_clean_error(&o, &["no display", "xvfb-run"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+        .args(["gui", "/no/such/photo.png"])
+        .output()
+        .unwrap();
+    assert_clean_error(&o, &["/no/such/photo.png", "no such image"]);
+}
