@@ -224,3 +224,91 @@ fn snapshot_of_the_main_window() {
         &SnapshotOptions::new().threshold(1.5).max_failed_pixels(4000),
     );
 }
+
+#[test]
+fn dropping_weights_opens_the_model_and_bad_weights_keep_the_old_one() {
+    let mut h = app();
+    drop_file(&mut h, asset("assets/mnist-tiny-cnn.safetensors"));
+    settle(&mut h, "the MNIST model", |a| {
+        a.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn") && a.views_ready() && !a.busy()
+    });
+    let s = h.state();
+    let m = s.model.as_ref().unwrap();
+    assert_eq!((m.classes, m.input.as_str()), (10, "1x28x28"));
+    // Every view follows: the image as this model sees it, its classes, its layers.
+    assert_eq!(s.input.as_ref().unwrap().view.width(), 28);
+    assert!(s.top.iter().all(|c| c.index < 10));
+    assert!(s
+        .channels
+        .as_ref()
+        .is_some_and(|c| m.layers.iter().any(|l| l.name == c.layer)));
+    assert!(s.filters.as_ref().is_some_and(|f| m.convs.contains(&f.0)));
+    h.snapshot_options(
+        "mnist_model",
+        &SnapshotOptions::new().threshold(1.5).max_failed_pixels(4000),
+    );
+    // A weights file that is not one: an error, and the MNIST model stays.
+    let dir = tmp();
+    let bad = dir.path().join("broken.pth");
+    std::fs::write(&bad, b"PK\x03\x04 not really a zip").unwrap();
+    drop_file(&mut h, bad);
+    settle(&mut h, "the error", |a| !a.errors.is_empty() && !a.busy());
+    let msg = h.state().errors.join(" ");
+    assert!(
+        msg.contains("broken.pth") && msg.contains("previous model stays"),
+        "{msg}"
+    );
+    assert_eq!(h.state().model.as_ref().unwrap().arch, "tiny-cnn");
+}
+
+/// eframe's storage, in memory.
+#[derive(Default)]
+struct Mem(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for Mem {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn the_app_remembers_model_image_methods_and_layer() {
+    use eframe::App as _;
+    let mut h = app();
+    let id = h.state().slots[0].id;
+    h.state_mut().set_method(id, Method::GradCamPlusPlus);
+    h.state_mut().set_layer("_blocks.3".into());
+    drop_file(&mut h, asset("assets/samples/coffee.png"));
+    settle(&mut h, "coffee", |a| {
+        a.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.views_ready() && !a.busy()
+    });
+    let mut mem = Mem::default();
+    h.state_mut().save(&mut mem);
+    // A new session with that storage starts where this one ended.
+    let ctx = egui::Context::default();
+    let opts = |fresh| Options {
+        model: None,
+        arch: None,
+        image: None,
+        device: tch::Device::Cpu,
+        fresh,
+        screenshots: None,
+        timings: false,
+    };
+    let again = GlassboxApp::new(&ctx, Some(&mem), opts(false));
+    assert_eq!(again.settings.image, Some(asset("assets/samples/coffee.png")));
+    assert_eq!(again.settings.layer.as_deref(), Some("_blocks.3"));
+    assert_eq!(again.settings.methods, ["grad-cam++"]);
+    assert_eq!(again.slots[0].method, Method::GradCamPlusPlus);
+    assert_eq!(again.settings.model, "efficientnet-lite0");
+    // --fresh ignores it.
+    let fresh = GlassboxApp::new(&ctx, Some(&mem), opts(true));
+    assert_eq!(fresh.settings, glassbox::app::Settings::default());
+}

@@ -230,6 +230,7 @@ pub struct GlassboxApp {
     tour: Option<views::Tour>,
     show_help: bool,
     scroll_to_filters: bool,
+    central_scroll_max: f32,
     timings: bool,
     /// Texture uploads so far (a test checks that steady frames upload nothing).
     pub uploads: usize,
@@ -301,6 +302,7 @@ impl GlassboxApp {
             tour: opts.screenshots.map(views::Tour::new),
             show_help: false,
             scroll_to_filters: false,
+            central_scroll_max: 0.0,
             timings: opts.timings,
             uploads: 0,
         };
@@ -1116,6 +1118,14 @@ enum DialogKind {
 impl eframe::App for GlassboxApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.frame(ui);
+    }
+
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw: &mut egui::RawInput) {
+        // The screenshot tour shows no tooltip of wherever the pointer happens to be.
+        if self.tour.is_some() {
+            raw.events.retain(|e| !matches!(e, egui::Event::PointerMoved(_)));
+            raw.events.push(egui::Event::PointerGone);
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

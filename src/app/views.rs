@@ -67,13 +67,19 @@ impl GlassboxApp {
             .default_size(260.0)
             .show(ui, |ui| self.layer_tree(ui));
         egui::CentralPanel::default().show(ui, |ui| {
-            egui::ScrollArea::vertical().id_salt("central-scroll").show(ui, |ui| {
+            let mut area = egui::ScrollArea::vertical().id_salt("central-scroll");
+            if self.scroll_to_filters {
+                // The screenshot of the filters: the end of the page.
+                area = area.vertical_scroll_offset(self.central_scroll_max);
+            }
+            let out = area.show(ui, |ui| {
                 self.explanation_view(ui);
                 ui.separator();
                 self.activations_view(ui);
                 ui.separator();
                 self.filters_view(ui);
             });
+            self.central_scroll_max = (out.content_size.y - out.inner_rect.height()).max(0.0);
         });
         self.drop_hint(&ctx);
         if self.show_help {
@@ -993,9 +999,6 @@ impl GlassboxApp {
                 if Some(&conv) != self.settings.filter_conv.as_ref() && !conv.is_empty() {
                     self.set_filter_conv(conv);
                 }
-                if std::mem::take(&mut self.scroll_to_filters) {
-                    ui.scroll_to_cursor(Some(egui::Align::TOP));
-                }
                 if let (Some((c, shape, _)), Some(h)) = (&self.filters, &self.tex_filters.handle) {
                     let is_1x1 = shape.len() == 4 && shape[2] == 1 && shape[3] == 1;
                     ui.label(format!(
@@ -1010,12 +1013,16 @@ impl GlassboxApp {
                             ""
                         }
                     ));
+                    // Small grids (a first layer's few 3x3 kernels) are drawn larger.
+                    let size = self.tex_filters.size;
+                    let zoom = (360.0 / size[0].max(size[1]) as f32).clamp(1.0, 4.0).floor();
+                    let shown = Vec2::new(size[0] as f32, size[1] as f32) * zoom;
                     egui::ScrollArea::both()
                         .id_salt("filters")
-                        .max_height(360.0)
+                        .max_height(420.0)
+                        .min_scrolled_height(shown.y.min(420.0))
                         .show(ui, |ui| {
-                            let size = self.tex_filters.size;
-                            ui.add(egui::Image::new((h.id(), Vec2::new(size[0] as f32, size[1] as f32))));
+                            ui.add(egui::Image::new((h.id(), shown)));
                         });
                 }
             });
@@ -1183,6 +1190,7 @@ impl GlassboxApp {
                 self.scroll_to_filters = true;
             }
             "error" => {
+                self.scroll_to_filters = false;
                 let path = std::env::temp_dir().join("notes.txt");
                 let _ = std::fs::write(&path, "this is not an image\n");
                 self.open_path(path);
