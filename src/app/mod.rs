@@ -196,7 +196,9 @@ pub struct GlassboxApp {
     pub settings: Settings,
     pub model: Option<ModelInfo>,
     pub input: Option<Input>,
+    /// The image the engine holds (sent again when a model opens) and the one on its way.
     image_source: Option<ImageSource>,
+    sent_source: Option<ImageSource>,
     pub top: Vec<Class>,
     /// The class every explanation explains; None = the top-1 class.
     pub target: Option<i64>,
@@ -274,6 +276,7 @@ impl GlassboxApp {
             model: None,
             input: None,
             image_source: None,
+            sent_source: None,
             top: Vec::new(),
             target: None,
             explained_target: None,
@@ -387,7 +390,7 @@ impl GlassboxApp {
         // Long maps of the old image would delay the new one: stop them.
         self.cancel_slot_work();
         self.send(Job::Image, Request::SetImage { source: source.clone() });
-        self.image_source = Some(source);
+        self.sent_source = Some(source);
     }
 
     /// Opens a dropped or chosen file: a weights file by its extension, else an image.
@@ -774,8 +777,12 @@ impl GlassboxApp {
             } => {
                 self.tex_input.set(ctx, "input", &view.to_rgb8(), true);
                 self.uploads += 1;
-                if let Some(ImageSource::File(p)) = &self.image_source {
-                    self.settings.image = Some(p.clone());
+                if let Some(src) = self.sent_source.take() {
+                    self.settings.image = match &src {
+                        ImageSource::File(p) => Some(p.clone()),
+                        _ => None,
+                    };
+                    self.image_source = Some(src);
                 }
                 self.input = Some(Input { name, view, original });
                 self.target = None;
@@ -918,14 +925,9 @@ impl GlassboxApp {
                     }
                 }
                 Job::Image => {
+                    // The engine still holds the previous image.
+                    self.sent_source = None;
                     self.errors.push(format!("{message}. The previous image stays open."));
-                    // Back to the image the engine still holds.
-                    self.image_source = self
-                        .settings
-                        .image
-                        .clone()
-                        .map(ImageSource::File)
-                        .or(self.image_source.take());
                 }
                 Job::Model => self.errors.push(format!("{message}. The previous model stays open.")),
                 _ => self.errors.push(message),

@@ -487,7 +487,14 @@ impl GlassboxApp {
                     .show(ui, |ui| {
                         for (k, v) in [
                             ("architecture", m.arch.clone()),
-                            ("weights", m.source.clone()),
+                            (
+                                "weights",
+                                // The file name; the full path is its tooltip.
+                                std::path::Path::new(&m.source)
+                                    .file_name()
+                                    .map(|f| f.to_string_lossy().into_owned())
+                                    .unwrap_or_else(|| m.source.clone()),
+                            ),
                             (
                                 "parameters",
                                 format!("{:.2} M ({})", m.parameters as f64 / 1e6, m.parameters),
@@ -499,7 +506,10 @@ impl GlassboxApp {
                             ("device", m.device.clone()),
                         ] {
                             ui.label(k);
-                            ui.label(v);
+                            let r = ui.label(v);
+                            if k == "weights" {
+                                r.on_hover_text(&m.source);
+                            }
                             ui.end_row();
                         }
                     });

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -253,6 +253,8 @@ pub struct Engine {
     newest: Arc<Mutex<HashMap<(u8, usize), u64>>>,
     /// Ids cancelled explicitly.
     cancelled: Arc<Mutex<Vec<u64>>>,
+    /// Set when the engine is dropped: the running request stops at its next report.
+    shutdown: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -271,7 +273,8 @@ impl Engine {
         let (resp_tx, rx) = channel::<Response>();
         let newest = Arc::new(Mutex::new(HashMap::new()));
         let cancelled = Arc::new(Mutex::new(Vec::new()));
-        let (n, c) = (newest.clone(), cancelled.clone());
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let (n, c, down) = (newest.clone(), cancelled.clone(), shutdown.clone());
         let handle = std::thread::Builder::new()
             .name("glassbox-engine".into())
             .spawn(move || {
@@ -288,6 +291,7 @@ impl Engine {
                             .map(|m| m.get(&kind).copied().unwrap_or(id) != id)
                             .unwrap_or(false)
                             || c.lock().map(|v| v.contains(&id)).unwrap_or(false)
+                            || down.load(Ordering::SeqCst)
                     };
                     if stale() {
                         let _ = resp_tx.send(Response::Cancelled { id });
@@ -306,6 +310,7 @@ impl Engine {
             next: AtomicU64::new(1),
             newest,
             cancelled,
+            shutdown,
             handle: Some(handle),
         }
     }
@@ -342,6 +347,8 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // Closing the window must not wait for a long method to finish.
+        self.shutdown.store(true, Ordering::SeqCst);
         self.tx.take();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
