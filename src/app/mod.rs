@@ -231,7 +231,8 @@ pub struct GlassboxApp {
     pub all_views_after: Option<Duration>,
     tour: Option<views::Tour>,
     show_help: bool,
-    scroll_to_filters: bool,
+    /// The screenshot tour pins the central scroll: Some(true) = bottom, Some(false) = top.
+    tour_scroll: Option<bool>,
     central_scroll_max: f32,
     timings: bool,
     /// Texture uploads so far (a test checks that steady frames upload nothing).
@@ -304,7 +305,7 @@ impl GlassboxApp {
             all_views_after: None,
             tour: opts.screenshots.map(views::Tour::new),
             show_help: false,
-            scroll_to_filters: false,
+            tour_scroll: None,
             central_scroll_max: 0.0,
             timings: opts.timings,
             uploads: 0,

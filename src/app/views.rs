@@ -68,9 +68,11 @@ impl GlassboxApp {
             .show(ui, |ui| self.layer_tree(ui));
         egui::CentralPanel::default().show(ui, |ui| {
             let mut area = egui::ScrollArea::vertical().id_salt("central-scroll");
-            if self.scroll_to_filters {
-                // The screenshot of the filters: the end of the page.
-                area = area.vertical_scroll_offset(self.central_scroll_max);
+            match self.tour_scroll {
+                // The screenshot of the filters: the end of the page; of an error: the top.
+                Some(true) => area = area.vertical_scroll_offset(self.central_scroll_max),
+                Some(false) => area = area.vertical_scroll_offset(0.0),
+                None => {}
             }
             let out = area.show(ui, |ui| {
                 self.explanation_view(ui);
@@ -1197,10 +1199,10 @@ impl GlassboxApp {
                 if let Some(c) = self.model.as_ref().and_then(|m| m.convs.first().cloned()) {
                     self.set_filter_conv(c);
                 }
-                self.scroll_to_filters = true;
+                self.tour_scroll = Some(true);
             }
             "error" => {
-                self.scroll_to_filters = false;
+                self.tour_scroll = Some(false);
                 let path = std::env::temp_dir().join("notes.txt");
                 let _ = std::fs::write(&path, "this is not an image\n");
                 self.open_path(path);
