@@ -135,6 +135,15 @@ fn picking_a_layer_shows_its_grid_and_a_channel_with_its_kernel() {
     let (conv, shape, _) = d.kernel.as_ref().unwrap();
     assert_eq!(conv, "_conv_stem");
     assert_eq!(shape, &vec![1, 3, 3, 3]);
+    assert_eq!(s.filters.as_ref().unwrap().0, "_conv_stem");
+    // The filters view follows the chosen layer: a block shows its last convolution.
+    h.state_mut().set_layer("_blocks.3".into());
+    settle(&mut h, "block 3", |a| {
+        a.channels.as_ref().is_some_and(|c| c.layer == "_blocks.3") && !a.busy()
+    });
+    let s = h.state();
+    assert_eq!(s.filters.as_ref().unwrap().0, "_blocks.3._project_conv");
+    assert_eq!(s.settings.filter_conv.as_deref(), Some("_blocks.3._project_conv"));
 }
 
 #[test]

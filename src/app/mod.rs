@@ -590,7 +590,13 @@ impl GlassboxApp {
         self.analyze_all(false);
     }
 
+    /// Chooses the layer whose channels are shown; the filters follow it (the convolution
+    /// that made its channels).
     pub fn set_layer(&mut self, layer: String) {
+        let conv = self.model.as_ref().and_then(|m| m.producers.get(&layer).cloned());
+        if let Some(c) = conv.filter(|c| self.settings.filter_conv.as_ref() != Some(c)) {
+            self.set_filter_conv(c);
+        }
         self.settings.layer = Some(layer.clone());
         self.channel = None;
         self.field = None;

@@ -1190,10 +1190,6 @@ impl GlassboxApp {
                 if let Some(l) = layer {
                     self.set_layer(l);
                 }
-                self.settings.filter_conv = None;
-                if let Some(c) = self.model.as_ref().and_then(|m| m.convs.get(2).cloned()) {
-                    self.set_filter_conv(c);
-                }
             }
             "filters" => {
                 if let Some(c) = self.model.as_ref().and_then(|m| m.convs.first().cloned()) {

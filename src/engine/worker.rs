@@ -122,6 +122,8 @@ pub struct ModelInfo {
     pub parameters: i64,
     pub layers: Vec<LayerInfo>,
     pub convs: Vec<String>,
+    /// For each layer with channels, the convolution that made them (`inspect::producing_conv`).
+    pub producers: HashMap<String, String>,
     pub labels: Vec<String>,
     pub device: String,
     pub input: String,
@@ -365,6 +367,11 @@ fn model_info(m: &Model) -> ModelInfo {
         parameters: m.parameter_count(),
         layers: m.layers(),
         convs: inspect::conv_layers(m),
+        producers: m
+            .layers()
+            .iter()
+            .filter_map(|l| inspect::producing_conv(m, &l.name).map(|c| (l.name.clone(), c)))
+            .collect(),
         labels: m.labels.clone(),
         device: match m.device() {
             Device::Cpu => "CPU".to_string(),
