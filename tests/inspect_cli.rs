@@ -6,6 +6,14 @@ use std::process::Command;
 
 use common::*;
 
+/// `glassbox receptive-field chelsea.png --layer L --at AT` with more arguments.
+fn receptive_field(layer: &str, at: &str, more: &[&str]) -> std::process::Output {
+    let img = asset("assets/samples/chelsea.png");
+    let mut args = vec!["receptive-field", path_str(&img), "--layer", layer, "--at", at];
+    args.extend_from_slice(more);
+    glassbox(&args)
+}
+
 #[test]
 fn channel_prints_stats_and_writes_its_pictures() {
     let dir = tmp();
@@ -45,15 +53,7 @@ fn channel_prints_stats_and_writes_its_pictures() {
 #[test]
 fn receptive_field_grows_with_depth() {
     let side = |layer: &str| -> u64 {
-        let o = glassbox(&[
-            "receptive-field",
-            path_str(&asset("assets/samples/chelsea.png")),
-            "--layer",
-            layer,
-            "--at",
-            "3,3",
-            "--json",
-        ]);
+        let o = receptive_field(layer, "3,3", &["--json"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
         v["bbox"]["x1"].as_u64().unwrap() - v["bbox"]["x0"].as_u64().unwrap() + 1
@@ -63,37 +63,12 @@ fn receptive_field_grows_with_depth() {
     assert!(side("_blocks.3") > side("_blocks.0") && side("_blocks.0") > 3);
     let dir = tmp();
     let png = dir.path().join("rf.png");
-    let o = glassbox(&[
-        "receptive-field",
-        path_str(&asset("assets/samples/chelsea.png")),
-        "--layer",
-        "_blocks.15",
-        "--at",
-        "0,0",
-        "--out",
-        path_str(&png),
-    ]);
+    let o = receptive_field("_blocks.15", "0,0", &["--out", path_str(&png)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("depends on input pixels"), "{}", stdout(&o));
     assert_eq!(image::open(&png).unwrap().width(), 224);
-    let o = glassbox(&[
-        "receptive-field",
-        path_str(&asset("assets/samples/chelsea.png")),
-        "--layer",
-        "_blocks.15",
-        "--at",
-        "7,0",
-    ]);
-    assert_clean_error(&o, &["outside", "7x7"]);
-    let o = glassbox(&[
-        "receptive-field",
-        path_str(&asset("assets/samples/chelsea.png")),
-        "--layer",
-        "_blocks.15",
-        "--at",
-        "three",
-    ]);
-    assert_clean_error(&o, &["--at must be ROW,COL"]);
+    assert_clean_error(&receptive_field("_blocks.15", "7,0", &[]), &["outside", "7x7"]);
+    assert_clean_error(&receptive_field("_blocks.15", "three", &[]), &["--at must be ROW,COL"]);
 }
 
 #[test]

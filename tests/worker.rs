@@ -23,6 +23,21 @@ fn wait_for(engine: &Engine, id: u64) -> Vec<Response> {
     }
 }
 
+/// An engine with the builtin model and a sample image open.
+fn engine_on(sample: &str) -> Engine {
+    let e = Engine::spawn(Device::Cpu);
+    let open = e.send(Request::OpenModel {
+        model: "efficientnet-lite0".into(),
+        arch: None,
+    });
+    wait_for(&e, open);
+    let img = e.send(Request::SetImage {
+        source: ImageSource::File(asset(&format!("assets/samples/{sample}"))),
+    });
+    assert!(matches!(wait_for(&e, img).pop().unwrap(), Response::ImageSet { .. }));
+    e
+}
+
 #[test]
 fn open_set_image_predict_and_explain() {
     let e = Engine::spawn(Device::Cpu);
@@ -79,16 +94,7 @@ fn open_set_image_predict_and_explain() {
 
 #[test]
 fn a_newer_request_supersedes_a_long_one_and_cancel_stops_it() {
-    let e = Engine::spawn(Device::Cpu);
-    let open = e.send(Request::OpenModel {
-        model: "efficientnet-lite0".into(),
-        arch: None,
-    });
-    wait_for(&e, open);
-    let img = e.send(Request::SetImage {
-        source: ImageSource::File(asset("assets/samples/coffee.png")),
-    });
-    wait_for(&e, img);
+    let e = engine_on("coffee.png");
     let long = e.send(Request::Explain {
         slot: 0,
         method: Method::ScoreCam,
@@ -128,16 +134,7 @@ fn a_newer_request_supersedes_a_long_one_and_cancel_stops_it() {
 
 #[test]
 fn one_analysis_gives_prediction_channels_and_the_shared_maps() {
-    let e = Engine::spawn(Device::Cpu);
-    let open = e.send(Request::OpenModel {
-        model: "efficientnet-lite0".into(),
-        arch: None,
-    });
-    wait_for(&e, open);
-    let img = e.send(Request::SetImage {
-        source: ImageSource::File(asset("assets/samples/chelsea.png")),
-    });
-    wait_for(&e, img);
+    let e = engine_on("chelsea.png");
     let id = e.send(Request::Analyze {
         top: 3,
         layer: Some("_blocks.10".into()),
