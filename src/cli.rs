@@ -673,10 +673,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let kernel = inspect::channel_kernel(&m, &layer, channel);
             if let Some(dir) = &out {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                let (w, h) = (prepared.view.width() as usize, prepared.view.height() as usize);
-                let big = ch.channel(channel).resized(w, h);
-                render::save_png(&render::heatmap(&big, Colormap::Viridis, 1.0), &dir.join("channel.png"))?;
-                let over = render::overlay(&prepared.view, &big, Colormap::Inferno, 0.6, 1.0, false);
+                let (heat, over) = render::channel_pictures(&prepared.view, &ch, channel);
+                render::save_png(&heat, &dir.join("channel.png"))?;
                 render::save_png(&over, &dir.join("overlay.png"))?;
                 if let Ok((_, k)) = &kernel {
                     render::save_png(
@@ -731,11 +729,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let prepared = m.preprocess.prepare_file(&image)?;
             let f = inspect::receptive_field(&m, &prepared.tensor, &layer, channel, y, x)?;
             if let Some(o) = &out {
-                let mut pic = render::overlay(&prepared.view, &f.map, Colormap::Inferno, 0.7, 0.995, false);
-                if let Some(b) = f.bbox {
-                    render::draw_box(&mut pic, b, [255, 230, 0]);
-                }
-                render::save_png(&pic, o)?;
+                render::save_png(&render::field_picture(&prepared.view, &f), o)?;
             }
             if json {
                 println!(

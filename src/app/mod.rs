@@ -700,12 +700,7 @@ impl GlassboxApp {
     /// The chosen channel large, and over the input.
     pub fn channel_pictures(&self) -> Option<(RgbImage, RgbImage)> {
         let (ch, sel, input) = (self.channels.as_ref()?, self.channel.as_ref()?, self.input.as_ref()?);
-        let map = ch.channel(sel.channel);
-        let (w, h) = (input.view.width() as usize, input.view.height() as usize);
-        let big = map.resized(w, h);
-        let heat = render::heatmap(&big, Colormap::Viridis, 1.0);
-        let over = render::overlay(&input.view, &big, Colormap::Inferno, 0.6, 1.0, false);
-        Some((heat, over))
+        Some(render::channel_pictures(&input.view, ch, sel.channel))
     }
 
     fn update_channel_textures(&mut self, ctx: &egui::Context) {
@@ -885,10 +880,7 @@ impl GlassboxApp {
             }
             Response::ReceptiveField { layer, y, x, field, .. } => {
                 if let Some(input) = &self.input {
-                    let mut pic = render::overlay(&input.view, &field.map, Colormap::Inferno, 0.7, 0.995, false);
-                    if let Some((x0, y0, x1, y1)) = field.bbox {
-                        render::draw_box(&mut pic, (x0, y0, x1, y1), [255, 230, 0]);
-                    }
+                    let pic = render::field_picture(&input.view, &field);
                     self.tex_field.set(ctx, "field", &pic, true);
                     self.uploads += 1;
                 }

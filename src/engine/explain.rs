@@ -287,6 +287,16 @@ pub fn spatial_layers(model: &Model) -> Vec<(String, LayerKind, Vec<i64>)> {
         .collect()
 }
 
+/// A list of layer names for an error message: all of them, or the first and last few.
+pub fn name_sample<S: AsRef<str>>(names: &[S]) -> String {
+    let join = |v: &[S]| v.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ");
+    if names.len() > 12 {
+        format!("{} ... {}", join(&names[..4]), join(&names[names.len() - 6..]))
+    } else {
+        join(names)
+    }
+}
+
 /// The layer a CAM method uses: the one asked for, else the last spatial one.
 pub fn resolve_layer(model: &Model, layer: Option<&str>) -> Result<String> {
     let spatial = spatial_layers(model);
@@ -301,11 +311,7 @@ pub fn resolve_layer(model: &Model, layer: Option<&str>) -> Result<String> {
             }
             let all = model.layers();
             let names: Vec<&str> = spatial.iter().map(|l| l.0.as_str()).collect();
-            let sample = if names.len() > 12 {
-                format!("{} ... {}", names[..4].join(", "), names[names.len() - 6..].join(", "))
-            } else {
-                names.join(", ")
-            };
+            let sample = name_sample(&names);
             if let Some(l) = all.iter().find(|l| l.name == name) {
                 Err(Error::invalid(format!(
                     "layer `{name}` has output {:?}, which is not spatial; CAM methods need a layer with a [N, C, H, W] output such as: {sample} (default: the last, {})",

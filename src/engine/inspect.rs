@@ -108,11 +108,7 @@ fn unknown_layer(model: &Model, layer: &str) -> Error {
         .filter(|l| l.shape.len() == 4)
         .map(|l| l.name)
         .collect();
-    let sample = if names.len() > 12 {
-        format!("{} ... {}", names[..4].join(", "), names[names.len() - 6..].join(", "))
-    } else {
-        names.join(", ")
-    };
+    let sample = explain::name_sample(&names);
     Error::invalid(format!(
         "unknown layer `{layer}`; layers with channels: {sample} (`glassbox layers` lists all)"
     ))

@@ -6,7 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::error::{Error, Result};
 use super::explain::Method;
-use super::inspect::Channels;
+use super::inspect::{Channels, ReceptiveField};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Colormap {
@@ -382,6 +382,26 @@ pub fn draw_box(img: &mut RgbImage, (x0, y0, x1, y1): (usize, usize, usize, usiz
             }
         }
     }
+}
+
+/// One channel of a layer drawn large (viridis) and over the input (inferno), at the
+/// input's size: the app's channel view and `glassbox channel`.
+pub fn channel_pictures(view: &DynamicImage, ch: &Channels, channel: usize) -> (RgbImage, RgbImage) {
+    let big = ch
+        .channel(channel)
+        .resized(view.width() as usize, view.height() as usize);
+    let heat = heatmap(&big, Colormap::Viridis, 1.0);
+    let over = overlay(view, &big, Colormap::Inferno, 0.6, 1.0, false);
+    (heat, over)
+}
+
+/// A receptive field over the input: the gradient's strength and the box of its support.
+pub fn field_picture(view: &DynamicImage, field: &ReceptiveField) -> RgbImage {
+    let mut pic = overlay(view, &field.map, Colormap::Inferno, 0.7, 0.995, false);
+    if let Some(b) = field.bbox {
+        draw_box(&mut pic, b, [255, 230, 0]);
+    }
+    pic
 }
 
 /// Saves a PNG atomically.
