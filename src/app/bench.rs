@@ -10,8 +10,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{GlassboxApp, Options};
-use crate::engine::explain::{self, Method, Params};
-use crate::engine::model::Model;
+use crate::engine::explain::Method;
 
 /// A file dropped on the window (what the desktop integration hands egui).
 #[derive(Debug)]
@@ -67,7 +66,9 @@ impl Headless {
         }
         let t0 = Instant::now();
         let app = &mut self.app;
-        let out = self.ctx.run_ui(raw, |ui| app.frame(ui));
+        let mut out = self.ctx.run_ui(raw, |ui| app.frame(ui));
+        // No renderer here: the texture uploads are dropped on purpose.
+        out.textures_delta.clear();
         let _ = self.ctx.tessellate(out.shapes, out.pixels_per_point);
         t0.elapsed()
     }
@@ -135,16 +136,10 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: tch::Device)
     let p99 = ft[((ft.len() as f64 * 0.99).ceil() as usize).min(ft.len()) - 1];
     let dev = h.app.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();
     drop(h);
-    let model = Model::open("efficientnet-lite0", None, device)?;
-    let mut bound = Vec::new();
-    for k in 0..drops.max(1) {
-        let img = &images[(k + 1) % images.len()];
-        let t0 = Instant::now();
-        let x = model.preprocess.prepare_file(img)?.tensor;
-        let e = explain::explain(&model, &x, Method::Gradient, &Params::default(), &mut |_| true)?;
-        let _ = e.attribution.sum(tch::Kind::Float).double_value(&[]);
-        bound.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
+    let order: Vec<PathBuf> = (0..drops.max(1))
+        .map(|k| images[(k + 1) % images.len()].clone())
+        .collect();
+    let mut bound = crate::engine::bench::decode_forward_backward("efficientnet-lite0", &order, device)?;
     let drop_median = median(&mut drop_ms);
     let bound_median = median(&mut bound);
     Ok(UiBench {

@@ -191,3 +191,25 @@ pub fn methods(model: &Model, input: &Tensor, runs: usize) -> Result<Vec<MethodT
     }
     Ok(out)
 }
+
+/// Milliseconds of decode + preprocess + one forward and backward for each image: the
+/// bound of the app's drop-to-all-views time.
+pub fn decode_forward_backward(model_name: &str, images: &[std::path::PathBuf], device: Device) -> Result<Vec<f64>> {
+    let model = Model::open(model_name, None, device)?;
+    images
+        .iter()
+        .map(|img| {
+            let t0 = Instant::now();
+            let x = model.preprocess.prepare_file(img)?.tensor;
+            let e = super::explain::explain(
+                &model,
+                &x,
+                super::explain::Method::Gradient,
+                &super::explain::Params::default(),
+                &mut |_| true,
+            )?;
+            let _ = e.attribution.sum(Kind::Float).double_value(&[]);
+            Ok(t0.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect()
+}
