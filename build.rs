@@ -1,6 +1,8 @@
 //! Makes the binary find libtorch by itself: an rpath to libtorch's `lib` directory,
 //! and an explicit link to `libtorch_cuda.so` (when present) so that CUDA is seen at
-//! run time even though no symbol of it is referenced directly.
+//! run time even though no symbol of it is referenced directly. Also compiles the one
+//! piece of libtorch C++ that tch does not expose: the guided-backprop autograd function
+//! (`src/engine/guided.cpp`), with the same headers and ABI flag as tch's own C++.
 use std::path::PathBuf;
 
 /// Builtin models embedded with include_bytes!: (cfg name, file in assets/).
@@ -21,10 +23,29 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=assets");
+    println!("cargo:rerun-if-changed=src/engine/guided.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let Some(root) = std::env::var_os("LIBTORCH") else {
-        return;
+        panic!(
+            "LIBTORCH is not set: run `make setup` (it links .venv/libtorch, which \
+             .cargo/config.toml names), or set LIBTORCH to a libtorch 2.11 directory"
+        );
     };
-    let lib = PathBuf::from(root).join("lib");
+    let root = PathBuf::from(root);
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    cc::Build::new()
+        .cpp(true)
+        .file("src/engine/guided.cpp")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        // libtorch's headers warn a lot under -Wextra; they are not this project's code.
+        .warnings(false)
+        .flag_if_supported("-Wno-unused-parameter")
+        .compile("glassbox_guided");
+    let lib = root.join("lib");
     let lib = lib.canonicalize().unwrap_or(lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {

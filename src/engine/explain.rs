@@ -394,12 +394,49 @@ fn grad_of_target(model: &Model, x: &Tensor, target: Option<i64>) -> Result<(Ten
 /// Standard normal noise of `shape` from the stream (seed, stream), drawn on the CPU
 /// (PCG and the ziggurat method) so every device, thread and batch size gets the same numbers.
 pub fn seeded_normal(shape: &[i64], seed: i64, stream: u64) -> Tensor {
+    seeded_normals(shape, seed, stream..stream + 1)
+}
+
+/// `seeded_normal` for each stream of `streams`, stacked along dim 0 (`shape`'s first
+/// dimension is multiplied by their count); the streams are drawn on all cores at once.
+pub fn seeded_normals(shape: &[i64], seed: i64, streams: std::ops::Range<u64>) -> Tensor {
     use rand::{Rng, SeedableRng};
-    let n: i64 = shape.iter().product();
-    let mut rng =
-        rand_pcg::Pcg64Mcg::seed_from_u64((seed as u64) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17));
-    let v: Vec<f32> = (0..n).map(|_| rng.sample(rand_distr::StandardNormal)).collect();
-    Tensor::from_slice(&v).view(shape)
+    let len = shape.iter().product::<i64>() as usize;
+    let n = streams.end.saturating_sub(streams.start) as usize;
+    let mut v = vec![0f32; len * n];
+    let fill = |out: &mut [f32], stream: u64| {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
+            (seed as u64) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17),
+        );
+        out.iter_mut().for_each(|o| *o = rng.sample(rand_distr::StandardNormal));
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, n.max(1));
+    if len > 0 && threads > 1 {
+        let per = n.div_ceil(threads);
+        std::thread::scope(|s| {
+            for (c, chunk) in v.chunks_mut(per * len).enumerate() {
+                let first = streams.start + (c * per) as u64;
+                s.spawn(move || {
+                    for (j, sample) in chunk.chunks_mut(len).enumerate() {
+                        fill(sample, first + j as u64);
+                    }
+                });
+            }
+        });
+    } else if len > 0 {
+        for (j, sample) in v.chunks_mut(len).enumerate() {
+            fill(sample, streams.start + j as u64);
+        }
+    }
+    let mut full = shape.to_vec();
+    if let Some(d) = full.first_mut() {
+        *d *= n as i64;
+    } else {
+        full.push(n as i64);
+    }
+    Tensor::from_slice(&v).view(full.as_slice())
 }
 
 /// Gauss-Legendre nodes and weights on [0, 1] (Captum's default IG rule).
@@ -536,51 +573,71 @@ fn grad_cam_from(a: &Tensor, g: &Tensor, plus_plus: bool) -> Tensor {
         .relu()
 }
 
-/// Guided backprop: ReLU/ReLU6 backward passes only positive gradients.
+extern "C" {
+    fn glassbox_positive_gradient(
+        x: *const std::ffi::c_void,
+        error: *mut *mut std::ffi::c_char,
+    ) -> *mut std::ffi::c_void;
+    fn glassbox_free_message(message: *mut std::ffi::c_char);
+}
+
+/// The identity in the forward pass; in the backward pass only the positive part of the
+/// gradient goes through (libtorch autograd function in `guided.cpp`). After an activation
+/// this is the guided-backprop rule.
+fn positive_gradient(x: &Tensor) -> Result<Tensor> {
+    let mut error: *mut std::ffi::c_char = std::ptr::null_mut();
+    // SAFETY: `x` is a live tch tensor (a `torch::Tensor*`); the function returns a new
+    // heap tensor that `Tensor::from_ptr` takes ownership of, or null with a message.
+    let out = unsafe { glassbox_positive_gradient(x.as_ptr().cast(), &mut error) };
+    if out.is_null() {
+        let what = if error.is_null() {
+            "no message".to_string()
+        } else {
+            // SAFETY: a NUL-terminated string malloc'ed by guided.cpp, freed right after.
+            let s = unsafe { std::ffi::CStr::from_ptr(error) }
+                .to_string_lossy()
+                .into_owned();
+            unsafe { glassbox_free_message(error) };
+            s
+        };
+        return Err(Error::invalid(format!(
+            "the guided-backprop rule failed in libtorch: {what}"
+        )));
+    }
+    // SAFETY: a new, owned `torch::Tensor*`.
+    Ok(unsafe { Tensor::from_ptr(out.cast()) })
+}
+
+/// Guided backprop: ReLU/ReLU6 backward passes only positive gradients. One forward with
+/// the rule placed after every activation, one ordinary backward.
 fn guided_backprop(model: &Model, x: &Tensor, target: Option<i64>) -> Result<(Tensor, i64)> {
     let xi = x.detach().set_requires_grad(true);
-    // Each activation's output becomes a leaf; its pre-activation stays in the graph.
-    let mut acts: Vec<(Tensor, Tensor)> = Vec::new();
+    let mut activations = 0;
+    let mut failed = None;
     let logits = model.forward_hooked(&xi, false, &mut |_, kind, t| {
-        if kind == LayerKind::Activation {
-            let leaf = t.detach().set_requires_grad(true);
-            acts.push((t, leaf.shallow_clone()));
-            leaf
-        } else {
-            t
+        if kind != LayerKind::Activation || failed.is_some() {
+            return t;
+        }
+        activations += 1;
+        match positive_gradient(&t) {
+            Ok(g) => g,
+            Err(e) => {
+                failed = Some(e);
+                t
+            }
         }
     });
-    if acts.is_empty() {
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if activations == 0 {
         return Err(Error::invalid(
             "guided backprop needs a network with ReLU or ReLU6 activations",
         ));
     }
-    let mut leaves: Vec<&Tensor> = vec![&xi];
-    leaves.extend(acts.iter().map(|(_, l)| l));
     let target = pick_target(model, &logits.detach(), target)?;
     let score = logits.select(1, target).sum(Kind::Float);
-    // The graph is kept: residual paths cross from one segment into earlier ones.
-    let mut grads: Vec<Tensor> = Tensor::run_backward(&[score], &leaves, true, false);
-    for k in (0..acts.len()).rev() {
-        let g = &grads[k + 1];
-        if !g.defined() {
-            continue;
-        }
-        // Guided rule: only positive gradients pass back through the activation. Its own
-        // backward (below, from `out`) then applies its pass-through mask (pre > 0, and < 6
-        // for ReLU6), so relu(g) is all there is to add.
-        let (out, _) = &acts[k];
-        let guided = g.relu();
-        // Propagate through the graph segment before this activation, to every earlier leaf.
-        let root = out.shallow_clone() * guided;
-        let earlier: Vec<&Tensor> = leaves[..=k].to_vec();
-        let new = Tensor::run_backward(&[root], &earlier, true, false);
-        for (i, n) in new.into_iter().enumerate() {
-            if n.defined() {
-                grads[i] = if grads[i].defined() { &grads[i] + n } else { n };
-            }
-        }
-    }
+    let mut grads = Tensor::run_backward(&[score], &[&xi], false, false);
     Ok((grads.swap_remove(0), target))
 }
 
@@ -617,10 +674,12 @@ pub fn explain(
         meta.insert("layer".into(), l.clone());
     }
     // Multi-pass methods need the target before their batches: one extra batch-1 forward.
-    let first = matches!(
-        method,
-        Method::SmoothGrad | Method::IntegratedGradients | Method::Occlusion
-    )
+    // SmoothGrad needs nothing else from it; IG (completeness) and occlusion need the logit.
+    let first = match method {
+        Method::SmoothGrad => p.target.is_none(),
+        Method::IntegratedGradients | Method::Occlusion => true,
+        _ => false,
+    }
     .then(|| model.logits(&x));
     let target = match &first {
         Some(logits) => pick_target(model, logits, p.target)?,
@@ -644,12 +703,9 @@ pub fn explain(
             let mut done = 0;
             while done < p.samples {
                 let n = bs.min(p.samples - done) as i64;
-                let batch = x.repeat([n, 1, 1, 1]);
                 // Sample k's noise depends on (seed, k) only: the same on any device and batch size.
-                let noise: Vec<Tensor> = (done..done + n as usize)
-                    .map(|k| seeded_normal(&x.size(), p.seed, k as u64))
-                    .collect();
-                let noisy = &batch + Tensor::cat(&noise, 0).to_device(device) * std;
+                let noise = seeded_normals(&x.size(), p.seed, done as u64..(done + n as usize) as u64);
+                let noisy = noise.to_device(device) * std + &x;
                 let (g, _) = grad_of_target(model, &noisy, Some(target))?;
                 sum += g.sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
                 done += n as usize;
@@ -1008,5 +1064,37 @@ mod noise_tests {
         let b = seeded_normal(&[100_000], 3, 8);
         let c = (&a * &b).mean(Kind::Float).double_value(&[]);
         assert!(c.abs() < 0.02, "streams correlate: {c}");
+    }
+}
+
+#[cfg(test)]
+mod batch_noise_and_guided_rule_tests {
+    use super::*;
+
+    #[test]
+    fn seeded_normals_stack_the_single_streams_whatever_the_batch() {
+        let shape = [1i64, 3, 5, 7];
+        let b = seeded_normals(&shape, 11, 4..9);
+        assert_eq!(b.size(), [5, 3, 5, 7]);
+        for k in 4..9i64 {
+            let one = seeded_normal(&shape, 11, k as u64);
+            assert!(b.narrow(0, k - 4, 1).equal(&one), "stream {k}");
+        }
+        assert_eq!(seeded_normals(&shape, 11, 3..3).size(), [0, 3, 5, 7]);
+    }
+
+    #[test]
+    fn positive_gradient_is_the_identity_forward_and_keeps_positive_gradients_backward() {
+        let x = Tensor::from_slice(&[-1.0f32, 0.5, 2.0, 3.0]).set_requires_grad(true);
+        let y = positive_gradient(&x).unwrap();
+        assert!(y.detach().equal(&x.detach()));
+        let w = Tensor::from_slice(&[1.0f32, -2.0, 0.0, 4.0]);
+        let g = Tensor::run_backward(&[(&y * &w).sum(Kind::Float)], &[&x], false, false);
+        let want = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 4.0]);
+        assert!(g[0].equal(&want), "{g:?}");
+        // After ReLU6 the activation's own mask applies too: the guided rule.
+        let z = positive_gradient(&x.relu6()).unwrap();
+        let g = Tensor::run_backward(&[(&z * &w).sum(Kind::Float)], &[&x], false, false);
+        assert!(g[0].equal(&Tensor::from_slice(&[0.0f32, 0.0, 0.0, 4.0])), "{g:?}");
     }
 }
