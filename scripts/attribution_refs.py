@@ -4,8 +4,9 @@ Two models, the SAME weights and SAME input tensor as the Rust side:
 - the embedded EfficientNet-Lite0 (assets/efficientnet-lite0.safetensors, f16 cast to f32),
   with the reference architecture from PyPI efficientnet-lite-pytorch;
 - torchvision's ResNet-18 (10 classes) with synthetic weights from a formula that
-  tests/common/mod.rs computes identically (no 45 MB file to commit); a ReLU network, so
-  guided backprop is checked there.
+  tests/common/mod.rs computes identically (no 45 MB file to commit); a ReLU network.
+Guided backprop is Captum's on ResNet-18 and, on Lite0 (ReLU6), Captum's class with its hook
+registered on ReLU6 as well (Captum itself hooks nn.ReLU only).
 Maps are saved as f16 scaled to max |v| = 1 (Pearson correlations do not notice), the input and scalars as f32.
 """
 import math
@@ -17,6 +18,7 @@ import torch.nn as nn
 import torchvision
 from captum.attr import (GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel,
                          Occlusion, Saliency)
+from captum._utils.common import _register_backward_hook
 from efficientnet_lite_pytorch import EfficientNet
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
 from safetensors.torch import load_file, save_file
@@ -33,6 +35,15 @@ class Lite0(EfficientNet):
         for block in self._blocks:
             x = block(x, drop_connect_rate=None)
         return self._head_swish(self._bn1(self._conv_head(x)))
+
+
+class GuidedBackpropReLU6(GuidedBackprop):
+    """Captum's GuidedBackprop with its rule on ReLU6 too (Captum hooks nn.ReLU only):
+    the same hook, F.relu of the activation's grad_input."""
+
+    def _register_hooks(self, module):
+        if isinstance(module, (nn.ReLU, nn.ReLU6)):
+            self.backward_hooks.extend(_register_backward_hook(module, self._backward_hook, self))
 
 
 def lite0():
@@ -124,7 +135,7 @@ def references(x, out_dir, name, model, layer, guided):
     r["grad_cam_pp"] = raw_cam(GradCAMPlusPlus, model, layer, x, target)
     r["score_cam"] = raw_cam(ScoreCAM, model, layer, x, target)
     if guided:
-        gb = GuidedBackprop(model).attribute(x, target=target)
+        gb = guided(model).attribute(x, target=target)
         r["guided_backprop"] = gb
         r["guided_grad_cam"] = gb * grayscale_cam(model, layer, x, target)[:, None]
     # Maps are scaled to max |v| = 1 before f16 (guided backprop exceeds f16's range here);
@@ -139,5 +150,5 @@ def references(x, out_dir, name, model, layer, guided):
 if __name__ == "__main__":
     out_dir, raw_path = sys.argv[1], sys.argv[2]
     x = load_file(raw_path)["input"][:1].float().contiguous()  # chelsea, as glassbox preprocesses it
-    references(x, out_dir, "efficientnet-lite0", *lite0(), guided=False)
-    references(x, out_dir, "resnet18", *resnet18(), guided=True)
+    references(x, out_dir, "efficientnet-lite0", *lite0(), guided=GuidedBackpropReLU6)
+    references(x, out_dir, "resnet18", *resnet18(), guided=GuidedBackprop)
