@@ -20,7 +20,9 @@ print("|---|---|---|---|---|---|---|")
 peer_name = {"gradient": "Captum Saliency", "input-x-gradient": "Captum InputXGradient",
              "smoothgrad": "Captum NoiseTunnel(Saliency), 16", "integrated-gradients": "Captum IG, 32 steps, one batch",
              "grad-cam": "pytorch-grad-cam GradCAM", "grad-cam++": "pytorch-grad-cam GradCAM++",
-             "score-cam": "pytorch-grad-cam ScoreCAM (batch 64)", "occlusion": "Captum Occlusion (169 windows)"}
+             "score-cam": "pytorch-grad-cam ScoreCAM (batch 64)",
+             "guided-backprop": "Captum GuidedBackprop, hooked on ReLU6 too",
+             "guided-grad-cam": "Captum GuidedGradCam, hooked on ReLU6 too", "occlusion": "Captum Occlusion (169 windows)"}
 for m in g["methods"]:
     name = m["method"]
     peer = p.get(name)

@@ -7,14 +7,15 @@ import sys
 import time
 
 import torch
-from captum.attr import (InputXGradient, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion,
-                         Saliency)
+from captum.attr import (GuidedGradCam, InputXGradient, IntegratedGradients, LayerGradCam, NoiseTunnel,
+                         Occlusion, Saliency)
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from safetensors.torch import load_file
 
 sys.path.insert(0, "scripts")
-from attribution_refs import lite0  # noqa: E402  (the reference Lite0 with the embedded weights)
+# The reference Lite0 with the embedded weights; Captum's GuidedBackprop with its hook on ReLU6 too.
+from attribution_refs import GuidedBackpropReLU6, lite0  # noqa: E402
 
 threads, runs, raw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 torch.set_num_threads(threads)
@@ -48,6 +49,10 @@ r = {
     "occlusion": median_ms(lambda: Occlusion(model).attribute(
         x, sliding_window_shapes=(3, 32, 32), strides=(3, 16, 16), baselines=0.0, target=target), slow),
 }
+r["guided-backprop"] = median_ms(lambda: GuidedBackpropReLU6(model).attribute(x, target=target), runs)
+guided_grad_cam = GuidedGradCam(model, layer)
+guided_grad_cam.guided_backprop = GuidedBackpropReLU6(model)  # Captum's own hooks nn.ReLU only
+r["guided-grad-cam"] = median_ms(lambda: guided_grad_cam.attribute(x, target=target), runs)
 for name, cls in [("grad-cam", GradCAM), ("grad-cam++", GradCAMPlusPlus)]:
     cam = cls(model=model, target_layers=[layer])
     r[name] = median_ms(lambda: cam(input_tensor=x, targets=tgt), runs)
