@@ -410,25 +410,19 @@ pub fn seeded_normals(shape: &[i64], seed: i64, streams: std::ops::Range<u64>) -
         );
         out.iter_mut().for_each(|o| *o = rng.sample(rand_distr::StandardNormal));
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .clamp(1, n.max(1));
-    if len > 0 && threads > 1 {
-        let per = n.div_ceil(threads);
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let per_thread = n.div_ceil(threads) * len;
+    if per_thread > 0 {
         std::thread::scope(|s| {
-            for (c, chunk) in v.chunks_mut(per * len).enumerate() {
-                let first = streams.start + (c * per) as u64;
+            for (c, chunk) in v.chunks_mut(per_thread).enumerate() {
+                let start = streams.start + (c * per_thread / len) as u64;
                 s.spawn(move || {
                     for (j, sample) in chunk.chunks_mut(len).enumerate() {
-                        fill(sample, first + j as u64);
+                        fill(sample, start + j as u64);
                     }
                 });
             }
         });
-    } else if len > 0 {
-        for (j, sample) in v.chunks_mut(len).enumerate() {
-            fill(sample, streams.start + j as u64);
-        }
     }
     let mut full = shape.to_vec();
     if let Some(d) = full.first_mut() {
@@ -1065,11 +1059,6 @@ mod noise_tests {
         let c = (&a * &b).mean(Kind::Float).double_value(&[]);
         assert!(c.abs() < 0.02, "streams correlate: {c}");
     }
-}
-
-#[cfg(test)]
-mod batch_noise_and_guided_rule_tests {
-    use super::*;
 
     #[test]
     fn seeded_normals_stack_the_single_streams_whatever_the_batch() {
@@ -1082,6 +1071,11 @@ mod batch_noise_and_guided_rule_tests {
         }
         assert_eq!(seeded_normals(&shape, 11, 3..3).size(), [0, 3, 5, 7]);
     }
+}
+
+#[cfg(test)]
+mod guided_rule_tests {
+    use super::*;
 
     #[test]
     fn positive_gradient_is_the_identity_forward_and_keeps_positive_gradients_backward() {
