@@ -175,7 +175,7 @@ pub fn save(chart: &Chart, path: &Path) -> Result<()> {
                 let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
                 draw(chart, &root)?;
             }
-            crate::engine::weights::write_atomic(path, s.as_bytes())
+            crate::engine::files::write_atomic(path, s.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         _ => bail!(

@@ -26,6 +26,10 @@ pub struct Cli {
     /// Where to compute: the GPU when libtorch sees one (auto), or force cpu / cuda.
     #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// The largest image Glassbox decodes, in pixels (default 16384x16384). Decoding may use
+    /// 4 bytes per pixel, at least 1 GiB.
+    #[arg(long, global = true, default_value_t = crate::engine::preprocess::DEFAULT_MAX_IMAGE_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_image_pixels: u64,
     /// Without a command, the desktop app opens.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -331,6 +335,12 @@ pub enum Command {
         /// building (median, p99) and drop-to-all-views beside decode+forward+backward.
         #[arg(long, num_args = 1..)]
         ui: Vec<PathBuf>,
+        /// Hold a long session instead: this many predictions through the engine thread,
+        /// alternating the images given with --soak-images, reporting resident memory.
+        #[arg(long)]
+        soak: Option<usize>,
+        #[arg(long, num_args = 1.., requires = "soak")]
+        soak_images: Vec<PathBuf>,
     },
     /// Train the small CNN on MNIST or Fashion-MNIST (data from `make setup`).
     Train {
@@ -617,6 +627,7 @@ fn check_out(out: &Path, input: Option<&Path>, force: bool) -> Result<()> {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    crate::engine::preprocess::set_max_image_pixels(cli.max_image_pixels);
     let device = cli.device.device()?;
     let command = cli.command.unwrap_or(Command::Gui {
         image: None,
@@ -788,7 +799,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
                 let x = Tensor::cat(&ok.iter().map(|(_, t)| t.shallow_clone()).collect::<Vec<_>>(), 0);
                 let logits = m.logits(&x);
-                for ((path, _), classes) in ok.iter().zip(m.top_k(&logits, top)) {
+                for ((path, _), classes) in ok.iter().zip(m.top_k(&logits, top)?) {
                     if let Some(c) = output_path(&chart, !single, path, "top", "svg") {
                         if !single {
                             std::fs::create_dir_all(chart.as_ref().expect("given"))?;
@@ -989,7 +1000,28 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
             methods,
             ui,
+            soak,
+            soak_images,
         } => {
+            if let Some(n) = soak {
+                if soak_images.is_empty() {
+                    bail!("--soak needs images: --soak-images A.png B.png");
+                }
+                let r = crate::engine::bench::soak(&model.model, &soak_images, n.max(10), device)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!(
+                        "{} predictions of {} in {:.0} s; resident memory (MiB) after each tenth:",
+                        r.predictions, r.model, r.seconds
+                    );
+                    for (k, mib) in &r.rss_mib {
+                        println!("  after {k:>6}: {mib:8.1}");
+                    }
+                    println!("growth from the first tenth to the end: {:+.2} %", r.growth_percent);
+                }
+                return Ok(());
+            }
             if !ui.is_empty() {
                 let r = crate::app::bench::run(&ui, 300, runs.clamp(1, 50), device)?;
                 if json {
@@ -1142,6 +1174,8 @@ pub fn main() -> std::process::ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
+    // A panic outside the guard is a bug: one line asking for a report. Panics inside it
+    // (libtorch errors from tch's convenience calls) become ordinary one-line errors.
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -1152,14 +1186,41 @@ pub fn main() -> std::process::ExitCode {
         let first = msg.lines().next().unwrap_or(msg);
         eprintln!("glassbox: internal error: {first} (please report this)");
     }));
+    crate::engine::guard::install_hook();
     let cli = Cli::parse();
-    match std::panic::catch_unwind(|| run(cli)) {
-        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            let msg = format!("{e:#}");
-            eprintln!("glassbox: error: {}", msg.replace('\n', " "));
-            std::process::ExitCode::FAILURE
+    let what = match &cli.command {
+        Some(c) => format!("glassbox {}", command_name(c)),
+        None => "glassbox".to_string(),
+    };
+    match crate::engine::guard::catch(&what, || run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let bug = matches!(
+                e.downcast_ref::<crate::engine::Error>(),
+                Some(crate::engine::Error::Panic { torch: false, .. })
+            );
+            let msg = format!("{e:#}").replace('\n', " ");
+            if bug {
+                eprintln!("glassbox: {msg} (please report this)");
+                std::process::ExitCode::from(2)
+            } else {
+                eprintln!("glassbox: error: {msg}");
+                std::process::ExitCode::FAILURE
+            }
         }
-        Err(_) => std::process::ExitCode::from(2),
     }
+}
+
+/// The subcommand's name as typed (`receptive-field`), for messages.
+fn command_name(c: &Command) -> String {
+    let debug = format!("{c:?}");
+    let name = debug.split([' ', '{', '(']).next().unwrap_or("");
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
 }

@@ -168,6 +168,7 @@ enum Job {
     Field,
     Filters,
     Sanity(usize),
+    Fault,
 }
 
 /// Results of file dialogs and the clipboard, which run off the UI thread.
@@ -193,6 +194,10 @@ pub enum ExportWhat {
 
 pub struct GlassboxApp {
     engine: Engine,
+    device: tch::Device,
+    /// The engine thread ended (it never should): nothing pending can finish; the error bar
+    /// offers a restart.
+    pub engine_lost: bool,
     pub settings: Settings,
     pub model: Option<ModelInfo>,
     pub input: Option<Input>,
@@ -273,6 +278,8 @@ impl GlassboxApp {
         let (picked_tx, picked_rx) = channel();
         let mut app = GlassboxApp {
             engine: Engine::spawn(opts.device),
+            device: opts.device,
+            engine_lost: false,
             settings: settings.clone(),
             model: None,
             input: None,
@@ -335,6 +342,36 @@ impl GlassboxApp {
         self.pending.retain(|_, j| *j != job);
         self.pending.insert(id, job);
         id
+    }
+
+    /// What is pending in the engine and what each slot shows, for test diagnostics.
+    pub fn describe_work(&self) -> String {
+        let mut jobs: Vec<String> = self.pending.iter().map(|(id, j)| format!("{id}:{j:?}")).collect();
+        jobs.sort();
+        let slots: Vec<String> = self
+            .slots
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} result={} error={:?} running={:?} sanity={:?} progress={:?}",
+                    s.method,
+                    s.result.is_some(),
+                    s.error,
+                    s.running,
+                    s.sanity_running,
+                    s.progress
+                )
+            })
+            .collect();
+        format!(
+            "pending [{}]; model {:?}; input {:?}; top {}; channels {:?}; slots [{}]",
+            jobs.join(", "),
+            self.model.as_ref().map(|m| &m.arch),
+            self.input.as_ref().map(|i| &i.name),
+            self.top.len(),
+            self.channels.as_ref().map(|c| &c.layer),
+            slots.join("; ")
+        )
     }
 
     /// Anything still running in the engine.
@@ -441,6 +478,30 @@ impl GlassboxApp {
             s.progress = None;
             s.sanity_running = None;
         }
+    }
+
+    /// A new engine thread, opening the model and image again (after the engine was lost).
+    pub fn restart_engine(&mut self) {
+        self.engine = Engine::spawn(self.device);
+        self.engine_lost = false;
+        self.pending.clear();
+        self.errors.clear();
+        let model = self.settings.model.clone();
+        self.open_model(model, None);
+        if self.image_source.is_none() {
+            if let Some(src) = self.sent_source.take() {
+                self.image_source = Some(src);
+            }
+        }
+        if let Some(src) = self.image_source.clone() {
+            self.set_image(src);
+        }
+    }
+
+    /// Sends a request that injects a fault (tests of survival).
+    #[doc(hidden)]
+    pub fn inject_fault(&mut self, fault: crate::engine::worker::Fault) {
+        self.send(Job::Fault, Request::InjectFault(fault));
     }
 
     /// Cancels every long computation (Esc).
@@ -769,9 +830,13 @@ impl GlassboxApp {
                 if let Some(conv) = self.settings.filter_conv.clone() {
                     self.set_filter_conv(conv);
                 }
-                // The view depends on the model's input size: prepare the image again.
-                if let Some(src) = self.image_source.clone() {
-                    self.set_image(src);
+                // The view depends on the model's input size: prepare the image again, unless
+                // a newer image is already on its way (it will be prepared for this model;
+                // sending the old one again would supersede it and lose the user's drop).
+                if self.sent_source.is_none() {
+                    if let Some(src) = self.image_source.clone() {
+                        self.set_image(src);
+                    }
                 }
             }
             Response::ImageSet {
@@ -986,6 +1051,16 @@ impl GlassboxApp {
     pub fn poll(&mut self, ctx: &egui::Context) {
         while let Some(r) = self.engine.try_recv() {
             self.apply(ctx, r);
+        }
+        if !self.engine_lost && !self.engine.alive() {
+            // Nothing pending can finish now: say so instead of "working" forever.
+            self.engine_lost = true;
+            self.pending.clear();
+            self.cancel_slot_work();
+            self.errors.push(
+                "the engine stopped unexpectedly; what is on screen stays. Restart it to go on (your model and image are opened again)"
+                    .into(),
+            );
         }
         while let Ok(p) = self.picked_rx.try_recv() {
             match p {

@@ -46,7 +46,7 @@ impl GlassboxApp {
         self.shortcuts(&ctx);
         self.files_dropped(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
-        if !self.errors.is_empty() {
+        if !self.errors.is_empty() || self.engine_lost {
             egui::Panel::top("errors").show(ui, |ui| self.error_banner(ui));
         }
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
@@ -300,14 +300,31 @@ impl GlassboxApp {
             .inner_margin(6.0)
             .show(ui, |ui| {
                 let mut dismiss = false;
+                let mut restart = false;
                 for e in &self.errors {
                     ui.label(RichText::new(format!("Error: {e}")).color(Color32::WHITE));
                 }
-                if ui.button("Dismiss").clicked() {
-                    dismiss = true;
+                if self.engine_lost && self.errors.is_empty() {
+                    ui.label(RichText::new("The engine is stopped.").color(Color32::WHITE));
                 }
+                ui.horizontal(|ui| {
+                    if ui.button("Dismiss").clicked() {
+                        dismiss = true;
+                    }
+                    if self.engine_lost
+                        && ui
+                            .button("Restart engine")
+                            .on_hover_text("Start the engine again and reopen the model and image.")
+                            .clicked()
+                    {
+                        restart = true;
+                    }
+                });
                 if dismiss {
                     self.errors.clear();
+                }
+                if restart {
+                    self.restart_engine();
                 }
             });
     }
@@ -319,7 +336,9 @@ impl GlassboxApp {
                 .iter()
                 .filter(|s| s.running.is_some() || s.sanity_running.is_some())
                 .count();
-            if self.busy() {
+            if self.engine_lost {
+                ui.colored_label(Color32::from_rgb(230, 90, 80), "engine stopped");
+            } else if self.busy() {
                 ui.spinner();
                 ui.label(if running > 0 {
                     format!("working: {running} long computation(s)")

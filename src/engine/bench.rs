@@ -213,3 +213,75 @@ pub fn decode_forward_backward(model_name: &str, images: &[std::path::PathBuf], 
         })
         .collect()
 }
+
+/// Resident set size of this process now, in MiB (Linux `VmRSS`).
+pub fn rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A long session held in one process: predictions through the engine thread (the app's
+/// path), the images alternating, with the resident memory read along the way.
+#[derive(Debug, Clone, Serialize)]
+pub struct Soak {
+    pub model: String,
+    pub predictions: usize,
+    /// (predictions so far, resident MiB) at 10 %, 100 % and points between.
+    pub rss_mib: Vec<(usize, f64)>,
+    /// Growth from the first reading (after a tenth of the run) to the last, in percent.
+    pub growth_percent: f64,
+    pub seconds: f64,
+}
+
+/// `n` predictions of alternating `images` on `model`, each as the app makes them: a new
+/// image, then a prediction, both through the engine thread.
+pub fn soak(model: &str, images: &[std::path::PathBuf], n: usize, device: Device) -> Result<Soak> {
+    use super::worker::{Engine, ImageSource, Request, Response};
+    use std::time::Duration;
+    let engine = Engine::spawn(device);
+    let wait = |id: u64| -> Result<()> {
+        loop {
+            let r = engine
+                .recv_timeout(Duration::from_secs(600))
+                .ok_or_else(|| super::Error::invalid("the engine did not answer in 10 minutes"))?;
+            if r.id() == id && r.is_final() {
+                return match r {
+                    Response::Failed { message, .. } => Err(super::Error::invalid(message)),
+                    _ => Ok(()),
+                };
+            }
+        }
+    };
+    wait(engine.send(Request::OpenModel {
+        model: model.to_owned(),
+        arch: None,
+    }))?;
+    let start = Instant::now();
+    let marks: Vec<usize> = (1..=10).map(|k| n * k / 10).collect();
+    let mut rss = Vec::new();
+    for i in 0..n {
+        let image = &images[i % images.len()];
+        wait(engine.send(Request::SetImage {
+            source: ImageSource::File(image.clone()),
+        }))?;
+        wait(engine.send(Request::Predict { top: 5 }))?;
+        if marks.contains(&(i + 1)) {
+            rss.push((i + 1, rss_mib().unwrap_or(0.0)));
+        }
+    }
+    let first = rss.first().map_or(0.0, |r| r.1);
+    let last = rss.last().map_or(0.0, |r| r.1);
+    Ok(Soak {
+        model: model.to_owned(),
+        predictions: n,
+        growth_percent: if first > 0.0 {
+            (last - first) / first * 100.0
+        } else {
+            0.0
+        },
+        rss_mib: rss,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

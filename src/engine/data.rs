@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use tch::{Kind, Tensor};
 
-use super::error::{read_file, Error, Result};
+use super::error::{Error, Result};
+use super::files::read_file;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatasetName {
@@ -98,7 +99,7 @@ pub fn load(name: DatasetName, dir: &Path) -> Result<Dataset> {
 
 /// CSV with a header row; each row: label, then 784 pixels 0-255.
 fn read_csv(path: &Path) -> Result<Split> {
-    let text = String::from_utf8(read_file(path)?).map_err(|_| Error::file(path, "is not text"))?;
+    let text = String::from_utf8(read_file(path, 1 << 30)?).map_err(|_| Error::file(path, "is not text"))?;
     let mut pixels = Vec::with_capacity(text.len() / 2);
     let mut labels = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
@@ -133,7 +134,7 @@ fn read_csv(path: &Path) -> Result<Split> {
 }
 
 fn gunzip(path: &Path) -> Result<Vec<u8>> {
-    let raw = read_file(path)?;
+    let raw = read_file(path, 1 << 30)?;
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(&raw[..])
         .read_to_end(&mut out)

@@ -11,6 +11,12 @@ pub enum Error {
     Invalid(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A panic caught by [`super::guard::catch`]: from libtorch (`torch`) or a bug.
+    #[error("{what}: {}{message}", if *torch { "libtorch refused it: " } else { "internal error: " })]
+    Panic { what: String, torch: bool, message: String },
+    /// The user (or a newer request) stopped the work.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -31,12 +37,4 @@ impl Error {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }
-}
-
-/// Reads a whole file, refusing directories with a clear message.
-pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    if path.is_dir() {
-        return Err(Error::file(path, "is a directory, expected a file"));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
 }

@@ -274,7 +274,7 @@ pub struct Progress<'t> {
 pub type ProgressFn<'a> = dyn FnMut(Progress<'_>) -> bool + 'a;
 
 fn cancelled() -> Error {
-    Error::invalid("cancelled")
+    Error::Cancelled
 }
 
 /// Layers whose output is spatial ([N, C, H, W]), in forward order.
@@ -352,14 +352,19 @@ fn check_finite(t: &Tensor, what: &str) -> Result<()> {
 pub fn batch_budget(model: &Model, want: usize) -> usize {
     // Saved activations for backward: about every traced output, twice over.
     let per_sample = model.activation_bytes() * 2;
-    let free = match model.device() {
-        // A quarter of the machine's memory: fixed per machine, so batch sizes (and thus
-        // the floating-point results) do not change from run to run with the free memory.
-        Device::Cpu => total_memory_bytes().unwrap_or(2 << 30) / 4,
-        _ => 8 << 30,
-    };
+    let free = memory_for_batches(model.device());
     let fit = (free / per_sample.max(1)).max(1) as usize;
     want.clamp(1, fit.min(256))
+}
+
+/// Memory one batch of work may take: a quarter of the machine's memory on the CPU (fixed
+/// per machine, so batch sizes, and thus the floating-point results, do not change from run
+/// to run with the free memory), 8 GiB on a GPU.
+pub fn memory_for_batches(device: Device) -> i64 {
+    match device {
+        Device::Cpu => total_memory_bytes().unwrap_or(2 << 30) / 4,
+        _ => 8 << 30,
+    }
 }
 
 fn total_memory_bytes() -> Option<i64> {

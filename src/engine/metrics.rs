@@ -59,7 +59,7 @@ pub fn deletion_insertion(
             let mut scores = Vec::with_capacity(fractions.len());
             for chunk in fractions.chunks(16) {
                 if !keep_going() {
-                    return Err(Error::invalid("cancelled"));
+                    return Err(Error::Cancelled);
                 }
                 let imgs: Vec<Tensor> = chunk
                     .iter()
@@ -219,6 +219,26 @@ pub fn duplicate(model: &Model) -> Model {
     m
 }
 
+/// Re-initialises the parameters of layer group `group` (running statistics excepted) with
+/// seeded normal noise of each parameter's own spread. Each parameter draws its own noise
+/// stream, seeded by its index in the sorted list `vars` (never by anything two parameters
+/// can share, like the length of their names).
+fn randomise(vars: &[(String, Tensor)], group: &str, seed: i64) {
+    let prefix = format!("{group}.");
+    tch::no_grad(|| {
+        for (index, (k, v)) in vars.iter().enumerate().filter(|(_, (k, _))| k.starts_with(&prefix)) {
+            if k.ends_with("running_mean") || k.ends_with("running_var") {
+                continue;
+            }
+            let std = v.std(true).double_value(&[]);
+            let std = if std.is_finite() && std > 0.0 { std } else { 0.05 };
+            let noise = explain::seeded_normal(&v.size(), seed, index as u64);
+            let mut v = v.shallow_clone();
+            v.copy_(&(noise.to_device(v.device()) * std));
+        }
+    });
+}
+
 /// Cascading randomisation: re-initialise layer groups from the top down and compare
 /// each map with the original by Spearman rank correlation of |map|.
 pub fn sanity_check(
@@ -246,28 +266,18 @@ pub fn sanity_check(
     };
     let work = duplicate(model);
     let groups = layer_groups(&work);
-    let vars = work.vs.variables();
+    let mut vars: Vec<(String, Tensor)> = work.vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
     let mut steps = Vec::new();
     for (i, g) in groups.iter().enumerate() {
-        tch::no_grad(|| {
-            for (k, v) in vars.iter().filter(|(k, _)| k.starts_with(&format!("{g}."))) {
-                if k.ends_with("running_mean") || k.ends_with("running_var") {
-                    continue;
-                }
-                let std = v.std(true).double_value(&[]);
-                let std = if std.is_finite() && std > 0.0 { std } else { 0.05 };
-                let noise = explain::seeded_normal(&v.size(), p.seed, i as u64 * 1000 + k.len() as u64);
-                let mut v = v.shallow_clone();
-                v.copy_(&(noise.to_device(v.device()) * std));
-            }
-        });
+        randomise(&vars, g, p.seed);
         let s = spearman(&original, &map_of(&work)?);
         steps.push(SanityStep {
             randomised: g.clone(),
             spearman: s,
         });
         if !progress(i + 1, groups.len()) {
-            return Err(Error::invalid("cancelled"));
+            return Err(Error::Cancelled);
         }
     }
     let last = steps.last().map_or(1.0, |s| s.spearman);
@@ -296,6 +306,22 @@ mod tests {
     fn a_map_that_stays_similar_fails() {
         assert!(!verdict(0.8).0 && verdict(0.8).1.starts_with("FAILS"));
         assert!(verdict(0.1).0 && verdict(0.1).1.starts_with("passes"));
+    }
+
+    #[test]
+    fn parameters_with_names_of_equal_length_get_different_noise() {
+        let vars: Vec<(String, Tensor)> = ["g.aa", "g.bb", "h.cc"]
+            .iter()
+            .map(|n| (n.to_string(), Tensor::zeros([64], (Kind::Float, Device::Cpu))))
+            .collect();
+        randomise(&vars, "g", 3);
+        assert!(!vars[0].1.equal(&vars[1].1), "same noise for two parameters");
+        assert!(vars[0].1.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        assert_eq!(
+            vars[2].1.abs().sum(Kind::Float).double_value(&[]),
+            0.0,
+            "other groups untouched"
+        );
     }
 
     #[test]

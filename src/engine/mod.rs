@@ -5,6 +5,8 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod explain;
+pub mod files;
+pub mod guard;
 pub mod inspect;
 pub mod layers;
 pub mod metrics;

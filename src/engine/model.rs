@@ -8,6 +8,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::arch::{self, Arch, Net, Spec};
 use super::error::{Error, Result};
+use super::guard;
 use super::layers::{Fwd, LayerKind};
 use super::preprocess::Preprocess;
 use super::weights::{self, StoreAs, Weights};
@@ -76,12 +77,35 @@ pub fn default_device() -> Device {
     Device::cuda_if_available()
 }
 
-fn default_preprocess(arch: Arch) -> Preprocess {
-    match arch {
+fn default_preprocess(arch: Arch, in_channels: i64) -> Preprocess {
+    let mut p = match arch {
         Arch::EfficientNetLite(v) => Preprocess::efficientnet_lite(arch::efficientnet_lite::params(v).2 as u32),
         Arch::TinyCnn => Preprocess::digits(arch::tiny_cnn::SIZE as u32),
         _ => Preprocess::imagenet(224),
+    };
+    if arch == Arch::TinyCnn && in_channels == 3 {
+        p.gray = false;
+        p.mean = vec![127.5; 3];
+        p.std = vec![127.5; 3];
     }
+    p
+}
+
+/// Floating tensors with NaN or Inf values, refused at load: every output would be NaN.
+fn check_finite_weights(w: &Weights) -> Result<()> {
+    for (name, t) in &w.tensors {
+        if !t.is_floating_point() {
+            continue;
+        }
+        let bad = t.f_isfinite()?.logical_not().sum(Kind::Int64).int64_value(&[]);
+        if bad > 0 {
+            return Err(Error::invalid(format!(
+                "tensor `{name}` holds {bad} NaN or infinite value(s) of {}; the weights are broken",
+                t.numel()
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Model {
@@ -89,12 +113,7 @@ impl Model {
     pub fn new_random(arch: Arch, classes: i64, in_channels: i64, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let net = arch.build(&vs.root(), classes, in_channels);
-        let mut preprocess = default_preprocess(arch);
-        if arch == Arch::TinyCnn && in_channels == 3 {
-            preprocess.gray = false;
-            preprocess.mean = vec![127.5; 3];
-            preprocess.std = vec![127.5; 3];
-        }
+        let preprocess = default_preprocess(arch, in_channels);
         Model {
             spec: Spec {
                 arch,
@@ -142,23 +161,76 @@ impl Model {
         Ok(m)
     }
 
+    /// A model from weights, with everything the file claims checked before libtorch sees
+    /// it: the architecture's classifier and input channels, the preprocessing, the labels,
+    /// finite weights, and finally one forward at the declared input size.
     pub fn from_weights(w: Weights, arch: Option<Arch>, device: Device, sidecar: Option<&Path>) -> Result<Self> {
         let arch = match (arch, w.metadata.get(meta::ARCH)) {
             (Some(a), _) => Some(a),
-            (None, Some(name)) => Some(name.parse::<Arch>()?),
+            (None, Some(name)) => Some(
+                name.parse::<Arch>()
+                    .map_err(|e| Error::invalid(format!("metadata `{}`: {e}", meta::ARCH)))?,
+            ),
             (None, None) => None,
         };
         let spec = arch::detect(&w, arch)?;
+        let preprocess = match w.metadata.get(meta::PREPROCESS) {
+            Some(p) => serde_json::from_str::<Preprocess>(p)
+                .map_err(|e| Error::invalid(format!("metadata `{}` is not valid: {e}", meta::PREPROCESS)))?,
+            None => default_preprocess(spec.arch, spec.in_channels),
+        };
+        preprocess
+            .validate(spec.in_channels)
+            .map_err(|e| Error::invalid(format!("metadata `{}`: {e}", meta::PREPROCESS)))?;
+        let labels = labels_for(&w.metadata, spec.classes, sidecar)?;
+        check_finite_weights(&w)?;
         let mut m = Model::new_random(spec.arch, spec.classes, spec.in_channels, device);
         m.spec = spec;
         load_into(&m.vs, &w, spec.arch)?;
-        m.labels = labels_for(&w.metadata, spec.classes, sidecar)?;
-        if let Some(p) = w.metadata.get(meta::PREPROCESS) {
-            m.preprocess = serde_json::from_str(p)
-                .map_err(|e| Error::invalid(format!("metadata `{}` is not valid: {e}", meta::PREPROCESS)))?;
-        }
+        m.labels = labels;
+        m.preprocess = preprocess;
         m.metadata = w.metadata;
+        m.check_runs()?;
         Ok(m)
+    }
+
+    /// One forward at the declared input size (under the guard), which also measures the
+    /// layers. Inputs so large that one image's activations would not fit in memory are
+    /// refused first, from a forward at a small size.
+    fn check_runs(&self) -> Result<()> {
+        let s = self.preprocess.size as i64;
+        let c = self.spec.in_channels;
+        let refuse = |e: Error| {
+            Error::invalid(format!(
+                "{} cannot run on a {c}x{s}x{s} input (metadata `{}` size {s}): {e}",
+                self.spec.arch,
+                meta::PREPROCESS
+            ))
+        };
+        const PROBE: i64 = 256;
+        if s > PROBE {
+            if let Ok(small) = guard::catch("a trial forward", || -> Result<_> { Ok(self.measure_layers_at(PROBE)) }) {
+                let bytes: i64 = small.iter().map(|l| l.shape.iter().product::<i64>() * 4).sum();
+                let need = bytes as f64 * (s as f64 / PROBE as f64).powi(2);
+                let have = super::explain::memory_for_batches(self.device()) as f64;
+                if need > have {
+                    return Err(Error::invalid(format!(
+                        "metadata `{}` size {s} needs about {:.1} GiB of activations for one image in {}, more than the {:.1} GiB Glassbox gives a batch here; use a size of at most {}",
+                        meta::PREPROCESS,
+                        need / (1u64 << 30) as f64,
+                        self.spec.arch,
+                        have / (1u64 << 30) as f64,
+                        (PROBE as f64 * (have / bytes as f64).sqrt()) as i64
+                    )));
+                }
+            }
+        }
+        let layers = guard::catch("a forward at the input size", || -> Result<_> {
+            Ok(self.measure_layers_at(s))
+        })
+        .map_err(refuse)?;
+        let _ = self.layers.set(layers);
+        Ok(())
     }
 
     pub fn device(&self) -> Device {
@@ -201,14 +273,25 @@ impl Model {
     }
 
     fn measure_layers(&self) -> Vec<LayerInfo> {
-        let s = self.preprocess.size as i64;
+        self.measure_layers_at(self.preprocess.size as i64)
+    }
+
+    /// The traced layers for an input of side `s`: only shapes are kept, so memory is that
+    /// of one forward.
+    fn measure_layers_at(&self, s: i64) -> Vec<LayerInfo> {
         let x = Tensor::zeros([1, self.spec.in_channels, s, s], (Kind::Float, self.device()));
-        let (_, traced) = tch::no_grad(|| self.trace(&x));
+        let mut traced: Vec<(String, LayerKind, Vec<i64>)> = Vec::new();
+        let _logits = tch::no_grad(|| {
+            self.forward_hooked(&x, false, &mut |name, kind, t| {
+                traced.push((name.to_owned(), kind, t.size()));
+                t
+            })
+        });
         let vars = self.vs.variables();
         traced
             .into_iter()
-            .map(|t| {
-                let prefix = format!("{}.", t.name);
+            .map(|(name, kind, shape)| {
+                let prefix = format!("{name}.");
                 let params = vars
                     .iter()
                     .filter(|(k, _)| {
@@ -217,9 +300,9 @@ impl Model {
                     .map(|(_, v)| v.numel() as i64)
                     .sum();
                 LayerInfo {
-                    name: t.name,
-                    kind: t.kind,
-                    shape: t.output.size(),
+                    name,
+                    kind,
+                    shape,
                     params,
                 }
             })
@@ -236,15 +319,22 @@ impl Model {
         self.vs.trainable_variables().iter().map(|v| v.numel() as i64).sum()
     }
 
-    /// Top-k classes of each row of `logits`.
-    pub fn top_k(&self, logits: &Tensor, k: usize) -> Vec<Vec<Class>> {
+    /// Top-k classes of each row of `logits`; a row with NaN or Inf is an error (it would
+    /// print as "NaN %").
+    pub fn top_k(&self, logits: &Tensor, k: usize) -> Result<Vec<Vec<Class>>> {
+        let finite = logits.f_isfinite()?.all().int64_value(&[]) != 0;
+        if !finite {
+            return Err(Error::invalid(
+                "the model's output holds NaN or infinite values: its weights or preprocessing are numerically broken",
+            ));
+        }
         let probs = logits
             .to_kind(Kind::Float)
             .softmax(-1, Kind::Float)
             .to_device(Device::Cpu);
         let k = k.clamp(1, self.spec.classes as usize) as i64;
         let (vals, idx) = probs.topk(k, -1, true, true);
-        (0..probs.size()[0])
+        Ok((0..probs.size()[0])
             .map(|r| {
                 (0..k)
                     .map(|j| {
@@ -262,7 +352,7 @@ impl Model {
                     })
                     .collect()
             })
-            .collect()
+            .collect())
     }
 
     /// Saves the weights (and labels, arch, preprocessing as metadata) atomically.
@@ -354,7 +444,9 @@ fn labels_for(metadata: &BTreeMap<String, String>, classes: i64, sidecar: Option
             .map_err(|e| Error::invalid(format!("metadata `{}` is not a JSON list of names: {e}", meta::LABELS)))?;
         (l, format!("the metadata `{}`", meta::LABELS))
     } else if let Some(p) = sidecar {
-        let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        let bytes = super::files::read_file(p, 64 << 20)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| Error::file(p, "is not UTF-8 text (one class name per line)"))?;
         let l = text
             .lines()
             .map(str::trim)

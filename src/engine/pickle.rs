@@ -83,7 +83,7 @@ pub enum Value {
     /// An allowed global, not yet called.
     Global(Global),
     Storage(StorageRef),
-    Tensor(TensorRef),
+    Tensor(Box<TensorRef>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,6 +120,10 @@ pub enum PickleError {
     Opcode { op: u8, pos: usize },
     #[error("malformed pickle at byte {pos}: {msg}")]
     Malformed { pos: usize, msg: String },
+    #[error("refused to load: the pickle builds or copies more than {limit} objects (at byte {pos}); a state dict never does, so the file is broken or hostile")]
+    TooLarge { pos: usize, limit: usize },
+    #[error("refused to load: the pickle nests containers more than {limit} levels deep (at byte {pos}); a state dict never does, so the file is broken or hostile")]
+    TooDeep { pos: usize, limit: usize },
 }
 
 type PResult<T> = Result<T, PickleError>;
@@ -129,22 +133,95 @@ pub trait PersistentLoad {
     fn load(&mut self, pid: Value) -> Result<Value, String>;
 }
 
+/// What one unpickling may build: a hostile pickle of a few hundred bytes must not make
+/// the reader allocate without bound (DUP / GET copy values, so an object appended to
+/// itself doubles with every copy) or nest containers until the stack overflows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Units of work and memory: one per object built or copied, plus one per 32 bytes of
+    /// text it holds.
+    pub max_units: usize,
+    /// Containers inside containers, at most this deep.
+    pub max_depth: usize,
+}
+
+/// Nesting a state dict never comes near: a checkpoint dict, a state dict, a tensor
+/// rebuild tuple, its size tuple.
+pub const MAX_DEPTH: usize = 200;
+
+impl Limits {
+    /// A budget proportional to the input: a real state dict builds about one object per
+    /// few bytes of pickle, so a million units plus two per byte leaves a wide margin,
+    /// capped at 4 Mi units (about 256 MiB at worst).
+    pub fn for_input(len: usize) -> Limits {
+        Limits {
+            max_units: ((1usize << 20) + len.saturating_mul(2)).min(1 << 22),
+            max_depth: MAX_DEPTH,
+        }
+    }
+}
+
+/// A value with what it cost to build (units) and how deep its containers nest.
+#[derive(Debug, Clone)]
+struct Item {
+    value: Value,
+    units: usize,
+    depth: usize,
+}
+
+impl Item {
+    fn leaf(value: Value) -> Item {
+        let units = 1 + payload_bytes(&value) / 32;
+        Item { value, units, depth: 0 }
+    }
+}
+
+/// Bytes of text a leaf value holds (for the budget).
+fn payload_bytes(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => s.len(),
+        Value::Bytes(b) | Value::BigInt(b) => b.len(),
+        Value::Storage(s) => s.key.len(),
+        Value::Tensor(t) => t.storage.key.len() + 8 * (t.size.len() + t.stride.len()),
+        _ => 0,
+    }
+}
+
+/// At most this many characters of a name from the file go into an error message.
+fn short(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(MAX).collect::<String>())
+    }
+}
+
 pub struct Unpickler<'a> {
     data: &'a [u8],
     pos: usize,
-    stack: Vec<Value>,
+    stack: Vec<Item>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Value>,
+    memo: HashMap<u32, Item>,
+    limits: Limits,
+    /// Units spent so far.
+    spent: usize,
 }
 
 impl<'a> Unpickler<'a> {
     pub fn new(data: &'a [u8]) -> Self {
+        Unpickler::with_limits(data, Limits::for_input(data.len()))
+    }
+
+    pub fn with_limits(data: &'a [u8], limits: Limits) -> Self {
         Unpickler {
             data,
             pos: 0,
             stack: Vec::new(),
             marks: Vec::new(),
             memo: HashMap::new(),
+            limits,
+            spent: 0,
         }
     }
 
@@ -158,6 +235,45 @@ impl<'a> Unpickler<'a> {
             pos: self.pos,
             msg: msg.into(),
         })
+    }
+
+    /// Charges `units` to the budget.
+    fn charge(&mut self, units: usize) -> PResult<()> {
+        self.spent = self.spent.saturating_add(units);
+        if self.spent > self.limits.max_units {
+            return Err(PickleError::TooLarge {
+                pos: self.pos,
+                limit: self.limits.max_units,
+            });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, item: Item) -> PResult<()> {
+        if item.depth > self.limits.max_depth {
+            return Err(PickleError::TooDeep {
+                pos: self.pos,
+                limit: self.limits.max_depth,
+            });
+        }
+        self.stack.push(item);
+        Ok(())
+    }
+
+    /// A new leaf value, charged to the budget.
+    fn push_leaf(&mut self, v: Value) -> PResult<()> {
+        let item = Item::leaf(v);
+        self.charge(item.units)?;
+        self.push(item)
+    }
+
+    /// A new container of `items` (moved, not copied: only the container is charged).
+    fn container(&mut self, items: Vec<Item>, make: impl FnOnce(Vec<Value>) -> Result<Value, String>) -> PResult<()> {
+        self.charge(1)?;
+        let units = 1 + items.iter().map(|i| i.units).sum::<usize>();
+        let depth = 1 + items.iter().map(|i| i.depth).max().unwrap_or(0);
+        let value = make(items.into_iter().map(|i| i.value).collect()).or_else(|m| self.malformed(m))?;
+        self.push(Item { value, units, depth })
     }
 
     fn take(&mut self, n: usize) -> PResult<&'a [u8]> {
@@ -182,6 +298,11 @@ impl<'a> Unpickler<'a> {
     fn u64(&mut self) -> PResult<u64> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
+    /// A length from the file: no more than the bytes that remain.
+    fn len_u64(&mut self) -> PResult<usize> {
+        let n = self.u64()?;
+        usize::try_from(n).map_err(|_| PickleError::Eof(self.pos))
+    }
     fn line(&mut self) -> PResult<&'a str> {
         let rest = &self.data[self.pos..];
         let Some(n) = rest.iter().position(|&b| b == b'\n') else {
@@ -191,34 +312,28 @@ impl<'a> Unpickler<'a> {
         self.pos += n + 1;
         Ok(s)
     }
-    fn len_prefixed(&mut self, n: usize) -> PResult<&'a [u8]> {
-        if n > self.data.len() {
-            return Err(PickleError::Eof(self.pos));
-        }
-        self.take(n)
-    }
     fn string(&mut self, n: usize) -> PResult<Value> {
-        let b = self.len_prefixed(n)?;
+        let b = self.take(n)?;
         match std::str::from_utf8(b) {
             Ok(s) => Ok(Value::Str(s.to_owned())),
             Err(_) => self.malformed("string is not UTF-8"),
         }
     }
 
-    fn pop(&mut self) -> PResult<Value> {
+    fn pop(&mut self) -> PResult<Item> {
         match self.stack.pop() {
             Some(v) => Ok(v),
             None => self.malformed("stack underflow"),
         }
     }
-    fn top(&mut self) -> PResult<&mut Value> {
+    fn top(&mut self) -> PResult<&mut Item> {
         let pos = self.pos;
         self.stack.last_mut().ok_or(PickleError::Malformed {
             pos,
             msg: "empty stack".into(),
         })
     }
-    fn pop_mark(&mut self) -> PResult<Vec<Value>> {
+    fn pop_mark(&mut self) -> PResult<Vec<Item>> {
         let Some(m) = self.marks.pop() else {
             return self.malformed("no MARK on the stack");
         };
@@ -227,10 +342,49 @@ impl<'a> Unpickler<'a> {
         }
         Ok(self.stack.split_off(m))
     }
+    /// Adds `items` to the container on top of the stack (APPEND(S), SETITEM(S)).
+    fn extend_top(&mut self, items: Vec<Item>, what: &str) -> PResult<()> {
+        let max_depth = self.limits.max_depth;
+        let pos = self.pos;
+        let top = self.top()?;
+        let added = items.iter().map(|i| i.units).sum::<usize>();
+        let depth = 1 + items.iter().map(|i| i.depth).max().unwrap_or(0);
+        let values: Vec<Value> = items.into_iter().map(|i| i.value).collect();
+        match (&mut top.value, what) {
+            (Value::List(l), "list") => l.extend(values),
+            (Value::Dict(d), "dict") => d.extend(pairs(values).map_err(|msg| PickleError::Malformed { pos, msg })?),
+            _ => {
+                return Err(PickleError::Malformed {
+                    pos,
+                    msg: format!("adding items to a value that is not a {what}"),
+                })
+            }
+        }
+        top.units += added;
+        top.depth = top.depth.max(depth);
+        if top.depth > max_depth {
+            return Err(PickleError::TooDeep { pos, limit: max_depth });
+        }
+        Ok(())
+    }
+    /// A copy of the top of the stack (DUP, PUT), charged in full before it is made.
+    fn copy_top(&mut self) -> PResult<Item> {
+        let units = self.top()?.units;
+        self.charge(units)?;
+        Ok(self.top()?.clone())
+    }
+    /// A copy of a memo entry (GET), charged in full before it is made.
+    fn copy_memo(&mut self, i: u32) -> PResult<Item> {
+        let Some(units) = self.memo.get(&i).map(|m| m.units) else {
+            return self.malformed(format!("memo entry {i} is missing"));
+        };
+        self.charge(units)?;
+        Ok(self.memo[&i].clone())
+    }
     fn global(&self, module: &str, name: &str) -> PResult<Value> {
         allowed_global(module, name)
             .map(Value::Global)
-            .ok_or_else(|| PickleError::Forbidden(format!("{module}.{name}")))
+            .ok_or_else(|| PickleError::Forbidden(format!("{}.{}", short(module), short(name))))
     }
 
     /// Runs the pickle up to its `STOP` and returns the object it built.
@@ -247,8 +401,11 @@ impl<'a> Unpickler<'a> {
                 0x95 => {
                     self.u64()?; // FRAME
                 }
-                b'.' => return self.pop(),
-                b'(' => self.marks.push(self.stack.len()),
+                b'.' => return Ok(self.pop()?.value),
+                b'(' => {
+                    self.charge(1)?;
+                    self.marks.push(self.stack.len())
+                }
                 b'0' => {
                     self.pop()?;
                 }
@@ -256,23 +413,23 @@ impl<'a> Unpickler<'a> {
                     self.pop_mark()?;
                 }
                 b'2' => {
-                    let v = self.top()?.clone();
-                    self.stack.push(v);
+                    let v = self.copy_top()?;
+                    self.push(v)?;
                 }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'N' => self.push_leaf(Value::None)?,
+                0x88 => self.push_leaf(Value::Bool(true))?,
+                0x89 => self.push_leaf(Value::Bool(false))?,
                 b'J' => {
                     let v = self.u32()? as i32;
-                    self.stack.push(Value::Int(v as i64))
+                    self.push_leaf(Value::Int(v as i64))?
                 }
                 b'K' => {
                     let v = self.u8()?;
-                    self.stack.push(Value::Int(v as i64))
+                    self.push_leaf(Value::Int(v as i64))?
                 }
                 b'M' => {
                     let v = self.u16()?;
-                    self.stack.push(Value::Int(v as i64))
+                    self.push_leaf(Value::Int(v as i64))?
                 }
                 0x8a | 0x8b => {
                     let n = if op == 0x8a {
@@ -280,9 +437,9 @@ impl<'a> Unpickler<'a> {
                     } else {
                         self.u32()? as usize
                     };
-                    let b = self.len_prefixed(n)?;
+                    let b = self.take(n)?;
                     if n > 8 {
-                        self.stack.push(Value::BigInt(b.to_vec()));
+                        self.push_leaf(Value::BigInt(b.to_vec()))?;
                         continue;
                     }
                     let mut buf = if b.last().is_some_and(|x| x & 0x80 != 0) {
@@ -291,7 +448,7 @@ impl<'a> Unpickler<'a> {
                         [0u8; 8]
                     };
                     buf[..n].copy_from_slice(b);
-                    self.stack.push(Value::Int(i64::from_le_bytes(buf)))
+                    self.push_leaf(Value::Int(i64::from_le_bytes(buf)))?
                 }
                 b'I' | b'L' => {
                     let l = self.line()?.trim_end_matches('L');
@@ -300,36 +457,36 @@ impl<'a> Unpickler<'a> {
                         "00" => Value::Bool(false),
                         _ => match l.parse::<i64>() {
                             Ok(v) => Value::Int(v),
-                            Err(_) => return self.malformed(format!("bad integer {l:?}")),
+                            Err(_) => return self.malformed(format!("bad integer {:?}", short(l))),
                         },
                     };
-                    self.stack.push(v)
+                    self.push_leaf(v)?
                 }
                 b'G' => {
                     let v = f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
-                    self.stack.push(Value::Float(v))
+                    self.push_leaf(Value::Float(v))?
                 }
                 b'F' => {
                     let l = self.line()?;
                     match l.parse::<f64>() {
-                        Ok(v) => self.stack.push(Value::Float(v)),
-                        Err(_) => return self.malformed(format!("bad float {l:?}")),
+                        Ok(v) => self.push_leaf(Value::Float(v))?,
+                        Err(_) => return self.malformed(format!("bad float {:?}", short(l))),
                     }
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v)
+                    self.push_leaf(v)?
                 }
                 0x8c => {
                     let n = self.u8()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v)
+                    self.push_leaf(v)?
                 }
                 0x8d => {
-                    let n = self.u64()? as usize;
+                    let n = self.len_u64()?;
                     let v = self.string(n)?;
-                    self.stack.push(v)
+                    self.push_leaf(v)?
                 }
                 b'T' | b'U' => {
                     let n = if op == b'T' {
@@ -337,29 +494,29 @@ impl<'a> Unpickler<'a> {
                     } else {
                         self.u8()? as usize
                     };
-                    let b = self.len_prefixed(n)?;
+                    let b = self.take(n)?;
                     // Python 2 str: text in practice (keys of legacy files).
-                    self.stack.push(Value::Str(String::from_utf8_lossy(b).into_owned()))
+                    self.push_leaf(Value::Str(String::from_utf8_lossy(b).into_owned()))?
                 }
                 b'B' | b'C' | 0x8e => {
                     let n = match op {
                         b'B' => self.u32()? as usize,
                         b'C' => self.u8()? as usize,
-                        _ => self.u64()? as usize,
+                        _ => self.len_u64()?,
                     };
-                    let b = self.len_prefixed(n)?;
-                    self.stack.push(Value::Bytes(b.to_vec()))
+                    let b = self.take(n)?;
+                    self.push_leaf(Value::Bytes(b.to_vec()))?
                 }
                 b'V' => {
                     let l = self.line()?.to_owned();
-                    self.stack.push(Value::Str(l))
+                    self.push_leaf(Value::Str(l))?
                 }
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
-                b'}' => self.stack.push(Value::Dict(Vec::new())),
-                b']' => self.stack.push(Value::List(Vec::new())),
+                b')' => self.push_leaf(Value::Tuple(Vec::new()))?,
+                b'}' => self.push_leaf(Value::Dict(Vec::new()))?,
+                b']' => self.push_leaf(Value::List(Vec::new()))?,
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items))
+                    self.container(items, |v| Ok(Value::Tuple(v)))?
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -367,53 +524,39 @@ impl<'a> Unpickler<'a> {
                         return self.malformed("stack underflow in TUPLEn");
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items))
+                    self.container(items, |v| Ok(Value::Tuple(v)))?
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items))
+                    self.container(items, |v| Ok(Value::List(v)))?
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    let d = pairs(items).or_else(|m| self.malformed(m))?;
-                    self.stack.push(Value::Dict(d))
+                    self.container(items, |v| pairs(v).map(Value::Dict))?
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    match self.top()? {
-                        Value::List(l) => l.push(v),
-                        _ => return self.malformed("APPEND to a non-list"),
-                    }
+                    self.extend_top(vec![v], "list")?
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    match self.top()? {
-                        Value::List(l) => l.extend(items),
-                        _ => return self.malformed("APPENDS to a non-list"),
-                    }
+                    self.extend_top(items, "list")?
                 }
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
-                    match self.top()? {
-                        Value::Dict(d) => d.push((k, v)),
-                        _ => return self.malformed("SETITEM on a non-dict"),
-                    }
+                    self.extend_top(vec![k, v], "dict")?
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
-                    let new = pairs(items).or_else(|m| self.malformed(m))?;
-                    match self.top()? {
-                        Value::Dict(d) => d.extend(new),
-                        _ => return self.malformed("SETITEMS on a non-dict"),
-                    }
+                    self.extend_top(items, "dict")?
                 }
                 b'p' => {
                     let l = self.line()?;
                     let Ok(i) = l.parse::<u32>() else {
                         return self.malformed("bad PUT index");
                     };
-                    let v = self.top()?.clone();
+                    let v = self.copy_top()?;
                     self.memo.insert(i, v);
                 }
                 b'q' | b'r' | 0x94 => {
@@ -422,7 +565,7 @@ impl<'a> Unpickler<'a> {
                         b'r' => self.u32()?,
                         _ => self.memo.len() as u32,
                     };
-                    let v = self.top()?.clone();
+                    let v = self.copy_top()?;
                     self.memo.insert(i, v);
                 }
                 b'g' | b'h' | b'j' => {
@@ -437,24 +580,22 @@ impl<'a> Unpickler<'a> {
                         b'h' => self.u8()? as u32,
                         _ => self.u32()?,
                     };
-                    match self.memo.get(&i) {
-                        Some(v) => self.stack.push(v.clone()),
-                        None => return self.malformed(format!("memo entry {i} is missing")),
-                    }
+                    let v = self.copy_memo(i)?;
+                    self.push(v)?
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
                     let g = self.global(module, name)?;
-                    self.stack.push(g)
+                    self.push_leaf(g)?
                 }
                 0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
+                    let name = self.pop()?.value;
+                    let module = self.pop()?.value;
                     match (module, name) {
                         (Value::Str(m), Value::Str(n)) => {
                             let g = self.global(&m, &n)?;
-                            self.stack.push(g)
+                            self.push_leaf(g)?
                         }
                         _ => return self.malformed("STACK_GLOBAL needs two strings"),
                     }
@@ -463,13 +604,15 @@ impl<'a> Unpickler<'a> {
                     // INST: module and name inline, then instantiation. Never needed.
                     let module = self.line()?;
                     let name = self.line()?;
-                    return Err(PickleError::Forbidden(format!("{module}.{name}")));
+                    return Err(PickleError::Forbidden(format!("{}.{}", short(module), short(name))));
                 }
                 b'R' | 0x81 => {
                     let args = self.pop()?;
                     let func = self.pop()?;
-                    let v = self.call(func, args)?;
-                    self.stack.push(v)
+                    let (units, depth) = (1 + args.units, args.depth);
+                    self.charge(1)?;
+                    let value = self.call(func.value, args.value)?;
+                    self.push(Item { value, units, depth })?
                 }
                 b'b' => {
                     // BUILD: state for the object below; a state dict's OrderedDict carries
@@ -477,14 +620,14 @@ impl<'a> Unpickler<'a> {
                     self.pop()?;
                 }
                 b'Q' => {
-                    let pid = self.pop()?;
+                    let pid = self.pop()?.value;
                     let v = persistent.load(pid).or_else(|m| self.malformed(m))?;
-                    self.stack.push(v)
+                    self.push_leaf(v)?
                 }
                 b'P' => {
                     let l = self.line()?.to_owned();
                     let v = persistent.load(Value::Str(l)).or_else(|m| self.malformed(m))?;
-                    self.stack.push(v)
+                    self.push_leaf(v)?
                 }
                 _ => return Err(PickleError::Opcode { op, pos: at }),
             }
@@ -511,13 +654,16 @@ impl<'a> Unpickler<'a> {
             }
         };
         match g {
-            Global::OrderedDict => match args.first() {
+            Global::OrderedDict => match args.into_iter().next() {
                 None => Ok(Value::Dict(Vec::new())),
                 Some(Value::List(items)) => {
-                    let mut d = Vec::new();
+                    let mut d = Vec::with_capacity(items.len());
                     for it in items {
                         match it {
-                            Value::Tuple(kv) if kv.len() == 2 => d.push((kv[0].clone(), kv[1].clone())),
+                            Value::Tuple(kv) if kv.len() == 2 => {
+                                let mut kv = kv.into_iter();
+                                d.push((kv.next().expect("a key"), kv.next().expect("a value")))
+                            }
                             _ => return self.malformed("OrderedDict item is not a pair"),
                         }
                     }
@@ -541,12 +687,12 @@ impl<'a> Unpickler<'a> {
                 if size.len() != stride.len() {
                     return self.malformed("tensor size and stride differ in length");
                 }
-                Ok(Value::Tensor(TensorRef {
+                Ok(Value::Tensor(Box::new(TensorRef {
                     storage,
                     offset,
                     size,
                     stride,
-                }))
+                })))
             }
             Global::RebuildParameter | Global::RebuildParameterWithState => match args.into_iter().next() {
                 Some(t @ Value::Tensor(_)) => Ok(t),

@@ -3,12 +3,14 @@
 
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::{imageops::FilterType, DynamicImage, ImageDecoder, ImageReader};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::error::{read_file, Error, Result};
+use super::error::{Error, Result};
+use super::files::read_file;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,7 +68,63 @@ impl Preprocess {
             3
         }
     }
+
+    /// Checks preprocessing read from a file against the model it belongs to, naming the
+    /// field and the value that is wrong. Nothing unchecked reaches libtorch.
+    pub fn validate(&self, in_channels: i64) -> Result<()> {
+        let field = |f: &str, msg: String| Err(Error::invalid(format!("preprocessing `{f}` {msg}")));
+        if !(MIN_SIZE..=MAX_SIZE).contains(&self.size) {
+            return field(
+                "size",
+                format!("is {}; it must be between {MIN_SIZE} and {MAX_SIZE} pixels", self.size),
+            );
+        }
+        if let Resize::ShorterSideThenCrop { resize } = self.resize {
+            if !(MIN_SIZE..=2 * MAX_SIZE).contains(&resize) {
+                return field(
+                    "resize",
+                    format!("is {resize}; it must be between {MIN_SIZE} and {} pixels", 2 * MAX_SIZE),
+                );
+            }
+        }
+        if self.channels() != in_channels {
+            return field(
+                "gray",
+                format!(
+                    "is {} ({} input channel{}), but the model's first convolution takes {in_channels}",
+                    self.gray,
+                    self.channels(),
+                    if self.gray { "" } else { "s" }
+                ),
+            );
+        }
+        for (name, v) in [("mean", &self.mean), ("std", &self.std)] {
+            if v.len() as i64 != in_channels {
+                return field(
+                    name,
+                    format!(
+                        "has {} values {v:?}; the model has {in_channels} input channel(s), one value each",
+                        v.len()
+                    ),
+                );
+            }
+            if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+                return field(name, format!("holds {x}; every value must be a finite number"));
+            }
+        }
+        if let Some(x) = self.std.iter().find(|x| **x <= 0.0) {
+            return field(
+                "std",
+                format!("holds {x}; every value must be greater than 0 (it divides)"),
+            );
+        }
+        Ok(())
+    }
 }
+
+/// Input sides a model may declare, in pixels.
+pub const MIN_SIZE: u32 = 8;
+pub const MAX_SIZE: u32 = 4096;
 
 /// A decoded image: the original (EXIF orientation applied) and what the model sees.
 #[derive(Debug)]
@@ -80,7 +138,66 @@ pub struct Prepared {
 
 const FORMATS: &str = "PNG, JPEG, WebP, GIF, BMP or TIFF";
 
-/// Decodes image bytes, honouring JPEG/TIFF EXIF orientation.
+/// The most pixels an image may have by default: 16384 x 16384 (268 megapixels).
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 16384 * 16384;
+
+static MAX_IMAGE_PIXELS: AtomicU64 = AtomicU64::new(DEFAULT_MAX_IMAGE_PIXELS);
+
+/// Sets the largest image (in pixels) Glassbox decodes, for the whole process
+/// (`--max-image-pixels`). Decoding may allocate 4 bytes per pixel, at least 1 GiB.
+pub fn set_max_image_pixels(pixels: u64) {
+    MAX_IMAGE_PIXELS.store(pixels.max(1), Ordering::Relaxed);
+}
+
+pub fn max_image_pixels() -> u64 {
+    MAX_IMAGE_PIXELS.load(Ordering::Relaxed)
+}
+
+/// Bytes a decoder may allocate: 4 per allowed pixel, at least 1 GiB.
+pub fn max_image_bytes() -> u64 {
+    max_image_pixels().saturating_mul(4).max(1 << 30)
+}
+
+/// A pixel count as people read it: "1.2 megapixels" or "1000 pixels".
+fn pixels_text(n: u64) -> String {
+    if n >= 1_000_000 {
+        format!("{:.1} megapixels", n as f64 / 1e6)
+    } else {
+        format!("{n} pixels")
+    }
+}
+
+/// Refuses an image whose declared size is over the limits, before any pixel is decoded.
+pub fn check_image_size(width: u32, height: u32, bytes: u64, path: &Path) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    let max = max_image_pixels();
+    if pixels > max {
+        return Err(Error::file(
+            path,
+            format!(
+                "the image declares {width}x{height} pixels ({}); Glassbox opens images of at most {} (pass --max-image-pixels to raise the limit)",
+                pixels_text(pixels),
+                pixels_text(max)
+            ),
+        ));
+    }
+    let max_bytes = max_image_bytes();
+    if bytes > max_bytes {
+        return Err(Error::file(
+            path,
+            format!(
+                "the {width}x{height} image needs {:.1} GiB to decode, more than the {:.1} GiB allowed (pass --max-image-pixels to raise the limit)",
+                bytes as f64 / (1u64 << 30) as f64,
+                max_bytes as f64 / (1u64 << 30) as f64
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes image bytes, honouring JPEG/TIFF EXIF orientation. The size the file declares is
+/// checked against the limits before anything is decoded, and the decoder runs under
+/// `image`'s allocation limit.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     if bytes.is_empty() {
         return Err(Error::file(
@@ -88,7 +205,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
             format!("is empty (0 bytes); expected an image ({FORMATS})"),
         ));
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::file(path, e.to_string()))?;
     if reader.format().is_none() {
@@ -97,13 +214,22 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
             format!("is not an image Glassbox can read (expected {FORMATS})"),
         ));
     }
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_image_bytes());
+    reader.limits(limits);
     let bad = |e: image::ImageError| {
+        let what = match e {
+            image::ImageError::Limits(_) => "it needs more memory than Glassbox allows for an image".to_string(),
+            e => e.to_string(),
+        };
         Error::file(
             path,
-            format!("cannot decode the image ({e}); the file may be truncated or damaged"),
+            format!("cannot decode the image ({what}); the file may be truncated or damaged"),
         )
     };
     let mut decoder = reader.into_decoder().map_err(bad)?;
+    let (w, h) = decoder.dimensions();
+    check_image_size(w, h, decoder.total_bytes(), path)?;
     let orientation = decoder.orientation().map_err(bad)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(bad)?;
     img.apply_orientation(orientation);
@@ -111,7 +237,8 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
 }
 
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    let bytes = read_file(path)?;
+    // A compressed image is smaller than its pixels; the pixel limit bounds the file too.
+    let bytes = read_file(path, max_image_bytes())?;
     decode(&bytes, path)
 }
 

@@ -409,7 +409,7 @@ pub fn save_png(img: &RgbImage, path: &std::path::Path) -> Result<()> {
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .map_err(|e| Error::file(path, format!("cannot encode PNG: {e}")))?;
-    super::weights::write_atomic(path, &bytes)
+    super::files::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

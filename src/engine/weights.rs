@@ -7,7 +7,8 @@ use std::path::Path;
 
 use tch::{Kind, Tensor};
 
-use super::error::{read_file, Error, Result};
+use super::error::{Error, Result};
+use super::files::{read_file, write_atomic};
 use super::pickle::{storage_dtype, DType, PersistentLoad, StorageRef, TensorRef, Unpickler, Value};
 
 /// Named tensors in file order, plus the file's string metadata.
@@ -58,9 +59,25 @@ fn to_f32_if_float(t: Tensor) -> Tensor {
 
 /// Reads a weights file, choosing the format from its content (not its extension).
 pub fn load(path: &Path) -> Result<Weights> {
-    let bytes = read_file(path)?;
+    let bytes = read_file(path, max_file_bytes())?;
     from_bytes(&bytes, path)
 }
+
+/// What one weights file may make Glassbox allocate beyond its own bytes, in total: the
+/// decompressed zip records and the tensors built from strided views. Real state dicts
+/// stay well inside (zip records are stored uncompressed; views cover their storages).
+pub fn allowance(file_len: usize) -> u64 {
+    (file_len as u64).saturating_mul(2).saturating_add(64 << 20)
+}
+
+/// The largest weights file Glassbox reads: half the machine's memory (the tensors are
+/// built from the file's bytes, so both are in memory at once while loading).
+pub fn max_file_bytes() -> u64 {
+    (super::explain::memory_for_batches(tch::Device::Cpu) as u64).saturating_mul(2)
+}
+
+/// At most this many dimensions per tensor (libtorch's own limit is 64; no CNN weight has more than 5).
+pub const MAX_DIMS: usize = 16;
 
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Weights> {
     if bytes.is_empty() {
@@ -144,11 +161,13 @@ fn collect_tensors(obj: Value, storages: &HashMap<String, Vec<u8>>, path: &Path)
         )
     })?;
     let mut out = Vec::new();
+    let mut budget = allowance(storages.values().map(Vec::len).sum());
     for (k, v) in dict {
         let (Value::Str(name), Value::Tensor(t)) = (k, v) else {
             continue;
         };
-        let tensor = materialise(&t, storages).map_err(|m| Error::file(path, format!("tensor `{name}`: {m}")))?;
+        let tensor = materialise(&t, storages, &mut budget)
+            .map_err(|m| Error::file(path, format!("tensor `{}`: {m}", short(&name))))?;
         out.push((name, to_f32_if_float(tensor)));
     }
     if out.is_empty() {
@@ -173,31 +192,58 @@ fn find_state_dict(obj: Value) -> Option<Vec<(Value, Value)>> {
     None
 }
 
-fn materialise(t: &TensorRef, storages: &HashMap<String, Vec<u8>>) -> Result<Tensor, String> {
+/// A name from the file, shortened for an error message.
+fn short(s: &str) -> String {
+    if s.chars().count() <= 80 {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(80).collect::<String>())
+    }
+}
+
+/// The tensor a pickled strided view describes, checked against its storage with checked
+/// arithmetic, its bytes charged to `budget` before anything is allocated.
+fn materialise(t: &TensorRef, storages: &HashMap<String, Vec<u8>>, budget: &mut u64) -> Result<Tensor, String> {
     let data = storages
         .get(&t.storage.key)
-        .ok_or_else(|| format!("storage record `{}` is missing from the file", t.storage.key))?;
+        .ok_or_else(|| format!("storage record `{}` is missing from the file", short(&t.storage.key)))?;
     let es = t.storage.dtype.size();
     if data.len() % es != 0 {
         return Err(format!(
             "storage `{}` has {} bytes, not a multiple of {es}",
-            t.storage.key,
+            short(&t.storage.key),
             data.len()
         ));
     }
+    if t.size.len() > MAX_DIMS {
+        return Err(format!("{} dimensions; at most {MAX_DIMS} are allowed", t.size.len()));
+    }
     let numel = (data.len() / es) as i64;
+    let overflow = || {
+        format!(
+            "view (offset {}, size {:?}, stride {:?}) overflows",
+            t.offset, t.size, t.stride
+        )
+    };
     // The furthest element the view touches must lie inside the storage.
-    let offset = t.storage.elem_offset + t.offset;
+    let offset = t.storage.elem_offset.checked_add(t.offset).ok_or_else(overflow)?;
+    let mut count: i64 = 1;
     let mut last = offset;
     for (&s, &st) in t.size.iter().zip(&t.stride) {
         if s < 0 || st < 0 {
             return Err("negative size or stride".into());
         }
-        if s == 0 {
-            last = offset - 1;
-            break;
+        count = count.checked_mul(s).ok_or_else(overflow)?;
+        if s > 0 {
+            last = (s - 1)
+                .checked_mul(st)
+                .and_then(|d| last.checked_add(d))
+                .ok_or_else(overflow)?;
         }
-        last += (s - 1) * st;
+    }
+    let kind = kind_of(t.storage.dtype);
+    if count == 0 {
+        return Tensor::f_zeros(&t.size, (kind, tch::Device::Cpu)).map_err(|e| e.to_string());
     }
     if offset < 0 || last >= numel {
         return Err(format!(
@@ -205,7 +251,14 @@ fn materialise(t: &TensorRef, storages: &HashMap<String, Vec<u8>>) -> Result<Ten
             t.size, t.stride
         ));
     }
-    let flat = Tensor::f_from_data_size(data, &[numel], kind_of(t.storage.dtype)).map_err(|e| e.to_string())?;
+    let bytes = (count as u64).saturating_mul(es as u64);
+    if bytes > *budget {
+        return Err(format!(
+            "view of {count} elements ({bytes} bytes) is larger than the file's storages allow; the file is broken or hostile"
+        ));
+    }
+    *budget -= bytes;
+    let flat = Tensor::f_from_data_size(data, &[numel], kind).map_err(|e| e.to_string())?;
     flat.f_as_strided(&t.size, &t.stride, Some(offset))
         .and_then(|v| v.f_contiguous())
         .map_err(|e| e.to_string())
@@ -227,7 +280,7 @@ impl PersistentLoad for ZipPersistent {
                     elem_offset: 0,
                 }))
             }
-            _ => Err(format!("unsupported persistent id {t:?}")),
+            _ => Err(format!("unsupported persistent id (a tuple of {} items)", t.len())),
         }
     }
 }
@@ -262,11 +315,33 @@ fn load_torch_zip(bytes: &[u8], path: &Path) -> Result<Weights> {
             return Err(bad("stores big-endian tensors, which Glassbox does not read".into()));
         }
     }
+    // Records are read with a cap on the bytes they really decompress to, never trusting
+    // the size they declare; all of them together stay within the file's allowance.
+    let mut budget = allowance(bytes.len());
     let mut read = |name: &str| -> Result<Vec<u8>> {
-        let mut f = zip.by_name(name).map_err(|e| bad(format!("record `{name}`: {e}")))?;
-        let mut v = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut v)
-            .map_err(|e| bad(format!("record `{name}`: {e}")))?;
+        let f = zip
+            .by_name(name)
+            .map_err(|e| bad(format!("record `{}`: {e}", short(name))))?;
+        let declared = f.size();
+        let mut v = Vec::new();
+        f.take(budget.saturating_add(1))
+            .read_to_end(&mut v)
+            .map_err(|e| bad(format!("record `{}`: {e}", short(name))))?;
+        let got = v.len() as u64;
+        if got > budget {
+            return Err(bad(format!(
+                "record `{}` decompresses to more than {budget} bytes, more than a {}-byte weights file can hold; the file is broken or hostile",
+                short(name),
+                bytes.len()
+            )));
+        }
+        if got != declared {
+            return Err(bad(format!(
+                "record `{}` declares {declared} bytes but holds {got}: the archive is damaged",
+                short(name)
+            )));
+        }
+        budget -= got;
         Ok(v)
     };
     let pickle = read(&pkl)?;
@@ -330,7 +405,7 @@ impl PersistentLoad for LegacyPersistent {
             [Value::Str(kind), ..] if kind == "module" => {
                 Err("the file pickles a whole module (source code); save `model.state_dict()` instead".into())
             }
-            _ => Err(format!("unsupported persistent id {t:?}")),
+            _ => Err(format!("unsupported persistent id (a tuple of {} items)", t.len())),
         }
     }
 }
@@ -378,9 +453,12 @@ fn load_torch_legacy(bytes: &[u8], path: &Path) -> Result<Weights> {
             .ok_or_else(|| bad(format!("file ends before storage `{k}`")))?;
         let numel = u64::from_le_bytes(head.try_into().expect("8 bytes")) as usize;
         pos += 8;
-        let len = numel
-            .checked_mul(dtype.size())
-            .ok_or_else(|| bad("absurd storage size".into()))?;
+        let len = numel.checked_mul(dtype.size()).ok_or_else(|| {
+            bad(format!(
+                "storage `{}` claims {numel} elements, more than any file holds",
+                short(&k)
+            ))
+        })?;
         let data = bytes
             .get(pos..pos.saturating_add(len))
             .ok_or_else(|| bad(format!("file ends inside storage `{k}` (truncated download?)")))?;
@@ -462,27 +540,6 @@ fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
     out.extend_from_slice(&json);
     out.extend_from_slice(&bytes[8 + n..]);
     Ok(out)
-}
-
-/// Writes a file atomically: a temporary file beside it, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode & 0o777));
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
 
 #[cfg(test)]

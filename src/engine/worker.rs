@@ -16,6 +16,7 @@ use tch::{Device, Tensor};
 use super::arch::Arch;
 use super::error::{Error, Result};
 use super::explain::{self, Method, Params, Progress};
+use super::guard;
 use super::inspect::{self, Channels, ReceptiveField};
 use super::metrics::{self, Curve, Sanity};
 use super::model::{Class, LayerInfo, Model};
@@ -93,6 +94,21 @@ pub enum Request {
         method: Method,
         params: Params,
     },
+    /// Faults injected on purpose, to test that the engine and the app survive them.
+    #[doc(hidden)]
+    InjectFault(Fault),
+}
+
+/// A fault for [`Request::InjectFault`].
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A libtorch error inside the request (an invalid view): the engine answers Failed.
+    TorchError,
+    /// A Rust panic inside the request: the engine answers Failed.
+    Panic,
+    /// The engine thread ends, as if it had died: the app must notice and offer a restart.
+    KillThread,
 }
 
 impl Request {
@@ -110,6 +126,25 @@ impl Request {
             Request::ReceptiveField { .. } => (8, 0),
             Request::Filters { .. } => (9, 0),
             Request::Sanity { slot, .. } => (10, *slot),
+            Request::InjectFault(_) => (11, 0),
+        }
+    }
+
+    /// What the request does, for error messages ("opening model x: ...").
+    pub fn describe(&self) -> String {
+        match self {
+            Request::OpenModel { model, .. } => format!("opening model {model}"),
+            Request::SetImage { source } => format!("opening image {}", source.name()),
+            Request::Predict { .. } => "the prediction".into(),
+            Request::Analyze { .. } => "analysing the image".into(),
+            Request::Activations { layer } => format!("the activations of `{layer}`"),
+            Request::Explain { method, .. } => format!("the {method} map"),
+            Request::Faithfulness { .. } => "the faithfulness curves".into(),
+            Request::ChannelKernel { layer, channel } => format!("the kernel of `{layer}` channel {channel}"),
+            Request::ReceptiveField { layer, .. } => format!("the receptive field in `{layer}`"),
+            Request::Filters { conv, .. } => format!("the filters of `{conv}`"),
+            Request::Sanity { method, .. } => format!("the sanity check of {method}"),
+            Request::InjectFault(f) => format!("the injected fault {f:?}"),
         }
     }
 }
@@ -279,6 +314,7 @@ impl Engine {
         let (n, c, down) = (newest.clone(), cancelled.clone(), shutdown.clone());
         let handle = std::thread::Builder::new()
             .name("glassbox-engine".into())
+            .stack_size(ENGINE_STACK)
             .spawn(move || {
                 let mut state = State {
                     device,
@@ -298,6 +334,9 @@ impl Engine {
                     if stale() {
                         let _ = resp_tx.send(Response::Cancelled { id });
                         continue;
+                    }
+                    if matches!(req, Request::InjectFault(Fault::KillThread)) {
+                        return; // the thread ends; callers see the engine gone
                     }
                     let resp = handle(&mut state, id, req, &resp_tx, &stale);
                     if resp_tx.send(resp).is_err() {
@@ -339,6 +378,11 @@ impl Engine {
     /// A response, if one is ready (never blocks).
     pub fn try_recv(&self) -> Option<Response> {
         self.rx.try_recv().ok()
+    }
+
+    /// False once the engine thread has ended (it never should): no request can finish then.
+    pub fn alive(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
     }
 
     /// Waits for the next response (for tests and the command line).
@@ -391,15 +435,18 @@ fn decode(source: &ImageSource) -> Result<DynamicImage> {
             width,
             height,
             rgba,
-        } => RgbaImage::from_raw(*width, *height, rgba.clone())
-            .map(DynamicImage::ImageRgba8)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "{name}: {width}x{height} pixels need {} bytes, got {}",
-                    *width as usize * *height as usize * 4,
-                    rgba.len()
-                ))
-            }),
+        } => {
+            super::preprocess::check_image_size(*width, *height, rgba.len() as u64, std::path::Path::new(name))?;
+            RgbaImage::from_raw(*width, *height, rgba.clone())
+                .map(DynamicImage::ImageRgba8)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{name}: {width}x{height} pixels need {} bytes, got {}",
+                        *width as usize * *height as usize * 4,
+                        rgba.len()
+                    ))
+                })
+        }
     }
 }
 
@@ -413,13 +460,26 @@ fn explained(e: &explain::Explanation, size: i64) -> Result<Explained> {
     })
 }
 
+/// The engine thread's stack: libtorch and deep networks recurse more than Rust's default
+/// 2 MiB for spawned threads allows comfortably.
+const ENGINE_STACK: usize = 32 << 20;
+
+/// Runs one request under the guard: a libtorch error or a panic comes back as Failed,
+/// naming the request, and the engine keeps the model and image it had (requests change
+/// the state only once they have succeeded).
 fn handle(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: &dyn Fn() -> bool) -> Response {
-    match run(state, id, req, out, stale) {
+    let what = req.describe();
+    match guard::catch(&what, || run(state, id, req, out, stale)) {
         Ok(r) => r,
+        Err(Error::Cancelled) => Response::Cancelled { id },
         Err(_) if stale() => Response::Cancelled { id },
-        Err(e) => Response::Failed {
+        Err(e @ Error::Panic { .. }) => Response::Failed {
             id,
             message: e.to_string(),
+        },
+        Err(e) => Response::Failed {
+            id,
+            message: format!("{what}: {e}"),
         },
     }
 }
@@ -469,7 +529,7 @@ fn run(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: 
             let logits = m.logits(x);
             Response::Prediction {
                 id,
-                top: m.top_k(&logits, top).remove(0),
+                top: m.top_k(&logits, top)?.remove(0),
             }
         }
         Request::Analyze {
@@ -483,7 +543,7 @@ fn run(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: 
             let size = m.preprocess.size as i64;
             Response::Analyzed {
                 id,
-                top: m.top_k(&a.logits, top).remove(0),
+                top: m.top_k(&a.logits, top)?.remove(0),
                 target: a.target,
                 channels: a.channels.map(|c| c.map_err(|e| e.to_string())),
                 maps: a
@@ -595,5 +655,14 @@ fn run(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: 
             let result = metrics::sanity_check(m, x, method, &params, &mut progress)?;
             Response::Sanity { id, slot, result }
         }
+        Request::InjectFault(fault) => match fault {
+            Fault::TorchError => {
+                let t = Tensor::zeros([2, 3], (tch::Kind::Float, state.device));
+                let _ = t.view([7, 7]);
+                unreachable!("libtorch refuses a [2, 3] tensor viewed as [7, 7]")
+            }
+            Fault::Panic => panic!("injected panic"),
+            Fault::KillThread => unreachable!("handled by the engine loop"),
+        },
     })
 }

@@ -108,6 +108,17 @@ impl Arch {
         }
     }
 
+    /// Inputs of the classifier (the second dimension of its weight).
+    pub fn features(self) -> i64 {
+        match self {
+            Arch::EfficientNetLite(_) | Arch::MobileNetV2 => 1280,
+            Arch::ResNet(d) if d >= 50 => 2048,
+            Arch::ResNet(_) => 512,
+            Arch::Vgg(_) | Arch::AlexNet => 4096,
+            Arch::TinyCnn => 128,
+        }
+    }
+
     /// The activation function the architecture uses everywhere.
     pub fn activation(self) -> super::layers::ActFn {
         match self {
@@ -149,9 +160,21 @@ pub fn detect(w: &Weights, forced: Option<Arch>) -> Result<Spec> {
         None => detect_arch(w)?,
     };
     let key = arch.classifier_key();
+    // Checked before anything is built: the network's size follows from these numbers.
     let classes = match w.shape(key) {
-        Some(s) if s.len() == 2 => s[0],
-        _ => {
+        Some(s) if s.len() == 2 && s[1] == arch.features() && s[0] >= 1 => s[0],
+        Some(s) if s.len() == 2 && s[0] < 1 => {
+            return Err(Error::invalid(format!(
+                "`{key}` has shape {s:?}: the model has no class; it needs at least one"
+            )))
+        }
+        Some(s) => {
+            return Err(Error::invalid(format!(
+                "`{key}` (the {arch} classifier) has shape {s:?}; {arch} needs [classes, {}]",
+                arch.features()
+            )))
+        }
+        None => {
             return Err(Error::invalid(format!(
                 "the weights have no `{key}` (the {arch} classifier), so the number of classes is unknown; keys start with: {}",
                 first_keys(w)
@@ -159,7 +182,15 @@ pub fn detect(w: &Weights, forced: Option<Arch>) -> Result<Spec> {
         }
     };
     let in_channels = match arch {
-        Arch::TinyCnn => w.shape("conv1.weight").map_or(1, |s| s[1]),
+        Arch::TinyCnn => match w.shape("conv1.weight") {
+            Some(s) if s.len() == 4 && (s[1] == 1 || s[1] == 3) => s[1],
+            Some(s) => {
+                return Err(Error::invalid(format!(
+                    "`conv1.weight` has shape {s:?}; tiny-cnn needs [16, 1 or 3, 3, 3]"
+                )))
+            }
+            None => 1,
+        },
         _ => 3,
     };
     Ok(Spec {
