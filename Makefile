@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN := target/debug/glassbox
 SAMPLES := assets/samples/chelsea.png assets/samples/coffee.png
 
-.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots
+.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots fuzz fuzz-corpus
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,16 @@ bench: setup
 	target/release/glassbox bench --methods assets/samples/chelsea.png
 	@echo "the desktop app, headless: frame building and drop-to-all-views:"
 	target/release/glassbox bench --ui $(SAMPLES) --runs 10
+	@echo "a long session: 10,000 predictions through the engine thread, resident memory:"
+	target/release/glassbox bench --soak 10000 --soak-images $(SAMPLES)
+
+# Every fuzz target for FUZZ_SECONDS (default 60) each; crashes are kept in tests/fuzz/.
+fuzz: setup
+	bash scripts/fuzz.sh
+
+# Re-create the committed fuzz corpus (seeds and hostile files; needs Pillow, see the script).
+fuzz-corpus:
+	python3 scripts/make-fuzz-corpus.py
 
 # The README pictures, taken by the app itself in a real window on a virtual display.
 screenshots: build

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use egui::accesskit::Role;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
 use glassbox::app::bench::DroppedPath;
 use glassbox::app::{GlassboxApp, Options};
@@ -41,14 +41,23 @@ fn settle(h: &mut Harness<'static, GlassboxApp>, what: &str, done: impl Fn(&Glas
     let start = Instant::now();
     while !done(h.state()) {
         assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "timed out waiting for {what}; errors: {:?}",
-            h.state().errors
+            start.elapsed() < Duration::from_secs(settle_limit()),
+            "timed out waiting for {what}; errors: {:?}; {}",
+            h.state().errors,
+            h.state().describe_work()
         );
         h.step();
         std::thread::sleep(Duration::from_millis(5));
     }
     h.step();
+}
+
+/// How long a test waits for background work (SETTLE_SECONDS, default 600).
+fn settle_limit() -> u64 {
+    std::env::var("SETTLE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600)
 }
 
 fn drop_file(h: &mut Harness<'static, GlassboxApp>, p: PathBuf) {
@@ -320,4 +329,294 @@ fn the_app_remembers_model_image_methods_and_layer() {
     // --fresh ignores it.
     let fresh = GlassboxApp::new(&ctx, Some(&mem), opts(true));
     assert_eq!(fresh.settings, glassbox::app::Settings::default());
+}
+
+/// Drops `file` and waits for the red bar; returns its text and the frames it took.
+fn dropped_error(h: &mut Harness<'static, GlassboxApp>, file: PathBuf) -> (String, Duration) {
+    let start = Instant::now();
+    drop_file(h, file);
+    settle(h, "the error", |a| !a.errors.is_empty() && !a.busy());
+    let took = start.elapsed();
+    let msg = h.state().errors.join(" ");
+    h.get_by_role_and_label(Role::Button, "Dismiss").click();
+    h.step();
+    (msg, took)
+}
+
+#[test]
+fn hostile_files_give_a_red_bar_and_the_app_keeps_its_model_and_image() {
+    let mut h = app();
+    let (top, input) = (h.state().top[0].index, h.state().input.as_ref().unwrap().name.clone());
+    for f in [
+        "pth-legacy/hostile-dup-bomb.pth",
+        "pth-legacy/hostile-nested-append.pth",
+        "pth-zip/hostile-declares-4gb.pth",
+        "pth-zip/hostile-stride-zero-expand.pth",
+        "safetensors/hostile-shape-overflow.safetensors",
+        "image/hostile-60000x60000.png",
+        "image/hostile-truncated.jpg",
+    ] {
+        let (msg, took) = dropped_error(&mut h, asset(&format!("tests/fuzz/{f}")));
+        let name = f.rsplit('/').next().unwrap();
+        assert!(msg.contains(name), "{msg}");
+        assert!(msg.contains("stays open"), "{msg}");
+        eprintln!("{name}: red bar after {:.0} ms", took.as_secs_f64() * 1e3);
+        let s = h.state();
+        assert_eq!(s.model.as_ref().unwrap().arch, "efficientnet-lite0", "{f}");
+        assert_eq!(s.input.as_ref().unwrap().name, input, "{f}");
+        assert_eq!(s.top[0].index, top, "{f}");
+    }
+    // A model whose metadata lies about its input: refused with the field, the model stays.
+    let dir = tmp();
+    let w = glassbox::engine::weights::load(&asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
+    let mut meta = w.metadata.clone();
+    meta.insert(
+        "glassbox.preprocess".into(),
+        r#"{"size":28,"resize":"squash","gray":true,"mean":[127.5],"std":[0.0]}"#.into(),
+    );
+    let p = dir.path().join("std-zero.safetensors");
+    glassbox::engine::weights::save_safetensors(&p, &w.tensors, &meta, glassbox::engine::weights::StoreAs::F32)
+        .unwrap();
+    let (msg, _) = dropped_error(&mut h, p);
+    assert!(msg.contains("`std`") && msg.contains("greater than 0"), "{msg}");
+    assert_eq!(h.state().model.as_ref().unwrap().arch, "efficientnet-lite0");
+}
+
+#[test]
+fn a_libtorch_error_or_a_panic_in_the_engine_is_a_red_bar_and_work_goes_on() {
+    use glassbox::engine::worker::Fault;
+    let mut h = app();
+    for fault in [Fault::TorchError, Fault::Panic] {
+        h.state_mut().inject_fault(fault);
+        settle(&mut h, "the error", |a| !a.errors.is_empty() && !a.busy());
+        let msg = h.state().errors.join(" ");
+        assert!(msg.contains("injected fault"), "{msg}");
+        assert!(!h.state().engine_lost);
+        h.get_by_role_and_label(Role::Button, "Dismiss").click();
+        h.step();
+    }
+    drop_file(&mut h, asset("assets/samples/coffee.png"));
+    settle(&mut h, "coffee", |a| {
+        a.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.views_ready() && !a.busy()
+    });
+}
+
+#[test]
+fn a_lost_engine_is_said_never_working_forever_and_a_restart_brings_everything_back() {
+    use glassbox::engine::worker::Fault;
+    let mut h = app();
+    let top = h.state().top[0].index;
+    // Work in flight when the engine goes: it can never finish.
+    let id = h.state().slots[0].id;
+    h.state_mut().slots[0].params.samples = 4096;
+    h.state_mut().set_method(id, Method::SmoothGrad);
+    h.state_mut().inject_fault(Fault::KillThread);
+    settle(&mut h, "the loss", |a| a.engine_lost);
+    assert!(!h.state().busy(), "nothing is shown as working");
+    h.get_by_label("engine stopped");
+    h.get_by_label_contains("the engine stopped unexpectedly");
+    // What was on screen stays.
+    assert_eq!(h.state().top[0].index, top);
+    h.get_by_role_and_label(Role::Button, "Restart engine").click();
+    h.step();
+    h.state_mut().set_method(id, Method::GradCam);
+    settle(&mut h, "the restarted engine", |a| {
+        !a.engine_lost && a.views_ready() && !a.busy()
+    });
+    let s = h.state();
+    assert_eq!(s.top[0].index, top);
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(s.model.as_ref().unwrap().arch, "efficientnet-lite0");
+}
+
+/// A seeded random walk through the app: clicks on whatever buttons, combos, checkboxes
+/// and pictures are on screen, drops of good and bad files, keys, cancels, layer, channel
+/// and method changes, without waiting for the engine between actions. It must end
+/// without a panic and with the app answering.
+#[test]
+fn a_random_walk_of_1200_actions_ends_with_the_app_responsive() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("WALK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2026);
+    let actions: usize = std::env::var("WALK_ACTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1200);
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let dir = tmp();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not an image").unwrap();
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let files: Vec<PathBuf> = vec![
+        asset("assets/samples/chelsea.png"),
+        asset("assets/samples/coffee.png"),
+        asset("tests/fuzz/image/seed-gray16.png"),
+        asset("tests/fuzz/image/seed-exif-rotated.jpg"),
+        asset("assets/mnist-tiny-cnn.safetensors"),
+        asset("assets/fashion-mnist-tiny-cnn.safetensors"),
+        asset("tests/fuzz/pth-legacy/hostile-dup-bomb.pth"),
+        asset("tests/fuzz/pth-zip/hostile-zip-bomb.pth"),
+        asset("tests/fuzz/image/hostile-60000x60000.png"),
+        asset("tests/refs/statedict-zip.pth"),
+        text,
+        empty,
+        dir.path().to_path_buf(),
+    ];
+    // Buttons that open the desktop's file dialogs are left out (no portal here).
+    let skip = |label: &str| label.ends_with('…') || label.contains("(PNG)") || label.contains("(SVG)");
+    let clickable = [
+        Role::Button,
+        Role::CheckBox,
+        Role::ComboBox,
+        Role::RadioButton,
+        Role::MenuItem,
+    ];
+    let mut h = app();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for _ in 0..actions {
+        let roll = rng.random_range(0..100);
+        let kind = match roll {
+            0..=39 => {
+                let nodes: Vec<(String, egui::Rect)> = h
+                    .query_all_by(|n| clickable.contains(&n.role()))
+                    .filter_map(|n| {
+                        let label = n.accesskit_node().label().unwrap_or_default();
+                        (!skip(&label)).then(|| (label, n.rect()))
+                    })
+                    .collect();
+                if let Some((_, rect)) = nodes.get(rng.random_range(0..nodes.len().max(1))) {
+                    click_at(&mut h, rect.center());
+                }
+                "click a widget"
+            }
+            40..=54 => {
+                let pictures: Vec<egui::Rect> = h.query_all_by_role(Role::Image).map(|n| n.rect()).collect();
+                if let Some(r) = pictures.get(rng.random_range(0..pictures.len().max(1))) {
+                    let p = egui::pos2(
+                        rng.random_range(r.left()..=r.right().max(r.left())),
+                        rng.random_range(r.top()..=r.bottom().max(r.top())),
+                    );
+                    click_at(&mut h, p);
+                }
+                "click a picture"
+            }
+            55..=64 => {
+                let f = files[rng.random_range(0..files.len())].clone();
+                h.input_mut().dropped_files.push(Arc::new(DroppedPath(f)));
+                "drop a file"
+            }
+            65..=72 => {
+                let keys = [
+                    (egui::Key::Escape, egui::Modifiers::NONE),
+                    (egui::Key::Num1, egui::Modifiers::NONE),
+                    (egui::Key::Num3, egui::Modifiers::NONE),
+                    (egui::Key::N, egui::Modifiers::COMMAND),
+                    (egui::Key::F1, egui::Modifiers::NONE),
+                ];
+                let (key, modifiers) = keys[rng.random_range(0..keys.len())];
+                for pressed in [true, false] {
+                    h.input_mut().events.push(egui::Event::Key {
+                        key,
+                        physical_key: None,
+                        pressed,
+                        repeat: false,
+                        modifiers,
+                    });
+                }
+                "press a key"
+            }
+            73..=89 => {
+                let a = h.state_mut();
+                let layers: Vec<String> = a
+                    .model
+                    .as_ref()
+                    .map(|m| {
+                        m.layers
+                            .iter()
+                            .filter(|l| l.shape.len() == 4)
+                            .map(|l| l.name.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match rng.random_range(0..4) {
+                    0 if !layers.is_empty() => a.set_layer(layers[rng.random_range(0..layers.len())].clone()),
+                    1 => {
+                        let ctx = egui::Context::default();
+                        let c = a.channels.as_ref().map_or(1, |c| c.c);
+                        a.select_channel(&ctx, rng.random_range(0..c + 2), Some((rng.random_range(0..8), 0)));
+                    }
+                    _ => {
+                        let methods = glassbox::engine::explain::METHODS;
+                        let m = methods[rng.random_range(0..methods.len())];
+                        let ids: Vec<usize> = a.slots.iter().map(|s| s.id).collect();
+                        a.set_method(ids[rng.random_range(0..ids.len())], m);
+                    }
+                }
+                "change layer, channel or method"
+            }
+            90..=95 => {
+                h.state_mut().cancel_all();
+                "cancel"
+            }
+            _ => {
+                for _ in 0..rng.random_range(5..60) {
+                    h.step();
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                "wait"
+            }
+        };
+        *counts.entry(kind).or_default() += 1;
+        for _ in 0..rng.random_range(1..4) {
+            h.step();
+        }
+        let a = h.state();
+        assert!(!a.engine_lost, "the engine died during the walk");
+    }
+    eprintln!("walk of {actions} actions (seed {seed}): {counts:?}");
+    // Everything pending finishes or was superseded; then the app still answers.
+    settle(&mut h, "the end of the walk", |a| !a.busy());
+    h.state_mut().errors.clear();
+    h.state_mut().open_model("efficientnet-lite0".into(), None);
+    drop_file(&mut h, asset("assets/samples/chelsea.png"));
+    settle(&mut h, "chelsea after the walk", |a| {
+        a.model.as_ref().is_some_and(|m| m.arch == "efficientnet-lite0")
+            && a.input.as_ref().is_some_and(|i| i.name.ends_with("chelsea.png"))
+            && a.views_ready()
+            && !a.busy()
+    });
+    assert!((281..=285).contains(&h.state().top[0].index), "{:?}", h.state().top);
+}
+
+/// A click (press and release) at a point of the window.
+fn click_at(h: &mut Harness<'static, GlassboxApp>, pos: egui::Pos2) {
+    let ev = &mut h.input_mut().events;
+    ev.push(egui::Event::PointerMoved(pos));
+    for pressed in [true, false] {
+        ev.push(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+}
+
+#[test]
+fn an_image_dropped_while_a_model_opens_is_the_one_shown() {
+    // Found by the random walk: the opened model re-sent the previous image, which
+    // superseded the one just dropped.
+    let mut h = app();
+    h.state_mut().open_model("mnist".into(), None);
+    drop_file(&mut h, asset("assets/samples/coffee.png"));
+    settle(&mut h, "coffee on the MNIST model", |a| {
+        a.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn")
+            && a.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png"))
+            && a.views_ready()
+            && !a.busy()
+    });
+    assert_eq!(h.state().input.as_ref().unwrap().view.width(), 28);
 }

@@ -199,3 +199,74 @@ fn one_analysis_gives_prediction_channels_and_the_shared_maps() {
         other => panic!("{other:?}"),
     }
 }
+
+fn top1(e: &Engine) -> i64 {
+    let id = e.send(Request::Predict { top: 1 });
+    match wait_for(e, id).pop().unwrap() {
+        Response::Prediction { top, .. } => top[0].index,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn failed(e: &Engine, req: Request) -> String {
+    let id = e.send(req);
+    match wait_for(e, id).pop().unwrap() {
+        Response::Failed { message, .. } => message,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_engine_survives_libtorch_errors_panics_and_hostile_files_keeping_its_model_and_image() {
+    use glassbox::engine::worker::Fault;
+    let e = engine_on("chelsea.png");
+    let before = top1(&e);
+    let m = failed(&e, Request::InjectFault(Fault::TorchError));
+    assert!(
+        m.contains("injected fault") && m.contains("libtorch refused it") && m.contains("[7, 7]"),
+        "{m}"
+    );
+    assert_eq!(m.lines().count(), 1, "{m}");
+    let m = failed(&e, Request::InjectFault(Fault::Panic));
+    assert!(m.contains("injected panic"), "{m}");
+    for f in [
+        "pth-legacy/hostile-dup-bomb.pth",
+        "pth-legacy/hostile-nested-append.pth",
+        "pth-zip/hostile-declares-4gb.pth",
+        "safetensors/hostile-shape-overflow.safetensors",
+    ] {
+        let path = asset(&format!("tests/fuzz/{f}"));
+        let m = failed(
+            &e,
+            Request::OpenModel {
+                model: path.display().to_string(),
+                arch: None,
+            },
+        );
+        assert!(m.starts_with("opening model") && m.contains(f), "{m}");
+    }
+    let m = failed(
+        &e,
+        Request::SetImage {
+            source: ImageSource::File(asset("tests/fuzz/image/hostile-60000x60000.png")),
+        },
+    );
+    assert!(m.contains("60000x60000"), "{m}");
+    // The model and image it had are still there.
+    assert_eq!(top1(&e), before);
+    assert!(e.alive());
+}
+
+#[test]
+fn an_engine_whose_thread_ended_says_so() {
+    use glassbox::engine::worker::Fault;
+    let e = Engine::spawn(Device::Cpu);
+    assert!(e.alive());
+    e.send(Request::InjectFault(Fault::KillThread));
+    let start = std::time::Instant::now();
+    while e.alive() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the thread did not end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(e.recv_timeout(Duration::from_millis(10)).is_none());
+}

@@ -99,3 +99,56 @@ pub fn pearson(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
     let den = ((&a * &a).sum(Kind::Double).double_value(&[]) * (&b * &b).sum(Kind::Double).double_value(&[])).sqrt();
     num / den.max(1e-300)
 }
+
+/// A finished run of the binary with its peak resident memory and wall time.
+pub struct Measured {
+    pub output: Output,
+    pub max_rss_mib: f64,
+    pub seconds: f64,
+}
+
+/// Runs the real binary like [`glassbox`], measuring the process's peak resident memory
+/// (wait4's rusage) and its wall time.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's Child cannot do with rusage
+pub fn glassbox_measured(args: &[&str]) -> Measured {
+    use std::io::Read;
+    use std::process::Stdio;
+    let start = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+        .args(args)
+        .env("GLASSBOX_DATA", root().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the glassbox binary runs");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be filled in by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child, whose pid we hold; std's Child is not waited on again.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    let seconds = start.elapsed().as_secs_f64();
+    use std::os::unix::process::ExitStatusExt;
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    Measured {
+        output,
+        max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        seconds,
+    }
+}

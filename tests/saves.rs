@@ -1,0 +1,131 @@
+//! Saves survive a kill: a process killed (SIGKILL) at random moments while it saves
+//! weights or exports a picture leaves the previous file intact or the new one complete,
+//! never a mix, and no temporary file where the user looks.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use glassbox::engine::arch::Arch;
+use glassbox::engine::model::Model;
+use rand::{Rng, SeedableRng};
+
+/// Every file in `dir`, hidden ones included.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `args` to the end once, returning what it wrote to `out` and how long it took.
+fn complete(args: &[String], out: &Path) -> (Vec<u8>, Duration) {
+    let t = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (std::fs::read(out).unwrap(), t.elapsed())
+}
+
+/// Alternates two commands that write `out` with different content, killing each at a
+/// random moment in the second half of its run (where the saving happens); after every
+/// kill the file must be one of the two complete outputs and the folder must hold nothing
+/// else. Returns how many kills left the old content and how many the new.
+fn kill_while_saving(variants: [Vec<String>; 2], out: &Path, kills: usize, seed: u64) -> (usize, usize) {
+    let dir = out.parent().unwrap();
+    let (a, ta) = complete(&variants[0], out);
+    let (b, tb) = complete(&variants[1], out);
+    assert_ne!(a, b, "the two variants must write different content");
+    let full = [a, b];
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let (mut old, mut new) = (0, 0);
+    let mut current = 1; // the file now holds variant 1
+    for k in 0..kills {
+        let v = k % 2;
+        let run = if v == 0 { ta } else { tb };
+        let at = run.mul_f64(rng.random_range(0.45..1.05));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+            .args(&variants[v])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let now = std::fs::read(out).expect("the file is still there");
+        if now == full[current] {
+            old += 1;
+        } else if now == full[1 - current] {
+            new += 1;
+            current = 1 - current;
+        } else {
+            panic!(
+                "kill {k} at {at:?} left {} bytes that are neither the old nor the new file",
+                now.len()
+            );
+        }
+        let names = listing(dir);
+        assert_eq!(
+            names,
+            [out.file_name().unwrap().to_string_lossy().into_owned()],
+            "kill {k} at {at:?} left other files"
+        );
+    }
+    (old, new)
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn weights_being_saved_survive_a_kill() {
+    let inputs = tmp();
+    // Two ResNet-50s (100 MB each as f32): a long enough save for kills to land inside it.
+    let mut sources: Vec<PathBuf> = Vec::new();
+    for seed in [1, 2] {
+        tch::manual_seed(seed);
+        let m = Model::new_random(Arch::ResNet(50), 10, 3, tch::Device::Cpu);
+        let p = inputs.path().join(format!("resnet50-{seed}.safetensors"));
+        m.save(&p, &Default::default(), glassbox::engine::weights::StoreAs::F32)
+            .unwrap();
+        sources.push(p);
+    }
+    let outdir = tmp();
+    let out = outdir.path().join("imported.safetensors");
+    let variant = |src: &Path| vec!["import".into(), s(src), "--out".into(), s(&out), "--force".into()];
+    let (old, new) = kill_while_saving([variant(&sources[0]), variant(&sources[1])], &out, 16, 7);
+    eprintln!("weights: {old} kills left the previous file, {new} the new one");
+    // The survivor still opens as a model.
+    let o = glassbox(&["layers", "--model", &s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn an_export_being_written_survives_a_kill() {
+    let outdir = tmp();
+    let out = outdir.path().join("overlay.png");
+    let img = s(&asset("assets/samples/chelsea.png"));
+    let variant = |method: &str| {
+        vec![
+            "explain".into(),
+            img.clone(),
+            "--model".into(),
+            "mnist".into(),
+            "--method".into(),
+            method.into(),
+            "--out".into(),
+            s(&out),
+        ]
+    };
+    let (old, new) = kill_while_saving([variant("gradient"), variant("occlusion")], &out, 16, 11);
+    eprintln!("export: {old} kills left the previous file, {new} the new one");
+    image::open(&out).expect("the surviving export is a complete PNG");
+}
