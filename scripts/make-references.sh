@@ -14,4 +14,5 @@ tmp=$(mktemp -d)
 target/debug/glassbox predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$tmp/raw.safetensors" >/dev/null
 .venv/bin/python scripts/references.py tests/refs "$tmp/raw.safetensors"
 .venv/bin/python scripts/attribution_refs.py tests/refs "$tmp/raw.safetensors"
-chmod 644 tests/refs/*
+.venv/bin/python scripts/preprocess_refs.py tests/refs
+chmod 644 tests/refs/*.* tests/refs/preprocess/*

@@ -262,8 +262,9 @@ impl Preprocess {
                 };
                 let r = img.resize_exact(nw, nh, FilterType::Triangle);
                 let (cw, ch) = (s.min(nw), s.min(nh));
-                let left = ((nw - cw) as f64 / 2.0).round() as u32;
-                let top = ((nh - ch) as f64 / 2.0).round() as u32;
+                // Half a pixel rounds to even, as torchvision's CenterCrop (Python's round).
+                let left = ((nw - cw) as f64 / 2.0).round_ties_even() as u32;
+                let top = ((nh - ch) as f64 / 2.0).round_ties_even() as u32;
                 let c = r.crop_imm(left, top, cw, ch);
                 if cw == s && ch == s {
                     c
