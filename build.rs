@@ -2,7 +2,7 @@
 //! and an explicit link to `libtorch_cuda.so` (when present) so that CUDA is seen at
 //! run time even though no symbol of it is referenced directly. Also compiles the one
 //! piece of libtorch C++ that tch does not expose: the guided-backprop autograd function
-//! (`src/engine/guided.cpp`), with the same headers and ABI flag as tch's own C++.
+//! (`src/engine/explain/guided.cpp`), with the same headers and ABI flag as tch's own C++.
 use std::path::PathBuf;
 
 /// Builtin models embedded with include_bytes!: (cfg name, file in assets/).
@@ -23,7 +23,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=assets");
-    println!("cargo:rerun-if-changed=src/engine/guided.cpp");
+    println!("cargo:rerun-if-changed=src/engine/explain/guided.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let Some(root) = std::env::var_os("LIBTORCH") else {
         panic!(
@@ -35,7 +35,7 @@ fn main() {
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
     cc::Build::new()
         .cpp(true)
-        .file("src/engine/guided.cpp")
+        .file("src/engine/explain/guided.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
@@ -45,6 +45,23 @@ fn main() {
         .warnings(false)
         .flag_if_supported("-Wno-unused-parameter")
         .compile("glassbox_guided");
+    // The libtorch version, for `glassbox --version`: PyTorch's version.py (PyPI wheels) or
+    // build-version (libtorch archives).
+    let version = std::fs::read_to_string(root.join("version.py"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("__version__ = ")
+                    .map(|v| v.trim_matches(['\'', '"']).to_string())
+            })
+        })
+        .or_else(|| {
+            std::fs::read_to_string(root.join("build-version"))
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "(version unknown)".to_string());
+    println!("cargo:rustc-env=GLASSBOX_LIBTORCH_VERSION={version}");
     let lib = root.join("lib");
     let lib = lib.canonicalize().unwrap_or(lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());

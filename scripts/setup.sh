@@ -10,6 +10,24 @@ APT_PACKAGES=(dataset-fashion-mnist unzip xvfb xauth mesa-vulkan-drivers libvulk
 
 say() { printf 'setup: %s\n' "$*"; }
 
+# --- 0. the Rust toolchain rust-toolchain.toml names --------------------------
+# It is the machine's stable toolchain under its version number; rustup cannot download
+# one here, so when only `stable` is installed and it is that version, name it so.
+want=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+if command -v rustup >/dev/null && [ -n "$want" ]; then
+  home=${RUSTUP_HOME:-$HOME/.rustup}
+  triple=$(RUSTUP_TOOLCHAIN=stable rustc -vV | sed -n 's/^host: //p')
+  if [ ! -e "$home/toolchains/$want-$triple" ] && [ -d "$home/toolchains/stable-$triple" ]; then
+    have=$(RUSTUP_TOOLCHAIN=stable rustc --version | cut -d' ' -f2)
+    if [ "$have" = "$want" ]; then
+      say "naming the stable toolchain $want (rust-toolchain.toml)"
+      ln -s "$home/toolchains/stable-$triple" "$home/toolchains/$want-$triple"
+    else
+      say "rust-toolchain.toml wants Rust $want but stable is $have; install $want with rustup"
+    fi
+  fi
+fi
+
 # --- 1. system packages -------------------------------------------------------
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -11,29 +11,40 @@ use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
 use glassbox::app::bench::DroppedPath;
-use glassbox::app::{GlassboxApp, Options};
+use glassbox::app::{Command, GlassboxApp, Options};
 use glassbox::engine::explain::Method;
 
 fn app() -> Harness<'static, GlassboxApp> {
-    let mut h = Harness::builder()
-        .with_size(egui::Vec2::new(1600.0, 1000.0))
-        .build_eframe(|cc| {
-            GlassboxApp::new(
-                &cc.egui_ctx,
-                None,
-                Options {
-                    model: None,
-                    arch: None,
-                    image: None,
-                    device: tch::Device::Cpu,
-                    fresh: true,
-                    screenshots: None,
-                    timings: false,
-                },
-            )
-        });
-    settle(&mut h, "the first image's views", |a| a.views_ready() && !a.busy());
+    app_sized(1600.0, 1000.0)
+}
+
+/// The app in a window of this size, settled on its first image.
+fn app_sized(w: f32, h: f32) -> Harness<'static, GlassboxApp> {
+    let mut h = Harness::builder().with_size(egui::Vec2::new(w, h)).build_eframe(|cc| {
+        GlassboxApp::new(
+            &cc.egui_ctx,
+            None,
+            Options {
+                model: None,
+                arch: None,
+                image: None,
+                device: glassbox::engine::Device::Cpu,
+                fresh: true,
+                screenshots: None,
+                timings: false,
+            },
+        )
+    });
+    settle(&mut h, "the first image's views", |a| {
+        a.state.views_ready() && !a.busy()
+    });
     h
+}
+
+/// Snapshot comparisons, in one place: kittest's default colour threshold and at most 100
+/// differing pixels, so that a changed label (or number) fails.
+fn snapshot_options() -> SnapshotOptions {
+    SnapshotOptions::new().max_failed_pixels(100)
 }
 
 /// Steps frames until `done` holds (the engine works on its own thread meanwhile).
@@ -43,7 +54,7 @@ fn settle(h: &mut Harness<'static, GlassboxApp>, what: &str, done: impl Fn(&Glas
         assert!(
             start.elapsed() < Duration::from_secs(settle_limit()),
             "timed out waiting for {what}; errors: {:?}; {}",
-            h.state().errors,
+            h.state().state.errors,
             h.state().describe_work()
         );
         h.step();
@@ -70,26 +81,26 @@ fn dropping_chelsea_names_a_cat_and_every_view_follows() {
     let mut h = app();
     drop_file(&mut h, asset("assets/samples/coffee.png"));
     settle(&mut h, "coffee", |a| {
-        a.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.views_ready() && !a.busy()
+        a.state.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.state.views_ready() && !a.busy()
     });
-    let coffee_top = h.state().top[0].index;
+    let coffee_top = h.state().state.top[0].index;
     drop_file(&mut h, asset("assets/samples/chelsea.png"));
     settle(&mut h, "chelsea", |a| {
-        a.input.as_ref().is_some_and(|i| i.name.ends_with("chelsea.png")) && a.views_ready() && !a.busy()
+        a.state.input.as_ref().is_some_and(|i| i.name.ends_with("chelsea.png")) && a.state.views_ready() && !a.busy()
     });
     let s = h.state();
     // ImageNet 281-285 are the domestic cats.
-    assert!((281..=285).contains(&s.top[0].index), "{:?}", s.top);
-    assert_ne!(s.top[0].index, coffee_top);
+    assert!((281..=285).contains(&s.state.top[0].index), "{:?}", s.state.top);
+    assert_ne!(s.state.top[0].index, coffee_top);
     // The prediction panel names it, as a clickable row.
-    let label = format!("{} {:.1} %", s.top[0].label, s.top[0].probability * 100.0);
+    let label = format!("{} {:.1} %", s.state.top[0].label, s.state.top[0].probability * 100.0);
     h.get_by_role_and_label(Role::Button, &label);
     assert!(h.query_all_by_label_contains("cat").count() > 0);
     // Every view follows the new image: map, activation grid, faithfulness.
     let s = h.state();
-    assert!(s.slots.iter().all(|sl| sl.result.is_some() && sl.faith.is_some()));
-    assert!(s.grid.is_some() && s.channel.is_some());
-    assert!(s.model.as_ref().unwrap().device == "CPU");
+    assert!(s.state.slots.iter().all(|sl| sl.result.is_some() && sl.faith.is_some()));
+    assert!(s.state.grid.is_some() && s.state.channel.is_some());
+    assert!(s.state.model.as_ref().unwrap().device == "CPU");
 }
 
 #[test]
@@ -103,23 +114,29 @@ fn choosing_grad_cam_draws_an_overlay_and_clicking_a_class_retargets() {
         h.step();
         let want: Method = name.parse().unwrap();
         settle(&mut h, name, |a| {
-            a.slots[0].method == want && a.slots[0].result.as_ref().is_some_and(|r| r.method == want) && !a.busy()
+            a.state.slots[0].method == want
+                && a.state.slots[0].result.as_ref().is_some_and(|r| r.method == want)
+                && !a.busy()
         });
     }
     let s = h.state();
-    let r = s.slots[0].result.as_ref().unwrap();
+    let r = s.state.slots[0].result.as_ref().unwrap();
     assert_eq!((r.map.w, r.map.h), (224, 224));
     assert_eq!(r.layer.as_deref(), Some("_swish#2"));
-    let pic = s.slot_picture(&s.slots[0]).expect("an overlay");
-    let input = s.input.as_ref().unwrap().view.to_rgb8();
+    let pic = s.state.slot_picture(&s.state.slots[0]).expect("an overlay");
+    let input = s.state.input.as_ref().unwrap().view.to_rgb8();
     assert_ne!(pic.as_raw(), input.as_raw(), "the overlay changes the picture");
     // Click the second class: every explanation now explains it.
-    let second = s.top[1].clone();
+    let second = s.state.top[1].clone();
     let label = format!("{} {:.1} %", second.label, second.probability * 100.0);
     h.get_by_role_and_label(Role::Button, &label).click();
     h.step();
     settle(&mut h, "the new target", |a| {
-        a.explained_target == Some(second.index) && a.slots[0].result.as_ref().is_some_and(|r| r.target == second.index)
+        a.state.explained_target == Some(second.index)
+            && a.state.slots[0]
+                .result
+                .as_ref()
+                .is_some_and(|r| r.target == second.index)
     });
 }
 
@@ -130,89 +147,93 @@ fn picking_a_layer_shows_its_grid_and_a_channel_with_its_kernel() {
         .click();
     h.step();
     settle(&mut h, "the stem's channels", |a| {
-        a.channels.as_ref().is_some_and(|c| c.layer == "_conv_stem")
-            && a.channel.as_ref().is_some_and(|d| d.kernel.is_some())
+        a.state.channels.as_ref().is_some_and(|c| c.layer == "_conv_stem")
+            && a.state.channel.as_ref().is_some_and(|d| d.kernel.is_some())
     });
     let s = h.state();
-    let ch = s.channels.as_ref().unwrap();
+    let ch = s.state.channels.as_ref().unwrap();
     assert_eq!((ch.c, ch.h, ch.w), (32, 112, 112));
-    let (img, layout) = s.grid.as_ref().unwrap();
+    let (img, layout) = s.state.grid.as_ref().unwrap();
     assert!(layout.cols * layout.rows >= 32);
     assert!(img.width() > 0);
-    let d = s.channel.as_ref().unwrap();
+    let d = s.state.channel.as_ref().unwrap();
     assert_eq!(d.channel, ch.order[0].0, "the strongest channel is chosen first");
     let (conv, shape, _) = d.kernel.as_ref().unwrap();
     assert_eq!(conv, "_conv_stem");
     assert_eq!(shape, &vec![1, 3, 3, 3]);
-    assert_eq!(s.filters.as_ref().unwrap().0, "_conv_stem");
+    assert_eq!(s.state.filters.as_ref().unwrap().0, "_conv_stem");
     // The filters view follows the chosen layer: a block shows its last convolution.
-    h.state_mut().set_layer("_blocks.3".into());
+    h.state_mut().apply(Command::SetLayer("_blocks.3".into()));
     settle(&mut h, "block 3", |a| {
-        a.channels.as_ref().is_some_and(|c| c.layer == "_blocks.3") && !a.busy()
+        a.state.channels.as_ref().is_some_and(|c| c.layer == "_blocks.3") && !a.busy()
     });
     let s = h.state();
-    assert_eq!(s.filters.as_ref().unwrap().0, "_blocks.3._project_conv");
-    assert_eq!(s.settings.filter_conv.as_deref(), Some("_blocks.3._project_conv"));
+    assert_eq!(s.state.filters.as_ref().unwrap().0, "_blocks.3._project_conv");
+    assert_eq!(s.state.settings.filter_conv.as_deref(), Some("_blocks.3._project_conv"));
 }
 
 #[test]
 fn a_text_file_shows_an_error_and_the_app_stays_usable() {
     let mut h = app();
-    let before = h.state().top.clone();
+    let before = h.state().state.top.clone();
     let dir = tmp();
     let txt = dir.path().join("notes.txt");
     std::fs::write(&txt, "not a picture").unwrap();
     drop_file(&mut h, txt);
-    settle(&mut h, "the error", |a| !a.errors.is_empty() && !a.busy());
-    let msg = h.state().errors.join(" ");
+    settle(&mut h, "the error", |a| !a.state.errors.is_empty() && !a.busy());
+    let msg = h.state().state.errors.join(" ");
     assert!(msg.contains("notes.txt") && msg.contains("not an image"), "{msg}");
     h.get_by_label_contains("not an image");
     // The previous state stays; the app keeps working.
-    assert_eq!(h.state().top.len(), before.len());
-    assert_eq!(h.state().top[0].index, before[0].index);
+    assert_eq!(h.state().state.top.len(), before.len());
+    assert_eq!(h.state().state.top[0].index, before[0].index);
     h.get_by_role_and_label(Role::Button, "Dismiss").click();
     h.step();
-    assert!(h.state().errors.is_empty());
+    assert!(h.state().state.errors.is_empty());
     drop_file(&mut h, asset("assets/samples/coffee.png"));
     settle(&mut h, "coffee after the error", |a| {
-        a.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.views_ready() && !a.busy()
+        a.state.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.state.views_ready() && !a.busy()
     });
 }
 
 #[test]
 fn a_long_method_shows_progress_and_cancel_stops_it() {
     let mut h = app();
-    let id = h.state().slots[0].id;
+    let id = h.state().state.slots[0].id;
     {
         let a = h.state_mut();
-        a.slots[0].params.samples = 4096;
+        a.state.slots[0].params.samples = 4096;
     }
-    h.state_mut().set_method(id, Method::SmoothGrad);
-    settle(&mut h, "progress", |a| a.slots[0].progress.is_some_and(|p| p.0 > 0));
-    assert!(h.state().slots[0].result.is_none());
+    h.state_mut().apply(Command::SetMethod(id, Method::SmoothGrad));
+    settle(&mut h, "progress", |a| {
+        a.state.slots[0].progress.is_some_and(|p| p.0 > 0)
+    });
+    assert!(h.state().state.slots[0].result.is_none());
     h.get_by_role_and_label(Role::Button, "Cancel").click();
     h.step();
-    settle(&mut h, "the cancel", |a| a.slots[0].running.is_none() && !a.busy());
+    settle(&mut h, "the cancel", |a| {
+        a.state.slots[0].running.is_none() && !a.busy()
+    });
     let s = h.state();
-    assert!(s.slots[0].result.is_none(), "a cancelled method leaves no map");
-    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert!(s.state.slots[0].result.is_none(), "a cancelled method leaves no map");
+    assert!(s.state.errors.is_empty(), "{:?}", s.state.errors);
     // And the app goes on: a new method runs to the end.
-    h.state_mut().set_method(id, Method::Gradient);
-    settle(&mut h, "gradient after cancel", |a| a.slots[0].result.is_some());
+    h.state_mut().apply(Command::SetMethod(id, Method::Gradient));
+    settle(&mut h, "gradient after cancel", |a| a.state.slots[0].result.is_some());
 }
 
 #[test]
 fn steady_frames_upload_no_textures_and_exports_write_files() {
     let mut h = app();
-    let n = h.state().uploads;
+    let n = h.state().uploads();
     for _ in 0..20 {
         h.step();
     }
-    assert_eq!(h.state().uploads, n, "nothing changed, nothing uploaded");
+    assert_eq!(h.state().uploads(), n, "nothing changed, nothing uploaded");
     let dir = tmp();
     use glassbox::app::ExportWhat;
     let s = h.state();
-    let id = s.slots[0].id;
+    let id = s.state.slots[0].id;
     for (what, name) in [
         (ExportWhat::Input, "input.png"),
         (ExportWhat::Overlay(id), "overlay.png"),
@@ -223,10 +244,11 @@ fn steady_frames_upload_no_textures_and_exports_write_files() {
         (ExportWhat::FaithfulnessChart(id), "faith.png"),
     ] {
         let p = dir.path().join(name);
-        s.export(what, &p).unwrap();
+        s.state.export(what, &p).unwrap();
         assert!(std::fs::metadata(&p).unwrap().len() > 100, "{name}");
     }
     let e = s
+        .state
         .export(ExportWhat::Input, &dir.path().join("x.txt"))
         .unwrap_err()
         .to_string();
@@ -234,13 +256,50 @@ fn steady_frames_upload_no_textures_and_exports_write_files() {
 }
 
 #[test]
-fn snapshot_of_the_main_window() {
+fn snapshot_of_the_main_window_and_a_changed_label_fails_it() {
     let mut h = app();
     h.run_steps(5);
-    h.snapshot_options(
-        "main_window",
-        &SnapshotOptions::new().threshold(1.5).max_failed_pixels(4000),
-    );
+    h.snapshot_options("main_window", &snapshot_options());
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        return; // writing snapshots: the check below would write over it
+    }
+    // The same window with one class name changed is not the snapshot any more.
+    h.state_mut().state.top[1].label = "Egyptian cat!".into();
+    h.run_steps(3);
+    let changed = h.try_snapshot_options("main_window", &snapshot_options());
+    assert!(changed.is_err(), "a changed label must fail the snapshot");
+    for suffix in ["new", "diff"] {
+        let _ = std::fs::remove_file(asset(&format!("tests/snapshots/main_window.{suffix}.png")));
+    }
+}
+
+#[test]
+fn long_class_names_are_elided_beside_their_numbers_at_1280x720() {
+    use glassbox::app::panels::prediction::{rows_id, RowRects};
+    let mut h = app_sized(1280.0, 720.0);
+    let longest = tch::vision::imagenet::CLASSES
+        .iter()
+        .max_by_key(|c| c.len())
+        .unwrap()
+        .to_string();
+    {
+        let top = &mut h.state_mut().state.top;
+        top[0].label = longest.clone();
+        top[1].label = "bald eagle, American eagle, Haliaeetus leucocephalus".into();
+        top[2].label = "malamute, malemute, Alaskan malamute".into();
+    }
+    h.run_steps(3);
+    let rows: RowRects = h.ctx.data(|d| d.get_temp(rows_id())).expect("the rows were drawn");
+    assert_eq!(rows.0.len(), 5);
+    for (k, (name, numbers)) in rows.0.iter().enumerate() {
+        assert!(
+            name.max.x < numbers.min.x,
+            "row {k}: the name ({name:?}) runs into the numbers ({numbers:?})"
+        );
+    }
+    // The full name stays available: in the row's accessible label (and its tooltip).
+    let p = h.state().state.top[0].probability;
+    h.get_by_role_and_label(Role::Button, &format!("{longest} {:.1} %", p * 100.0));
 }
 
 #[test]
@@ -248,35 +307,33 @@ fn dropping_weights_opens_the_model_and_bad_weights_keep_the_old_one() {
     let mut h = app();
     drop_file(&mut h, asset("assets/mnist-tiny-cnn.safetensors"));
     settle(&mut h, "the MNIST model", |a| {
-        a.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn") && a.views_ready() && !a.busy()
+        a.state.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn") && a.state.views_ready() && !a.busy()
     });
     let s = h.state();
-    let m = s.model.as_ref().unwrap();
+    let m = s.state.model.as_ref().unwrap();
     assert_eq!((m.classes, m.input.as_str()), (10, "1x28x28"));
     // Every view follows: the image as this model sees it, its classes, its layers.
-    assert_eq!(s.input.as_ref().unwrap().view.width(), 28);
-    assert!(s.top.iter().all(|c| c.index < 10));
+    assert_eq!(s.state.input.as_ref().unwrap().view.width(), 28);
+    assert!(s.state.top.iter().all(|c| c.index < 10));
     assert!(s
+        .state
         .channels
         .as_ref()
         .is_some_and(|c| m.layers.iter().any(|l| l.name == c.layer)));
-    assert!(s.filters.as_ref().is_some_and(|f| m.convs.contains(&f.0)));
-    h.snapshot_options(
-        "mnist_model",
-        &SnapshotOptions::new().threshold(1.5).max_failed_pixels(4000),
-    );
+    assert!(s.state.filters.as_ref().is_some_and(|f| m.convs.contains(&f.0)));
+    h.snapshot_options("mnist_model", &snapshot_options());
     // A weights file that is not one: an error, and the MNIST model stays.
     let dir = tmp();
     let bad = dir.path().join("broken.pth");
     std::fs::write(&bad, b"PK\x03\x04 not really a zip").unwrap();
     drop_file(&mut h, bad);
-    settle(&mut h, "the error", |a| !a.errors.is_empty() && !a.busy());
-    let msg = h.state().errors.join(" ");
+    settle(&mut h, "the error", |a| !a.state.errors.is_empty() && !a.busy());
+    let msg = h.state().state.errors.join(" ");
     assert!(
         msg.contains("broken.pth") && msg.contains("previous model stays"),
         "{msg}"
     );
-    assert_eq!(h.state().model.as_ref().unwrap().arch, "tiny-cnn");
+    assert_eq!(h.state().state.model.as_ref().unwrap().arch, "tiny-cnn");
 }
 
 /// eframe's storage, in memory.
@@ -300,12 +357,12 @@ impl eframe::Storage for Mem {
 fn the_app_remembers_model_image_methods_and_layer() {
     use eframe::App as _;
     let mut h = app();
-    let id = h.state().slots[0].id;
-    h.state_mut().set_method(id, Method::GradCamPlusPlus);
-    h.state_mut().set_layer("_blocks.3".into());
+    let id = h.state().state.slots[0].id;
+    h.state_mut().apply(Command::SetMethod(id, Method::GradCamPlusPlus));
+    h.state_mut().apply(Command::SetLayer("_blocks.3".into()));
     drop_file(&mut h, asset("assets/samples/coffee.png"));
     settle(&mut h, "coffee", |a| {
-        a.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.views_ready() && !a.busy()
+        a.state.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.state.views_ready() && !a.busy()
     });
     let mut mem = Mem::default();
     h.state_mut().save(&mut mem);
@@ -315,29 +372,29 @@ fn the_app_remembers_model_image_methods_and_layer() {
         model: None,
         arch: None,
         image: None,
-        device: tch::Device::Cpu,
+        device: glassbox::engine::Device::Cpu,
         fresh,
         screenshots: None,
         timings: false,
     };
     let again = GlassboxApp::new(&ctx, Some(&mem), opts(false));
-    assert_eq!(again.settings.image, Some(asset("assets/samples/coffee.png")));
-    assert_eq!(again.settings.layer.as_deref(), Some("_blocks.3"));
-    assert_eq!(again.settings.methods, ["grad-cam++"]);
-    assert_eq!(again.slots[0].method, Method::GradCamPlusPlus);
-    assert_eq!(again.settings.model, "efficientnet-lite0");
+    assert_eq!(again.state.settings.image, Some(asset("assets/samples/coffee.png")));
+    assert_eq!(again.state.settings.layer.as_deref(), Some("_blocks.3"));
+    assert_eq!(again.state.settings.methods, ["grad-cam++"]);
+    assert_eq!(again.state.slots[0].method, Method::GradCamPlusPlus);
+    assert_eq!(again.state.settings.model.to_string(), "efficientnet-lite0");
     // --fresh ignores it.
     let fresh = GlassboxApp::new(&ctx, Some(&mem), opts(true));
-    assert_eq!(fresh.settings, glassbox::app::Settings::default());
+    assert_eq!(fresh.state.settings, glassbox::app::Settings::default());
 }
 
 /// Drops `file` and waits for the red bar; returns its text and the frames it took.
 fn dropped_error(h: &mut Harness<'static, GlassboxApp>, file: PathBuf) -> (String, Duration) {
     let start = Instant::now();
     drop_file(h, file);
-    settle(h, "the error", |a| !a.errors.is_empty() && !a.busy());
+    settle(h, "the error", |a| !a.state.errors.is_empty() && !a.busy());
     let took = start.elapsed();
-    let msg = h.state().errors.join(" ");
+    let msg = h.state().state.errors.join(" ");
     h.get_by_role_and_label(Role::Button, "Dismiss").click();
     h.step();
     (msg, took)
@@ -346,7 +403,10 @@ fn dropped_error(h: &mut Harness<'static, GlassboxApp>, file: PathBuf) -> (Strin
 #[test]
 fn hostile_files_give_a_red_bar_and_the_app_keeps_its_model_and_image() {
     let mut h = app();
-    let (top, input) = (h.state().top[0].index, h.state().input.as_ref().unwrap().name.clone());
+    let (top, input) = (
+        h.state().state.top[0].index,
+        h.state().state.input.as_ref().unwrap().name.clone(),
+    );
     for f in [
         "pth-legacy/hostile-dup-bomb.pth",
         "pth-legacy/hostile-nested-append.pth",
@@ -362,9 +422,9 @@ fn hostile_files_give_a_red_bar_and_the_app_keeps_its_model_and_image() {
         assert!(msg.contains("stays open"), "{msg}");
         eprintln!("{name}: red bar after {:.0} ms", took.as_secs_f64() * 1e3);
         let s = h.state();
-        assert_eq!(s.model.as_ref().unwrap().arch, "efficientnet-lite0", "{f}");
-        assert_eq!(s.input.as_ref().unwrap().name, input, "{f}");
-        assert_eq!(s.top[0].index, top, "{f}");
+        assert_eq!(s.state.model.as_ref().unwrap().arch, "efficientnet-lite0", "{f}");
+        assert_eq!(s.state.input.as_ref().unwrap().name, input, "{f}");
+        assert_eq!(s.state.top[0].index, top, "{f}");
     }
     // A model whose metadata lies about its input: refused with the field, the model stays.
     let dir = tmp();
@@ -379,7 +439,7 @@ fn hostile_files_give_a_red_bar_and_the_app_keeps_its_model_and_image() {
         .unwrap();
     let (msg, _) = dropped_error(&mut h, p);
     assert!(msg.contains("`std`") && msg.contains("greater than 0"), "{msg}");
-    assert_eq!(h.state().model.as_ref().unwrap().arch, "efficientnet-lite0");
+    assert_eq!(h.state().state.model.as_ref().unwrap().arch, "efficientnet-lite0");
 }
 
 #[test]
@@ -387,17 +447,17 @@ fn a_libtorch_error_or_a_panic_in_the_engine_is_a_red_bar_and_work_goes_on() {
     use glassbox::engine::worker::Fault;
     let mut h = app();
     for fault in [Fault::TorchError, Fault::Panic] {
-        h.state_mut().inject_fault(fault);
-        settle(&mut h, "the error", |a| !a.errors.is_empty() && !a.busy());
-        let msg = h.state().errors.join(" ");
+        h.state_mut().apply(Command::InjectFault(fault));
+        settle(&mut h, "the error", |a| !a.state.errors.is_empty() && !a.busy());
+        let msg = h.state().state.errors.join(" ");
         assert!(msg.contains("injected fault"), "{msg}");
-        assert!(!h.state().engine_lost);
+        assert!(!h.state().state.engine_lost);
         h.get_by_role_and_label(Role::Button, "Dismiss").click();
         h.step();
     }
     drop_file(&mut h, asset("assets/samples/coffee.png"));
     settle(&mut h, "coffee", |a| {
-        a.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.views_ready() && !a.busy()
+        a.state.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.state.views_ready() && !a.busy()
     });
 }
 
@@ -405,28 +465,28 @@ fn a_libtorch_error_or_a_panic_in_the_engine_is_a_red_bar_and_work_goes_on() {
 fn a_lost_engine_is_said_never_working_forever_and_a_restart_brings_everything_back() {
     use glassbox::engine::worker::Fault;
     let mut h = app();
-    let top = h.state().top[0].index;
+    let top = h.state().state.top[0].index;
     // Work in flight when the engine goes: it can never finish.
-    let id = h.state().slots[0].id;
-    h.state_mut().slots[0].params.samples = 4096;
-    h.state_mut().set_method(id, Method::SmoothGrad);
-    h.state_mut().inject_fault(Fault::KillThread);
-    settle(&mut h, "the loss", |a| a.engine_lost);
+    let id = h.state().state.slots[0].id;
+    h.state_mut().state.slots[0].params.samples = 4096;
+    h.state_mut().apply(Command::SetMethod(id, Method::SmoothGrad));
+    h.state_mut().apply(Command::InjectFault(Fault::KillThread));
+    settle(&mut h, "the loss", |a| a.state.engine_lost);
     assert!(!h.state().busy(), "nothing is shown as working");
     h.get_by_label("engine stopped");
     h.get_by_label_contains("the engine stopped unexpectedly");
     // What was on screen stays.
-    assert_eq!(h.state().top[0].index, top);
+    assert_eq!(h.state().state.top[0].index, top);
     h.get_by_role_and_label(Role::Button, "Restart engine").click();
     h.step();
-    h.state_mut().set_method(id, Method::GradCam);
+    h.state_mut().apply(Command::SetMethod(id, Method::GradCam));
     settle(&mut h, "the restarted engine", |a| {
-        !a.engine_lost && a.views_ready() && !a.busy()
+        !a.state.engine_lost && a.state.views_ready() && !a.busy()
     });
     let s = h.state();
-    assert_eq!(s.top[0].index, top);
-    assert!(s.errors.is_empty(), "{:?}", s.errors);
-    assert_eq!(s.model.as_ref().unwrap().arch, "efficientnet-lite0");
+    assert_eq!(s.state.top[0].index, top);
+    assert!(s.state.errors.is_empty(), "{:?}", s.state.errors);
+    assert_eq!(s.state.model.as_ref().unwrap().arch, "efficientnet-lite0");
 }
 
 /// A seeded random walk through the app: clicks on whatever buttons, combos, checkboxes
@@ -531,6 +591,7 @@ fn a_random_walk_of_1200_actions_ends_with_the_app_responsive() {
             73..=89 => {
                 let a = h.state_mut();
                 let layers: Vec<String> = a
+                    .state
                     .model
                     .as_ref()
                     .map(|m| {
@@ -542,23 +603,27 @@ fn a_random_walk_of_1200_actions_ends_with_the_app_responsive() {
                     })
                     .unwrap_or_default();
                 match rng.random_range(0..4) {
-                    0 if !layers.is_empty() => a.set_layer(layers[rng.random_range(0..layers.len())].clone()),
+                    0 if !layers.is_empty() => {
+                        a.apply(Command::SetLayer(layers[rng.random_range(0..layers.len())].clone()))
+                    }
                     1 => {
-                        let ctx = egui::Context::default();
-                        let c = a.channels.as_ref().map_or(1, |c| c.c);
-                        a.select_channel(&ctx, rng.random_range(0..c + 2), Some((rng.random_range(0..8), 0)));
+                        let c = a.state.channels.as_ref().map_or(1, |c| c.c);
+                        a.apply(Command::SelectChannel {
+                            channel: rng.random_range(0..c + 2),
+                            at: Some((rng.random_range(0..8), 0)),
+                        });
                     }
                     _ => {
                         let methods = glassbox::engine::explain::METHODS;
                         let m = methods[rng.random_range(0..methods.len())];
-                        let ids: Vec<usize> = a.slots.iter().map(|s| s.id).collect();
-                        a.set_method(ids[rng.random_range(0..ids.len())], m);
+                        let ids: Vec<usize> = a.state.slots.iter().map(|s| s.id).collect();
+                        a.apply(Command::SetMethod(ids[rng.random_range(0..ids.len())], m));
                     }
                 }
                 "change layer, channel or method"
             }
             90..=95 => {
-                h.state_mut().cancel_all();
+                h.state_mut().apply(Command::CancelAll);
                 "cancel"
             }
             _ => {
@@ -574,21 +639,26 @@ fn a_random_walk_of_1200_actions_ends_with_the_app_responsive() {
             h.step();
         }
         let a = h.state();
-        assert!(!a.engine_lost, "the engine died during the walk");
+        assert!(!a.state.engine_lost, "the engine died during the walk");
     }
     eprintln!("walk of {actions} actions (seed {seed}): {counts:?}");
     // Everything pending finishes or was superseded; then the app still answers.
     settle(&mut h, "the end of the walk", |a| !a.busy());
-    h.state_mut().errors.clear();
-    h.state_mut().open_model("efficientnet-lite0".into(), None);
+    h.state_mut().state.errors.clear();
+    h.state_mut()
+        .apply(Command::OpenModel("efficientnet-lite0".into(), None));
     drop_file(&mut h, asset("assets/samples/chelsea.png"));
     settle(&mut h, "chelsea after the walk", |a| {
-        a.model.as_ref().is_some_and(|m| m.arch == "efficientnet-lite0")
-            && a.input.as_ref().is_some_and(|i| i.name.ends_with("chelsea.png"))
-            && a.views_ready()
+        a.state.model.as_ref().is_some_and(|m| m.arch == "efficientnet-lite0")
+            && a.state.input.as_ref().is_some_and(|i| i.name.ends_with("chelsea.png"))
+            && a.state.views_ready()
             && !a.busy()
     });
-    assert!((281..=285).contains(&h.state().top[0].index), "{:?}", h.state().top);
+    assert!(
+        (281..=285).contains(&h.state().state.top[0].index),
+        "{:?}",
+        h.state().state.top
+    );
 }
 
 /// A click (press and release) at a point of the window.
@@ -610,13 +680,13 @@ fn an_image_dropped_while_a_model_opens_is_the_one_shown() {
     // Found by the random walk: the opened model re-sent the previous image, which
     // superseded the one just dropped.
     let mut h = app();
-    h.state_mut().open_model("mnist".into(), None);
+    h.state_mut().apply(Command::OpenModel("mnist".into(), None));
     drop_file(&mut h, asset("assets/samples/coffee.png"));
     settle(&mut h, "coffee on the MNIST model", |a| {
-        a.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn")
-            && a.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png"))
-            && a.views_ready()
+        a.state.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn")
+            && a.state.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png"))
+            && a.state.views_ready()
             && !a.busy()
     });
-    assert_eq!(h.state().input.as_ref().unwrap().view.width(), 28);
+    assert_eq!(h.state().state.input.as_ref().unwrap().view.width(), 28);
 }

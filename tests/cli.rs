@@ -148,5 +148,33 @@ fn activations_for_a_directory_write_one_grid_per_image() {
         path_str(&out),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(out.join("a.relu2.png").exists() && out.join("b.relu2.png").exists());
+    // One grid per image: relu2's 32 channels of 7x7, and the two photos give different grids.
+    let a = assert_picture(&out.join("a.relu2.png"), 0, 0, 20);
+    let b = assert_picture(&out.join("b.relu2.png"), 0, 0, 20);
+    assert_grid(&a, 32, 14, 14);
+    assert_grid(&b, 32, 14, 14);
+    assert_ne!(a.as_raw(), b.as_raw());
+}
+
+#[test]
+fn version_names_libtorch_and_cuda_and_completions_are_printed() {
+    let o = glassbox(&["--version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = stdout(&o);
+    assert!(v.contains(env!("CARGO_PKG_VERSION")), "{v}");
+    assert!(v.contains("libtorch 2.11.0"), "{v}");
+    assert!(v.contains("CUDA: "), "{v}");
+    let o = glassbox(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = stdout(&o);
+    for word in [
+        "glassbox",
+        "receptive-field",
+        "--max-image-pixels",
+        "integrated-gradients",
+    ] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    let o = glassbox(&["completions", "tcsh"]);
+    assert_usage_error(&o, &["invalid value 'tcsh'", "bash", "zsh", "fish"]);
 }

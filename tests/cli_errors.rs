@@ -85,7 +85,17 @@ fn bad_weight_files() {
 #[test]
 fn unknown_architecture() {
     let o = glassbox(&["layers", "--arch", "resnet999"]);
-    assert_clean_error(&o, &["unknown architecture `resnet999`", "resnet18", "tiny-cnn"]);
+    assert_usage_error(&o, &["invalid value 'resnet999'", "--arch", "resnet18", "tiny-cnn"]);
+    // Metadata naming an unknown architecture is the model file's error, in one line.
+    let dir = tmp();
+    let w = glassbox::engine::weights::load(&asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
+    let mut meta = w.metadata.clone();
+    meta.insert("glassbox.arch".into(), "resnet999".into());
+    let p = dir.path().join("m.safetensors");
+    glassbox::engine::weights::save_safetensors(&p, &w.tensors, &meta, glassbox::engine::weights::StoreAs::F32)
+        .unwrap();
+    let o = glassbox(&["layers", "--model", path_str(&p)]);
+    assert_clean_error(&o, &["glassbox.arch", "unknown architecture `resnet999`", "tiny-cnn"]);
 }
 
 #[test]
@@ -123,7 +133,9 @@ fn bad_numbers_are_refused_with_the_allowed_range() {
     let dir = tmp();
     let out = dir.path().join("m.safetensors");
     let o = glassbox(&["train", "--dataset", "mnist", "--epochs", "0", "--out", path_str(&out)]);
-    assert_clean_error(&o, &["--epochs", "between 1 and 1000"]);
+    assert_usage_error(&o, &["--epochs", "0 is not in 1..=1000"]);
     let o = glassbox(&["train", "--dataset", "cifar", "--out", path_str(&out)]);
-    assert_clean_error(&o, &["unknown data set `cifar`", "mnist"]);
+    assert_usage_error(&o, &["invalid value 'cifar'", "mnist", "fashion-mnist"]);
+    let o = glassbox(&["predict", "--batch-size", "0", "x.png"]);
+    assert_usage_error(&o, &["--batch-size", "0 is not in 1..=4096"]);
 }

@@ -51,8 +51,12 @@ fn train_command_learns_and_records_what_it_did() {
     let m = Model::open(path_str(&out), None, Device::Cpu).unwrap();
     assert_eq!(m.metadata["glassbox.train.seed"], "3");
     assert_eq!(m.metadata["glassbox.train.train_images"], "4000");
-    let acc: f64 = m.metadata["glassbox.train.test_accuracy"].parse().unwrap();
+    // Measured here on the 10,000 test digits, not read from what the trainer wrote.
+    let d = data::load(DatasetName::Mnist, &root().join("data")).expect("run `make setup` for the data sets");
+    let acc = accuracy(&m, &d.test);
     assert!(acc > 0.85, "one epoch on 4,000 digits: {acc}");
+    let recorded: f64 = m.metadata["glassbox.train.test_accuracy"].parse().unwrap();
+    assert!((recorded - acc).abs() < 1e-3, "recorded {recorded}, measured {acc}");
     let again = glassbox(&["train", "--dataset", "mnist", "--out", path_str(&out)]);
     assert_clean_error(&again, &["already exists"]);
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use common::*;
 use glassbox::engine::explain::{Method, Params};
 use glassbox::engine::worker::{Engine, ImageSource, Request, Response};
-use tch::Device;
 
 fn wait_for(engine: &Engine, id: u64) -> Vec<Response> {
     let mut seen = Vec::new();
@@ -25,7 +24,7 @@ fn wait_for(engine: &Engine, id: u64) -> Vec<Response> {
 
 /// An engine with the builtin model and a sample image open.
 fn engine_on(sample: &str) -> Engine {
-    let e = Engine::spawn(Device::Cpu);
+    let e = Engine::spawn(glassbox::engine::Device::Cpu);
     let open = e.send(Request::OpenModel {
         model: "efficientnet-lite0".into(),
         arch: None,
@@ -40,7 +39,7 @@ fn engine_on(sample: &str) -> Engine {
 
 #[test]
 fn open_set_image_predict_and_explain() {
-    let e = Engine::spawn(Device::Cpu);
+    let e = Engine::spawn(glassbox::engine::Device::Cpu);
     let id = e.send(Request::OpenModel {
         model: "efficientnet-lite0".into(),
         arch: None,
@@ -239,7 +238,7 @@ fn the_engine_survives_libtorch_errors_panics_and_hostile_files_keeping_its_mode
         let m = failed(
             &e,
             Request::OpenModel {
-                model: path.display().to_string(),
+                model: path.into(),
                 arch: None,
             },
         );
@@ -260,7 +259,7 @@ fn the_engine_survives_libtorch_errors_panics_and_hostile_files_keeping_its_mode
 #[test]
 fn an_engine_whose_thread_ended_says_so() {
     use glassbox::engine::worker::Fault;
-    let e = Engine::spawn(Device::Cpu);
+    let e = Engine::spawn(glassbox::engine::Device::Cpu);
     assert!(e.alive());
     e.send(Request::InjectFault(Fault::KillThread));
     let start = std::time::Instant::now();

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::{GlassboxApp, Options};
+use super::{Command, GlassboxApp, Options};
 use crate::engine::explain::Method;
+use crate::engine::model::ModelSource;
 
 /// A file dropped on the window (what the desktop integration hands egui).
 #[derive(Debug)]
@@ -77,7 +78,10 @@ impl Headless {
         let start = Instant::now();
         while !done(&self.app) {
             if start.elapsed() > Duration::from_secs(600) {
-                bail!("the app did not finish {what} in 10 minutes: {:?}", self.app.errors);
+                bail!(
+                    "the app did not finish {what} in 10 minutes: {:?}",
+                    self.app.state.errors
+                );
             }
             self.frame(None, false);
             std::thread::sleep(Duration::from_millis(1));
@@ -87,7 +91,7 @@ impl Headless {
 }
 
 /// Runs the app headless on `images` (dropped in turn) and times it.
-pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: tch::Device) -> Result<UiBench> {
+pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: crate::engine::Device) -> Result<UiBench> {
     if images.is_empty() {
         bail!("give at least one image to drop");
     }
@@ -96,7 +100,7 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: tch::Device)
         &ctx,
         None,
         Options {
-            model: Some("efficientnet-lite0".into()),
+            model: Some(ModelSource::Builtin("efficientnet-lite0".into())),
             arch: None,
             image: Some(images[0].clone()),
             device,
@@ -106,10 +110,10 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: tch::Device)
         },
     );
     let mut h = Headless { ctx, app, t: 0.0 };
-    let ready = |a: &GlassboxApp| a.views_ready() && !a.busy();
+    let ready = |a: &GlassboxApp| a.state.views_ready() && !a.busy();
     h.until("the first image", ready)?;
-    if !h.app.errors.is_empty() {
-        bail!("{}", h.app.errors.join("; "));
+    if !h.app.state.errors.is_empty() {
+        bail!("{}", h.app.state.errors.join("; "));
     }
     // Drop to all views (prediction, map, activation grid and channel), then its bound.
     let mut drop_ms = Vec::new();
@@ -118,7 +122,7 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: tch::Device)
         h.frame(Some(img.clone()), false);
         let name = img.display().to_string();
         h.until("a dropped image", |a| {
-            a.input.as_ref().is_some_and(|i| i.name == name) && a.all_views_after.is_some()
+            a.state.input.as_ref().is_some_and(|i| i.name == name) && a.all_views_after.is_some()
         })?;
         drop_ms.push(h.app.all_views_after.expect("measured").as_secs_f64() * 1e3);
         h.until("its faithfulness curves", ready)?;
@@ -126,7 +130,7 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: tch::Device)
     // Frame-building time with every panel open and all content present: four methods side
     // by side, the activation grid with a channel, its kernel and the filters.
     for m in [Method::IntegratedGradients, Method::SmoothGrad, Method::Occlusion] {
-        h.app.add_slot(m);
+        h.app.apply(Command::AddSlot(m));
     }
     h.until("four methods", ready)?;
     let mut ft: Vec<f64> = (0..frames.max(10))
@@ -134,12 +138,16 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: tch::Device)
         .collect();
     let frame_median = median(&mut ft);
     let p99 = ft[((ft.len() as f64 * 0.99).ceil() as usize).min(ft.len()) - 1];
-    let dev = h.app.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();
+    let dev = h.app.state.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();
     drop(h);
     let order: Vec<PathBuf> = (0..drops.max(1))
         .map(|k| images[(k + 1) % images.len()].clone())
         .collect();
-    let mut bound = crate::engine::bench::decode_forward_backward("efficientnet-lite0", &order, device)?;
+    let mut bound = crate::engine::bench::decode_forward_backward(
+        ModelSource::Builtin("efficientnet-lite0".into()),
+        &order,
+        device.into(),
+    )?;
     let drop_median = median(&mut drop_ms);
     let bound_median = median(&mut bound);
     Ok(UiBench {

@@ -56,11 +56,11 @@ pub struct Report {
 }
 
 /// The core figures: model load, forward, forward+backward to the input, at batch 1.
-pub fn core(model_name: &str, runs: usize, device: Device) -> Result<Report> {
+pub fn core(model: super::model::ModelSource, runs: usize, device: Device) -> Result<Report> {
     let mut timings = Vec::new();
     let mut loaded = None;
     let load = time("model load", runs.min(5), device, || {
-        loaded = Some(Model::open(model_name, None, device));
+        loaded = Some(Model::open(model.clone(), None, device));
     });
     let m = loaded.expect("timed at least once")?;
     timings.push(load);
@@ -77,7 +77,7 @@ pub fn core(model_name: &str, runs: usize, device: Device) -> Result<Report> {
         let _ = g[0].sum(Kind::Float).double_value(&[]);
     }));
     Ok(Report {
-        model: m.source.clone(),
+        model: m.source.to_string(),
         device: format!("{device:?}"),
         threads: tch::get_num_threads(),
         timings,
@@ -194,7 +194,11 @@ pub fn methods(model: &Model, input: &Tensor, runs: usize) -> Result<Vec<MethodT
 
 /// Milliseconds of decode + preprocess + one forward and backward for each image: the
 /// bound of the app's drop-to-all-views time.
-pub fn decode_forward_backward(model_name: &str, images: &[std::path::PathBuf], device: Device) -> Result<Vec<f64>> {
+pub fn decode_forward_backward(
+    model_name: super::model::ModelSource,
+    images: &[std::path::PathBuf],
+    device: Device,
+) -> Result<Vec<f64>> {
     let model = Model::open(model_name, None, device)?;
     images
         .iter()
@@ -237,10 +241,10 @@ pub struct Soak {
 
 /// `n` predictions of alternating `images` on `model`, each as the app makes them: a new
 /// image, then a prediction, both through the engine thread.
-pub fn soak(model: &str, images: &[std::path::PathBuf], n: usize, device: Device) -> Result<Soak> {
+pub fn soak(model: super::model::ModelSource, images: &[std::path::PathBuf], n: usize, device: Device) -> Result<Soak> {
     use super::worker::{Engine, ImageSource, Request, Response};
     use std::time::Duration;
-    let engine = Engine::spawn(device);
+    let engine = Engine::spawn(device.into());
     let wait = |id: u64| -> Result<()> {
         loop {
             let r = engine
@@ -255,7 +259,7 @@ pub fn soak(model: &str, images: &[std::path::PathBuf], n: usize, device: Device
         }
     };
     wait(engine.send(Request::OpenModel {
-        model: model.to_owned(),
+        model: model.clone(),
         arch: None,
     }))?;
     let start = Instant::now();
@@ -274,7 +278,7 @@ pub fn soak(model: &str, images: &[std::path::PathBuf], n: usize, device: Device
     let first = rss.first().map_or(0.0, |r| r.1);
     let last = rss.last().map_or(0.0, |r| r.1);
     Ok(Soak {
-        model: model.to_owned(),
+        model: model.to_string(),
         predictions: n,
         growth_percent: if first > 0.0 {
             (last - first) / first * 100.0

@@ -30,6 +30,8 @@ impl std::str::FromStr for DatasetName {
 }
 
 impl DatasetName {
+    pub const ALL: &'static [DatasetName] = &[DatasetName::Mnist, DatasetName::FashionMnist];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DatasetName::Mnist => "mnist",

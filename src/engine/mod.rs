@@ -3,6 +3,8 @@
 pub mod arch;
 pub mod bench;
 pub mod data;
+pub mod defaults;
+pub mod device;
 pub mod error;
 pub mod explain;
 pub mod files;
@@ -18,4 +20,5 @@ pub mod train;
 pub mod weights;
 pub mod worker;
 
+pub use device::Device;
 pub use error::{Error, Result};

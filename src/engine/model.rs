@@ -28,6 +28,84 @@ fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
     }
 }
 
+/// Where a model comes from: a builtin model, a weights file, or made in this process
+/// (randomly initialised, trained). Written and read as text: the builtin's name, the path,
+/// or `new ARCH`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum ModelSource {
+    Builtin(String),
+    File(PathBuf),
+    Created(String),
+}
+
+impl ModelSource {
+    /// The file name (for a file), else the whole text: what a title shows.
+    pub fn short_name(&self) -> String {
+        match self {
+            ModelSource::File(p) => p
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string()),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::Builtin(n) => f.write_str(n),
+            ModelSource::File(p) => write!(f, "{}", p.display()),
+            ModelSource::Created(what) => f.write_str(what),
+        }
+    }
+}
+
+impl From<&str> for ModelSource {
+    /// A builtin name, else a file path.
+    fn from(s: &str) -> Self {
+        if BUILTINS.contains(&s) {
+            ModelSource::Builtin(s.to_owned())
+        } else if let Some(what) = s.strip_prefix("new ") {
+            ModelSource::Created(format!("new {what}"))
+        } else {
+            ModelSource::File(PathBuf::from(s))
+        }
+    }
+}
+
+impl From<String> for ModelSource {
+    fn from(s: String) -> Self {
+        ModelSource::from(s.as_str())
+    }
+}
+
+impl From<&Path> for ModelSource {
+    fn from(p: &Path) -> Self {
+        ModelSource::File(p.to_path_buf())
+    }
+}
+
+impl From<PathBuf> for ModelSource {
+    fn from(p: PathBuf) -> Self {
+        ModelSource::File(p)
+    }
+}
+
+impl From<ModelSource> for String {
+    fn from(s: ModelSource) -> String {
+        s.to_string()
+    }
+}
+
+impl std::str::FromStr for ModelSource {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(ModelSource::from(s))
+    }
+}
+
 /// Metadata keys Glassbox writes and reads in safetensors files.
 pub mod meta {
     pub const ARCH: &str = "glassbox.arch";
@@ -65,8 +143,7 @@ pub struct Model {
     pub net: Box<dyn Net>,
     pub labels: Vec<String>,
     pub preprocess: Preprocess,
-    /// `builtin:NAME` or the weights file path.
-    pub source: String,
+    pub source: ModelSource,
     pub metadata: BTreeMap<String, String>,
     /// The traced layers with shapes and parameter counts, measured once by one forward.
     layers: std::sync::OnceLock<Vec<LayerInfo>>,
@@ -124,30 +201,40 @@ impl Model {
             net,
             labels: default_labels(classes),
             preprocess,
-            source: format!("random:{arch}"),
+            source: ModelSource::Created(format!("new {arch}")),
             metadata: BTreeMap::new(),
             layers: std::sync::OnceLock::new(),
         }
     }
 
-    /// A builtin name (`efficientnet-lite0`, `mnist`, `fashion-mnist`) or a weights file.
-    pub fn open(model: &str, arch: Option<Arch>, device: Device) -> Result<Self> {
-        if let Some(bytes) = builtin_bytes(model) {
-            let w = weights::from_bytes(bytes, Path::new(model))?;
-            let mut m = Model::from_weights(w, arch, device, None)?;
-            m.source = format!("builtin:{model}");
-            return Ok(m);
+    /// A builtin model (`efficientnet-lite0`, `mnist`, `fashion-mnist`) or a weights file.
+    pub fn open(source: impl Into<ModelSource>, arch: Option<Arch>, device: Device) -> Result<Self> {
+        let source = source.into();
+        match &source {
+            ModelSource::Builtin(name) => {
+                let bytes = builtin_bytes(name).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "builtin model `{name}` is not embedded in this build (its file in assets/ was missing when it was built)"
+                    ))
+                })?;
+                let w = weights::from_bytes(bytes, Path::new(name))?;
+                let mut m = Model::from_weights(w, arch, device, None)?;
+                m.source = source;
+                Ok(m)
+            }
+            ModelSource::File(path) => {
+                if !path.exists() {
+                    return Err(Error::file(
+                        path,
+                        format!("no such file, and not a builtin model ({})", BUILTINS.join(", ")),
+                    ));
+                }
+                Model::from_file(path, arch, device)
+            }
+            ModelSource::Created(what) => Err(Error::invalid(format!(
+                "`{what}` was made in an earlier session and not saved; open a weights file or a builtin model"
+            ))),
         }
-        let path = PathBuf::from(model);
-        if !path.exists() {
-            let hint = if BUILTINS.contains(&model) {
-                format!("builtin model `{model}` is not embedded in this build (its file in assets/ was missing when it was built)")
-            } else {
-                format!("no such file, and not a builtin model ({})", BUILTINS.join(", "))
-            };
-            return Err(Error::file(path, hint));
-        }
-        Model::from_file(&path, arch, device)
     }
 
     pub fn from_file(path: &Path, arch: Option<Arch>, device: Device) -> Result<Self> {
@@ -157,7 +244,7 @@ impl Model {
             Error::Invalid(msg) => Error::file(path, msg),
             e => e,
         })?;
-        m.source = path.display().to_string();
+        m.source = ModelSource::File(path.to_path_buf());
         Ok(m)
     }
 

@@ -21,6 +21,16 @@ pub enum Colormap {
 
 pub const COLORMAPS: &[&str] = &["turbo", "inferno", "viridis", "magma", "gray", "red-blue"];
 
+/// Every colormap, in the order of [`COLORMAPS`].
+pub const ALL_COLORMAPS: &[Colormap] = &[
+    Colormap::Turbo,
+    Colormap::Inferno,
+    Colormap::Viridis,
+    Colormap::Magma,
+    Colormap::Gray,
+    Colormap::RedBlue,
+];
+
 impl std::str::FromStr for Colormap {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -42,6 +52,10 @@ impl std::str::FromStr for Colormap {
 }
 
 impl Colormap {
+    pub fn name(self) -> &'static str {
+        COLORMAPS[ALL_COLORMAPS.iter().position(|c| *c == self).expect("listed")]
+    }
+
     /// The standard colormap of a method: diverging for signed maps, turbo for CAMs.
     pub fn default_for(m: Method) -> Colormap {
         if m.is_signed() {

@@ -42,6 +42,17 @@ pub fn assert_clean_error(o: &Output, must_contain: &[&str]) {
     }
 }
 
+/// A refused argument: clap's usage error (exit 2) naming the value, no panic.
+pub fn assert_usage_error(o: &Output, must_contain: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
+    for m in must_contain {
+        assert!(err.contains(m), "stderr should mention `{m}`: {err}");
+    }
+}
+
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
@@ -151,4 +162,48 @@ pub fn glassbox_measured(args: &[&str]) -> Measured {
         max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
         seconds,
     }
+}
+
+/// A picture written by Glassbox: decodes, has the size given (0 = any), and shows real
+/// content (more than `colours` distinct colours).
+pub fn assert_picture(path: &Path, w: u32, h: u32, colours: usize) -> image::RgbImage {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgb8();
+    if w > 0 {
+        assert_eq!((img.width(), img.height()), (w, h), "{}", path.display());
+    }
+    let n = distinct_colours(&img);
+    assert!(n > colours, "{}: only {n} colours", path.display());
+    img
+}
+
+pub fn distinct_colours(img: &image::RgbImage) -> usize {
+    let mut c: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    c.sort_unstable();
+    c.dedup();
+    c.len()
+}
+
+/// An activation grid of `c` channels of h x w: the size Glassbox lays it out at (tiles of
+/// about 64 pixels, 2 pixels apart, as square as possible) and exactly `c` painted tiles.
+pub fn assert_grid(img: &image::RgbImage, c: usize, h: usize, w: usize) {
+    let scale = (64 / h.max(w)).max(1);
+    let cols = (c as f64).sqrt().ceil() as usize;
+    let rows = c.div_ceil(cols);
+    let (tw, th) = (w * scale + 2, h * scale + 2);
+    assert_eq!(
+        (img.width() as usize, img.height() as usize),
+        (tw * cols, th * rows),
+        "grid size"
+    );
+    let gap = image::Rgb([40u8, 40, 40]);
+    let painted = (0..rows * cols)
+        .filter(|k| {
+            let (x, y) = ((k % cols) * tw, (k / cols) * th);
+            // A tile is painted if any of its pixels is not the background.
+            (0..th - 2).any(|dy| (0..tw - 2).any(|dx| *img.get_pixel((x + dx) as u32, (y + dy) as u32) != gap))
+        })
+        .count();
+    assert_eq!(painted, c, "painted tiles");
 }

@@ -44,6 +44,21 @@ pub const ARCH_NAMES: &[&str] = &[
     "tiny-cnn",
 ];
 
+/// Every architecture, in the order of [`ARCH_NAMES`].
+pub const ALL_ARCHS: &[Arch] = &[
+    Arch::EfficientNetLite(0),
+    Arch::EfficientNetLite(1),
+    Arch::EfficientNetLite(2),
+    Arch::ResNet(18),
+    Arch::ResNet(34),
+    Arch::ResNet(50),
+    Arch::Vgg(11),
+    Arch::Vgg(16),
+    Arch::AlexNet,
+    Arch::MobileNetV2,
+    Arch::TinyCnn,
+];
+
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -85,6 +100,11 @@ impl std::str::FromStr for Arch {
 }
 
 impl Arch {
+    /// The name `--arch` takes.
+    pub fn name(self) -> &'static str {
+        ARCH_NAMES[ALL_ARCHS.iter().position(|a| *a == self).expect("every arch is listed")]
+    }
+
     /// Builds the network's variables under `p` (random initialisation).
     pub fn build(self, p: &nn::Path, classes: i64, in_channels: i64) -> Box<dyn Net> {
         match self {

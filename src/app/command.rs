@@ -1,0 +1,84 @@
+//! Everything a user can ask of the app, as data. Panels, shortcuts, dropped files and
+//! tests emit commands; `update.rs` applies them in one place.
+
+use std::path::PathBuf;
+
+use crate::engine::arch::Arch;
+use crate::engine::explain::{Method, Params};
+use crate::engine::model::ModelSource;
+use crate::engine::worker::{Fault, ImageSource};
+
+use super::state::ExportWhat;
+
+/// A file dialog the app can open (off the UI thread).
+#[derive(Debug, Clone)]
+pub enum DialogKind {
+    Image,
+    Model,
+    Export(ExportWhat, String),
+}
+
+/// Collapsible views whose open state is remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Activations,
+    Filters,
+    Model,
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A new image: decoded, prepared for the model, and every view follows.
+    SetImage(ImageSource),
+    /// A file dropped or chosen: weights open as the model, anything else as the image.
+    OpenPath(PathBuf),
+    OpenModel(ModelSource, Option<Arch>),
+    /// The class every explanation explains (None: the top-1 class).
+    SetTarget(Option<i64>),
+    /// The layer whose channels are shown; the filters follow it.
+    SetLayer(String),
+    /// The layer the CAM methods look at (None: the last spatial layer).
+    SetCamLayer(Option<String>),
+    /// The convolution whose kernels the filters view shows.
+    SetFilterConv(String),
+    SetPerInput(bool),
+    SetSharedScale(bool),
+    /// A channel of the activation layer; with a position, also its receptive field.
+    SelectChannel {
+        channel: usize,
+        at: Option<(usize, usize)>,
+    },
+    /// The receptive field of one position of a layer.
+    RequestField {
+        layer: String,
+        channel: Option<usize>,
+        y: usize,
+        x: usize,
+    },
+    HideField,
+    AddSlot(Method),
+    RemoveSlot(usize),
+    SetMethod(usize, Method),
+    /// New parameters for a slot; `run` computes its map again (false while dragging).
+    SetSlotParams {
+        id: usize,
+        params: Params,
+        run: bool,
+    },
+    SanitySlot(usize),
+    CancelSlot(usize),
+    /// Stops every long computation (Esc).
+    CancelAll,
+    SetColormap(String),
+    SetOpacity(f32),
+    RememberOpen(View, bool),
+    Dialog(DialogKind),
+    Paste,
+    Export(ExportWhat, PathBuf),
+    DismissErrors,
+    ToggleHelp,
+    RestartEngine,
+    /// A fault injected into the engine (tests of survival).
+    #[doc(hidden)]
+    InjectFault(Fault),
+}

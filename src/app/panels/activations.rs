@@ -1,0 +1,75 @@
+//! The activations: the chosen layer's channels as a grid, strongest first; a click picks a
+//! channel (shown by the channel panel beside it) and the receptive field of that pixel.
+
+use egui::{Sense, Ui, Vec2};
+
+use super::{channel, Ctx};
+use crate::app::command::{Command, View};
+use crate::app::textures::Which;
+use crate::engine::render::tile_scale;
+
+pub const TIP: &str =
+    "Every channel of the chosen layer for this image, strongest first; click a channel to inspect it.";
+
+pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
+    let s = cx.state;
+    let header = egui::CollapsingHeader::new("Activations")
+        .default_open(s.settings.show_activations)
+        .show(ui, |ui| {
+            let Some(ch) = &s.channels else {
+                ui.label("pick a layer on the right");
+                return;
+            };
+            let scale = tile_scale(ch);
+            ui.horizontal(|ui| {
+                ui.label(format!(
+                    "`{}`: {} channels of {}×{}, strongest first (mean activation)",
+                    ch.layer, ch.c, ch.h, ch.w
+                ));
+                let mut shared = s.settings.shared_scale;
+                if ui
+                    .checkbox(&mut shared, "one colour scale")
+                    .on_hover_text("One scale for all channels (compare strengths), or one per channel (see shapes).")
+                    .changed()
+                {
+                    out.push(Command::SetSharedScale(shared));
+                }
+            });
+            ui.horizontal_top(|ui| {
+                egui::ScrollArea::both()
+                    .id_salt("grid")
+                    .max_height(420.0)
+                    .max_width(620.0)
+                    .show(ui, |ui| {
+                        if let (Some(t), Some((_, layout))) = (cx.tex.get(Which::Grid), &s.grid) {
+                            let h = t.handle.as_ref().expect("a texture with a picture");
+                            let size = Vec2::new(t.size[0] as f32, t.size[1] as f32);
+                            let r = ui
+                                .add(egui::Image::new((h.id(), size)).sense(Sense::click()))
+                                .on_hover_text(
+                                    "Click a channel to inspect it and see the receptive field of that pixel.",
+                                );
+                            if r.clicked() {
+                                if let Some(pos) = r.interact_pointer_pos() {
+                                    let local = pos - r.rect.min;
+                                    if let Some((k, y, x)) = layout.hit(local.x, local.y, scale) {
+                                        if let Some(o) = ch.order.get(k) {
+                                            out.push(Command::SelectChannel {
+                                                channel: o.0,
+                                                at: Some((y, x)),
+                                            });
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    });
+                ui.vertical(|ui| channel::ui(ui, cx, out));
+            });
+        });
+    header.header_response.on_hover_text(TIP);
+    let now = header.openness > 0.5;
+    if now != s.settings.show_activations {
+        out.push(Command::RememberOpen(View::Activations, now));
+    }
+}

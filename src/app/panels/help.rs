@@ -1,0 +1,45 @@
+//! The help window (F1): shortcuts, and what each view and method shows.
+
+use super::{activations, explanations, filters, input, layers, model, prediction};
+use crate::app::command::Command;
+use crate::engine::explain::METHODS;
+
+pub fn window(ctx: &egui::Context, out: &mut Vec<Command>) {
+    let mut open = true;
+    egui::Window::new("Help").open(&mut open).show(ctx, |ui| {
+        egui::Grid::new("keys").num_columns(2).show(ui, |ui| {
+            for (k, v) in [
+                ("Ctrl+O", "open an image"),
+                ("Ctrl+M", "open a model (.safetensors / .pth)"),
+                ("Ctrl+Shift+V", "paste an image from the clipboard"),
+                ("Ctrl+S", "export the first explanation as PNG"),
+                ("Ctrl+N", "add a method side by side"),
+                ("1 … 9", "explain that class of the prediction"),
+                ("Esc", "cancel long computations"),
+                ("F1", "this help"),
+            ] {
+                ui.monospace(k);
+                ui.label(v);
+                ui.end_row();
+            }
+        });
+        ui.separator();
+        for (name, tip) in [
+            ("Input", input::TIP),
+            ("Prediction", prediction::TIP),
+            ("Explanation", explanations::TIP),
+            ("Activations", activations::TIP),
+            ("Filters", filters::TIP),
+            ("Model", model::TIP),
+            ("Layers", layers::TIP),
+        ] {
+            ui.label(format!("{name}: {tip}"));
+        }
+        for m in METHODS {
+            ui.label(format!("{}: {}", m.name(), m.describe()));
+        }
+    });
+    if !open {
+        out.push(Command::ToggleHelp);
+    }
+}

@@ -1,0 +1,207 @@
+//! The window's panels, one file each. A panel draws from the state (and textures) and
+//! emits commands; it changes nothing itself. This file lays them out and handles the
+//! keyboard shortcuts and dropped files.
+
+mod activations;
+mod channel;
+mod errors;
+mod explanations;
+mod filters;
+mod help;
+mod input;
+mod layers;
+mod model;
+pub mod prediction;
+mod status;
+mod toolbar;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use egui::{Align2, Color32, FontId, Key, Modifiers, Ui, Vec2};
+
+use super::command::{Command, DialogKind};
+use super::state::{ExportWhat, State};
+use super::textures::Textures;
+use crate::engine::explain::Method;
+
+/// What a panel reads.
+pub struct Ctx<'a> {
+    pub state: &'a State,
+    pub tex: &'a Textures,
+    /// The engine is working on something for the app.
+    pub busy: bool,
+    /// Frame times to show in the status bar (None: not shown).
+    pub frame_times: Option<&'a VecDeque<f32>>,
+    pub all_views_after: Option<Duration>,
+}
+
+/// The shape of a layer output without its batch dimension: `32×112×112`.
+pub fn shape_text(shape: &[i64]) -> String {
+    shape
+        .iter()
+        .skip(1)
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+/// A picture at most `max` wide, aspect kept (and at most 4 times its size).
+pub fn fit(size: [usize; 2], max: f32) -> Vec2 {
+    let (w, h) = (size[0] as f32, size[1] as f32);
+    let s = (max / w).min(4.0);
+    Vec2::new(w * s, h * s)
+}
+
+/// The whole window. `scroll` pins the central area (the screenshot tour): Some(true) at the
+/// bottom, Some(false) at the top. Returns how far the central area can scroll.
+pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<Command>) -> f32 {
+    let ctx = ui.ctx().clone();
+    files_dropped(&ctx, out);
+    egui::Panel::top("toolbar").show(ui, |ui| toolbar::ui(ui, cx, out));
+    if !cx.state.errors.is_empty() || cx.state.engine_lost {
+        egui::Panel::top("errors").show(ui, |ui| errors::ui(ui, cx, out));
+    }
+    egui::Panel::bottom("status").show(ui, |ui| status::ui(ui, cx, out));
+    egui::Panel::left("left")
+        .resizable(true)
+        .default_size(320.0)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical().id_salt("left-scroll").show(ui, |ui| {
+                input::ui(ui, cx, out);
+                ui.separator();
+                prediction::ui(ui, cx, out);
+                ui.separator();
+                model::ui(ui, cx, out);
+            });
+        });
+    egui::Panel::right("layers")
+        .resizable(true)
+        .default_size(260.0)
+        .show(ui, |ui| layers::ui(ui, cx, out));
+    let mut max = 0.0;
+    egui::CentralPanel::default().show(ui, |ui| {
+        let mut area = egui::ScrollArea::vertical().id_salt("central-scroll");
+        match scroll {
+            Some((true, bottom)) => area = area.vertical_scroll_offset(bottom),
+            Some((false, _)) => area = area.vertical_scroll_offset(0.0),
+            None => {}
+        }
+        let shown = area.show(ui, |ui| {
+            explanations::ui(ui, cx, out);
+            ui.separator();
+            activations::ui(ui, cx, out);
+            ui.separator();
+            filters::ui(ui, cx, out);
+        });
+        max = (shown.content_size.y - shown.inner_rect.height()).max(0.0);
+    });
+    drop_hint(&ctx);
+    if cx.state.show_help {
+        help::window(&ctx, out);
+    }
+    max
+}
+
+fn files_dropped(ctx: &egui::Context, out: &mut Vec<Command>) {
+    let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+    for f in dropped {
+        out.push(Command::OpenPath(f.path().to_path_buf()));
+    }
+}
+
+fn drop_hint(ctx: &egui::Context) {
+    if ctx.input(|i| i.raw.hovered_files.is_empty()) {
+        return;
+    }
+    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop")));
+    let rect = ctx.content_rect();
+    painter.rect_filled(rect, 0.0, Color32::from_black_alpha(180));
+    painter.text(
+        rect.center(),
+        Align2::CENTER_CENTER,
+        "Drop an image to explain it, or a .safetensors / .pth file to open it",
+        FontId::proportional(24.0),
+        Color32::WHITE,
+    );
+}
+
+/// Keyboard shortcuts (F1 lists them) and file paths pasted as text.
+pub fn shortcuts(ctx: &egui::Context, state: &State, out: &mut Vec<Command>) {
+    let cmd = Modifiers::COMMAND;
+    let (open, model, paste, export, esc, help, add) = ctx.input_mut(|i| {
+        (
+            i.consume_key(cmd, Key::O),
+            i.consume_key(cmd, Key::M),
+            i.consume_key(cmd | Modifiers::SHIFT, Key::V),
+            i.consume_key(cmd, Key::S),
+            i.consume_key(Modifiers::NONE, Key::Escape),
+            i.consume_key(Modifiers::NONE, Key::F1),
+            i.consume_key(cmd, Key::N),
+        )
+    });
+    if open {
+        out.push(Command::Dialog(DialogKind::Image));
+    }
+    if model {
+        out.push(Command::Dialog(DialogKind::Model));
+    }
+    if paste {
+        out.push(Command::Paste);
+    }
+    if export {
+        if let Some(id) = state.slots.first().map(|s| s.id) {
+            out.push(Command::Dialog(DialogKind::Export(
+                ExportWhat::Overlay(id),
+                "explanation.png".into(),
+            )));
+        }
+    }
+    if esc {
+        out.push(Command::CancelAll);
+    }
+    if help {
+        out.push(Command::ToggleHelp);
+    }
+    if add {
+        out.push(Command::AddSlot(Method::IntegratedGradients));
+    }
+    // Ctrl+V with a file path as text opens it; with an image, egui gets no text.
+    let pasted: Vec<String> = ctx.input(|i| {
+        i.events
+            .iter()
+            .filter_map(|e| match e {
+                egui::Event::Paste(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    });
+    for t in pasted {
+        let p = PathBuf::from(t.trim().trim_start_matches("file://"));
+        if p.is_file() {
+            out.push(Command::OpenPath(p));
+        }
+    }
+    // Keys 1-9 pick a class of the prediction as the target.
+    let keys = [
+        Key::Num1,
+        Key::Num2,
+        Key::Num3,
+        Key::Num4,
+        Key::Num5,
+        Key::Num6,
+        Key::Num7,
+        Key::Num8,
+        Key::Num9,
+    ];
+    if !ctx.egui_wants_keyboard_input() {
+        for (k, key) in keys.iter().enumerate() {
+            if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, *key)) {
+                if let Some(c) = state.top.get(k) {
+                    out.push(Command::SetTarget(Some(c.index)));
+                }
+            }
+        }
+    }
+}

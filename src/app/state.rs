@@ -1,0 +1,308 @@
+//! What the app shows, without egui: the settings it remembers, the model, the image, the
+//! prediction, the explanations, the activations, the filters, the errors. Panels read it;
+//! only `update.rs` changes it, by applying commands and engine responses.
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, RgbImage};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::defaults;
+use crate::engine::explain::{Method, Params};
+use crate::engine::inspect::{ChannelStats, Channels, ReceptiveField};
+use crate::engine::layers::LayerKind;
+use crate::engine::metrics::{Curve, Sanity};
+use crate::engine::model::{Class, ModelSource};
+use crate::engine::render::{self, Colormap, GridLayout, Map};
+use crate::engine::worker::{Explained, ModelInfo};
+
+/// At most this many explanations side by side.
+pub const MAX_SLOTS: usize = 4;
+
+/// What the app remembers between sessions (eframe storage).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Settings {
+    pub model: ModelSource,
+    pub image: Option<PathBuf>,
+    pub layer: Option<String>,
+    pub cam_layer: Option<String>,
+    pub filter_conv: Option<String>,
+    pub methods: Vec<String>,
+    /// "auto" (each method's standard colormap) or a colormap name.
+    pub colormap: String,
+    pub opacity: f32,
+    pub top_k: usize,
+    pub shared_scale: bool,
+    pub per_input: bool,
+    pub show_activations: bool,
+    pub show_filters: bool,
+    pub show_model: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: ModelSource::Builtin("efficientnet-lite0".into()),
+            image: None,
+            layer: None,
+            cam_layer: None,
+            filter_conv: None,
+            methods: vec!["grad-cam".into()],
+            colormap: "auto".into(),
+            opacity: defaults::OVERLAY_OPACITY as f32,
+            top_k: defaults::TOP_K,
+            shared_scale: true,
+            per_input: false,
+            show_activations: true,
+            show_filters: true,
+            show_model: true,
+        }
+    }
+}
+
+/// One explanation panel: a method with its parameters (target and CAM layer are shared
+/// by all) and what it shows.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub id: usize,
+    pub method: Method,
+    pub params: Params,
+    pub result: Option<Explained>,
+    pub partial: Option<Map>,
+    pub progress: Option<(usize, usize)>,
+    pub running: Option<u64>,
+    pub error: Option<String>,
+    pub faith: Option<(Curve, Curve)>,
+    pub sanity: Option<Sanity>,
+    pub sanity_running: Option<u64>,
+    /// Its picture must be drawn again (new map, colormap or opacity).
+    pub overlay_dirty: bool,
+}
+
+/// The open image.
+pub struct Input {
+    pub name: String,
+    pub view: DynamicImage,
+    pub original: (u32, u32),
+}
+
+/// The chosen channel of the activation layer.
+pub struct ChannelDetail {
+    pub channel: usize,
+    pub stats: ChannelStats,
+    pub kernel: Option<(String, Vec<i64>, RgbImage)>,
+    pub kernel_error: Option<String>,
+}
+
+/// A receptive field on the input.
+pub struct Field {
+    pub layer: String,
+    pub y: usize,
+    pub x: usize,
+    pub field: ReceptiveField,
+}
+
+/// What can be exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportWhat {
+    Input,
+    Overlay(usize),
+    Activations,
+    Channel,
+    Filters,
+    PredictionChart,
+    FaithfulnessChart(usize),
+}
+
+/// Everything on screen.
+#[derive(Default)]
+pub struct State {
+    pub settings: Settings,
+    pub model: Option<ModelInfo>,
+    pub input: Option<Input>,
+    pub top: Vec<Class>,
+    /// The class every explanation explains; None = the top-1 class.
+    pub target: Option<i64>,
+    /// The class the current maps explain.
+    pub explained_target: Option<i64>,
+    pub slots: Vec<Slot>,
+    pub next_slot: usize,
+    pub channels: Option<Channels>,
+    pub grid: Option<(RgbImage, GridLayout)>,
+    pub channel: Option<ChannelDetail>,
+    pub field: Option<Field>,
+    pub filters: Option<(String, Vec<i64>, RgbImage)>,
+    pub errors: Vec<String>,
+    /// The engine thread ended (it never should): nothing pending can finish; the error bar
+    /// offers a restart.
+    pub engine_lost: bool,
+    pub show_help: bool,
+}
+
+/// The methods of the remembered names, at most [`MAX_SLOTS`], at least Grad-CAM.
+pub fn parse_methods(names: &[String]) -> Vec<Method> {
+    let mut v: Vec<Method> = names.iter().filter_map(|n| n.parse().ok()).collect();
+    v.dedup();
+    v.truncate(MAX_SLOTS);
+    if v.is_empty() {
+        v.push(Method::GradCam);
+    }
+    v
+}
+
+impl State {
+    /// Every view of the current image has its content (AUC curves excepted).
+    pub fn views_ready(&self) -> bool {
+        self.model.is_some()
+            && self.input.is_some()
+            && !self.top.is_empty()
+            && self.channels.is_some()
+            && self.slots.iter().all(|s| s.result.is_some() || s.error.is_some())
+    }
+
+    /// The model's input side in pixels (224 before a model is open).
+    pub fn model_side(&self) -> u32 {
+        self.model
+            .as_ref()
+            .and_then(|m| m.input.rsplit('x').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(224)
+    }
+
+    /// A new slot for `method`, with parameters for the model's input size.
+    pub fn push_slot(&mut self, method: Method) -> usize {
+        let id = self.next_slot;
+        self.next_slot += 1;
+        self.slots.push(Slot {
+            id,
+            method,
+            params: Params::default().with_window_for(self.model_side() as i64),
+            result: None,
+            partial: None,
+            progress: None,
+            running: None,
+            error: None,
+            faith: None,
+            sanity: None,
+            sanity_running: None,
+            overlay_dirty: true,
+        });
+        id
+    }
+
+    pub fn slot(&self, id: usize) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.id == id)
+    }
+
+    pub fn slot_mut(&mut self, id: usize) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Layers the CAM methods can look at.
+    pub fn spatial_layers(&self) -> Vec<String> {
+        self.model
+            .as_ref()
+            .map(|m| {
+                m.layers
+                    .iter()
+                    .filter(|l| defaults::is_spatial(&l.shape))
+                    .map(|l| l.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The layer whose channels are shown first: the last block at 14 pixels or more.
+    pub fn default_layer(info: &ModelInfo) -> Option<String> {
+        let spatial: Vec<_> = info.layers.iter().filter(|l| defaults::is_spatial(&l.shape)).collect();
+        let mid: Vec<_> = spatial.iter().filter(|l| l.shape[2] >= 14).collect();
+        let pool = if mid.is_empty() { spatial.iter().collect() } else { mid };
+        pool.iter()
+            .rev()
+            .find(|l| l.kind == LayerKind::Block)
+            .or(pool.last())
+            .map(|l| l.name.clone())
+    }
+
+    pub fn colormap_for(&self, m: Method) -> Colormap {
+        if self.settings.colormap == "auto" {
+            Colormap::default_for(m)
+        } else {
+            self.settings.colormap.parse().unwrap_or(Colormap::default_for(m))
+        }
+    }
+
+    /// The overlay picture of a slot (final map, else the map so far).
+    pub fn slot_picture(&self, slot: &Slot) -> Option<RgbImage> {
+        let input = self.input.as_ref()?;
+        let map = slot.result.as_ref().map(|r| &r.map).or(slot.partial.as_ref())?;
+        Some(render::overlay(
+            &input.view,
+            map,
+            self.colormap_for(slot.method),
+            self.settings.opacity as f64,
+            defaults::OVERLAY_CLIP,
+            slot.method.is_cam(),
+        ))
+    }
+
+    /// The chosen channel large, and over the input.
+    pub fn channel_pictures(&self) -> Option<(RgbImage, RgbImage)> {
+        let (ch, sel, input) = (self.channels.as_ref()?, self.channel.as_ref()?, self.input.as_ref()?);
+        Some(render::channel_pictures(&input.view, ch, sel.channel))
+    }
+
+    /// Writes a view as PNG or a chart as PNG/SVG, atomically.
+    pub fn export(&self, what: ExportWhat, path: &Path) -> anyhow::Result<()> {
+        use anyhow::anyhow;
+        let nothing = || anyhow!("nothing to export yet: that view is empty");
+        let png = |img: &RgbImage| -> anyhow::Result<()> {
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if ext != "png" {
+                anyhow::bail!("{}: pictures are exported as .png", path.display());
+            }
+            render::save_png(img, path)?;
+            Ok(())
+        };
+        match what {
+            ExportWhat::Input => png(&self.input.as_ref().ok_or_else(nothing)?.view.to_rgb8()),
+            ExportWhat::Overlay(id) => {
+                let s = self.slot(id).ok_or_else(nothing)?;
+                png(&self.slot_picture(s).ok_or_else(nothing)?)
+            }
+            ExportWhat::Activations => png(&self.grid.as_ref().ok_or_else(nothing)?.0),
+            ExportWhat::Channel => png(&self.channel_pictures().ok_or_else(nothing)?.1),
+            ExportWhat::Filters => png(&self.filters.as_ref().ok_or_else(nothing)?.2),
+            ExportWhat::PredictionChart => {
+                if self.top.is_empty() {
+                    return Err(nothing());
+                }
+                let title = self.input.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+                crate::charts::save(
+                    &crate::charts::Chart::Prediction {
+                        title,
+                        top: self.top.clone(),
+                    },
+                    path,
+                )
+            }
+            ExportWhat::FaithfulnessChart(id) => {
+                let s = self.slot(id).ok_or_else(nothing)?;
+                let (d, i) = s.faith.clone().ok_or_else(nothing)?;
+                crate::charts::save(
+                    &crate::charts::Chart::Faithfulness {
+                        title: format!("{} faithfulness", s.method),
+                        deletion: d,
+                        insertion: i,
+                    },
+                    path,
+                )
+            }
+        }
+    }
+}

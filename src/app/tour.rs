@@ -1,0 +1,157 @@
+//! The README screenshots, taken by the app itself in its real window (`make screenshots`).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::command::Command;
+use super::GlassboxApp;
+use crate::engine::explain::Method;
+
+pub struct Tour {
+    dir: PathBuf,
+    step: usize,
+    /// Frames since the step's setup, to let layout settle.
+    frames: usize,
+    shot_requested: bool,
+    shot_done: Arc<AtomicBool>,
+    /// The central scroll pinned: Some(true) = bottom, Some(false) = top.
+    scroll: Option<bool>,
+    /// How far the central area can scroll (set by the window each frame).
+    pub central_scroll_max: f32,
+}
+
+const TOUR: &[&str] = &["main", "methods", "activations", "filters", "error"];
+
+impl Tour {
+    pub fn new(dir: PathBuf) -> Tour {
+        Tour {
+            dir,
+            step: 0,
+            frames: 0,
+            shot_requested: false,
+            shot_done: Default::default(),
+            scroll: None,
+            central_scroll_max: 0.0,
+        }
+    }
+
+    /// Where the window pins its central scroll area, if anywhere.
+    pub fn scroll(&self) -> Option<(bool, f32)> {
+        self.scroll.map(|bottom| (bottom, self.central_scroll_max))
+    }
+}
+
+impl GlassboxApp {
+    pub(super) fn run_tour(&mut self, ctx: &egui::Context) {
+        let settled = !self.busy() && self.state.views_ready();
+        let field_missing = self.state.field.is_none();
+        let Some(t) = self.tour.as_mut() else { return };
+        if t.step >= TOUR.len() {
+            return;
+        }
+        ctx.request_repaint();
+        if t.shot_requested {
+            if t.shot_done.load(Ordering::SeqCst) {
+                t.step += 1;
+                t.frames = 0;
+                t.shot_requested = false;
+                t.shot_done.store(false, Ordering::SeqCst);
+                if t.step >= TOUR.len() {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    return;
+                }
+                let step = t.step;
+                self.tour_setup(ctx, TOUR[step]);
+            }
+            return;
+        }
+        // Wait until everything on screen has arrived, faithfulness and kernels included.
+        if settled && TOUR[t.step] == "activations" && field_missing {
+            // Show a receptive field: the middle of the chosen channel.
+            if let (Some(ch), Some(d)) = (&self.state.channels, &self.state.channel) {
+                let (layer, c, y, x) = (ch.layer.clone(), d.channel, ch.h / 2, ch.w / 2);
+                self.apply(Command::RequestField {
+                    layer,
+                    channel: Some(c),
+                    y,
+                    x,
+                });
+            }
+            return;
+        }
+        let Some(t) = self.tour.as_mut() else { return };
+        if !settled {
+            t.frames = 0;
+            return;
+        }
+        t.frames += 1;
+        if t.frames < 10 {
+            return;
+        }
+        let path = t.dir.join(format!("{}.png", TOUR[t.step]));
+        let done = t.shot_done.clone();
+        t.shot_requested = true;
+        ctx.request_screenshot(move |img| {
+            let (w, h) = (img.size[0] as u32, img.size[1] as u32);
+            let rgb: Vec<u8> = img.pixels.iter().flat_map(|p| [p.r(), p.g(), p.b()]).collect();
+            if let Some(buf) = image::RgbImage::from_raw(w, h, rgb) {
+                if let Err(e) = crate::engine::render::save_png(&buf, &path) {
+                    eprintln!("glassbox: {e}");
+                } else {
+                    println!("{}", path.display());
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+    }
+
+    fn tour_setup(&mut self, ctx: &egui::Context, step: &str) {
+        match step {
+            "methods" => {
+                let want = [
+                    Method::GradCam,
+                    Method::IntegratedGradients,
+                    Method::SmoothGrad,
+                    Method::Occlusion,
+                ];
+                let ids: Vec<usize> = self.state.slots.iter().map(|s| s.id).collect();
+                for (k, m) in want.iter().enumerate() {
+                    match ids.get(k) {
+                        Some(id) => self.apply(Command::SetMethod(*id, *m)),
+                        None => self.apply(Command::AddSlot(*m)),
+                    }
+                }
+            }
+            "activations" => {
+                let layer = self
+                    .state
+                    .model
+                    .as_ref()
+                    .and_then(|m| m.layers.iter().find(|l| l.name == "_blocks.5").map(|l| l.name.clone()))
+                    .or(self.state.settings.layer.clone());
+                if let Some(l) = layer {
+                    self.apply(Command::SetLayer(l));
+                }
+            }
+            "filters" => {
+                if let Some(c) = self.state.model.as_ref().and_then(|m| m.convs.first().cloned()) {
+                    self.apply(Command::SetFilterConv(c));
+                }
+                if let Some(t) = self.tour.as_mut() {
+                    t.scroll = Some(true);
+                }
+            }
+            "error" => {
+                if let Some(t) = self.tour.as_mut() {
+                    t.scroll = Some(false);
+                }
+                let path = std::env::temp_dir().join("notes.txt");
+                let _ = std::fs::write(&path, "this is not an image\n");
+                self.apply(Command::OpenPath(path));
+            }
+            _ => {}
+        }
+        ctx.request_repaint();
+    }
+}

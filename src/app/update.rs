@@ -1,0 +1,714 @@
+//! The one place that changes the app's state: commands (from panels, shortcuts, dropped
+//! files, dialogs, tests) and engine responses. Requests go to the engine from here.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::command::{Command, DialogKind, View};
+use super::state::{ChannelDetail, Field, Input, Settings, MAX_SLOTS};
+use super::textures::Which;
+use super::{GlassboxApp, Job, Picked};
+use crate::engine::arch::Arch;
+use crate::engine::explain::{shares_backward, Method, Params};
+use crate::engine::inspect::Channels;
+use crate::engine::model::ModelSource;
+use crate::engine::render::{self, Colormap};
+use crate::engine::worker::{Engine, Explained, ImageSource, Request, Response};
+
+impl GlassboxApp {
+    /// Applies one command.
+    pub fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::SetImage(source) => self.set_image(source),
+            Command::OpenPath(path) => self.open_path(path),
+            Command::OpenModel(model, arch) => self.open_model(model, arch),
+            Command::SetTarget(index) => {
+                if self.state.target != index {
+                    self.state.target = index;
+                    self.analyze_all(false);
+                }
+            }
+            Command::SetLayer(layer) => self.set_layer(layer),
+            Command::SetCamLayer(layer) => {
+                self.state.settings.cam_layer = layer;
+                self.analyze_all(false);
+            }
+            Command::SetFilterConv(conv) => self.set_filter_conv(conv),
+            Command::SetPerInput(on) => {
+                self.state.settings.per_input = on;
+                if let Some(conv) = self.state.settings.filter_conv.clone() {
+                    self.set_filter_conv(conv);
+                }
+            }
+            Command::SetSharedScale(on) => {
+                self.state.settings.shared_scale = on;
+                self.redraw_grid();
+            }
+            Command::SelectChannel { channel, at } => self.select_channel(channel, at),
+            Command::RequestField { layer, channel, y, x } => {
+                self.send(Job::Field, Request::ReceptiveField { layer, channel, y, x });
+            }
+            Command::HideField => self.state.field = None,
+            Command::AddSlot(method) => {
+                if self.state.slots.len() < MAX_SLOTS {
+                    let id = self.state.push_slot(method);
+                    self.remember_methods();
+                    self.run_slot(id, false);
+                }
+            }
+            Command::RemoveSlot(id) => {
+                if self.state.slots.len() > 1 {
+                    self.cancel_slot(id);
+                    self.state.slots.retain(|s| s.id != id);
+                    self.tex.remove(Which::Slot(id));
+                    self.remember_methods();
+                }
+            }
+            Command::SetMethod(id, method) => {
+                if let Some(s) = self.state.slot_mut(id) {
+                    s.method = method;
+                    s.result = None;
+                    s.partial = None;
+                    s.overlay_dirty = true;
+                }
+                self.remember_methods();
+                self.run_slot(id, false);
+            }
+            Command::SetSlotParams { id, params, run } => {
+                if let Some(s) = self.state.slot_mut(id) {
+                    s.params = params;
+                }
+                if run {
+                    self.run_slot(id, false);
+                }
+            }
+            Command::SanitySlot(id) => self.run_slot(id, true),
+            Command::CancelSlot(id) => self.cancel_slot(id),
+            Command::CancelAll => self.cancel_slot_work(),
+            Command::SetColormap(c) => {
+                self.state.settings.colormap = c;
+                self.state.slots.iter_mut().for_each(|s| s.overlay_dirty = true);
+            }
+            Command::SetOpacity(o) => {
+                self.state.settings.opacity = o.clamp(0.0, 1.0);
+                self.state.slots.iter_mut().for_each(|s| s.overlay_dirty = true);
+            }
+            Command::RememberOpen(view, open) => {
+                let s = &mut self.state.settings;
+                match view {
+                    View::Activations => s.show_activations = open,
+                    View::Filters => s.show_filters = open,
+                    View::Model => s.show_model = open,
+                }
+            }
+            Command::Dialog(kind) => self.dialog(kind),
+            Command::Paste => self.paste(),
+            Command::Export(what, path) => {
+                if let Err(e) = self.state.export(what, &path) {
+                    self.state.errors.push(format!("{e:#}"));
+                }
+            }
+            Command::DismissErrors => self.state.errors.clear(),
+            Command::ToggleHelp => self.state.show_help = !self.state.show_help,
+            Command::RestartEngine => self.restart_engine(),
+            Command::InjectFault(fault) => {
+                self.send(Job::Fault, Request::InjectFault(fault));
+            }
+        }
+    }
+
+    fn send(&mut self, job: Job, req: Request) -> u64 {
+        let id = self.engine.send(req);
+        // A newer request of the same job supersedes the older one.
+        self.pending.retain(|_, j| *j != job);
+        self.pending.insert(id, job);
+        id
+    }
+
+    fn open_model(&mut self, model: ModelSource, arch: Option<Arch>) {
+        self.cancel_slot_work();
+        self.send(Job::Model, Request::OpenModel { model, arch });
+    }
+
+    fn set_image(&mut self, source: ImageSource) {
+        self.image_requested = Some(Instant::now());
+        self.all_views_after = None;
+        // Long maps of the old image would delay the new one: stop them.
+        self.cancel_slot_work();
+        self.send(Job::Image, Request::SetImage { source: source.clone() });
+        self.sent_source = Some(source);
+    }
+
+    /// Opens a dropped or chosen file: a weights file by its extension, else an image.
+    fn open_path(&mut self, path: PathBuf) {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        if matches!(ext.as_str(), "safetensors" | "pth" | "pt" | "bin") {
+            self.open_model(ModelSource::File(path), None);
+        } else {
+            self.set_image(ImageSource::File(path));
+        }
+    }
+
+    /// A new engine thread, opening the model and image again (after the engine was lost).
+    fn restart_engine(&mut self) {
+        self.engine = Engine::spawn(self.device);
+        self.state.engine_lost = false;
+        self.pending.clear();
+        self.state.errors.clear();
+        let model = self.state.settings.model.clone();
+        self.open_model(model, None);
+        if self.image_source.is_none() {
+            self.image_source = self.sent_source.take();
+        }
+        if let Some(src) = self.image_source.clone() {
+            self.set_image(src);
+        }
+    }
+
+    fn base_params(&self) -> Params {
+        Params {
+            target: self.state.target,
+            layer: self.state.settings.cam_layer.clone(),
+            ..Params::default()
+        }
+    }
+
+    fn cancel_slot_work(&mut self) {
+        let ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, j)| matches!(j, Job::Explain(_) | Job::Faith(_) | Job::Sanity(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.engine.cancel(id);
+            self.pending.remove(&id);
+        }
+        for s in &mut self.state.slots {
+            s.running = None;
+            s.progress = None;
+            s.sanity_running = None;
+        }
+    }
+
+    fn cancel_slot(&mut self, id: usize) {
+        if let Some(s) = self.state.slot_mut(id) {
+            let ids: Vec<u64> = [s.running.take(), s.sanity_running.take()]
+                .into_iter()
+                .flatten()
+                .collect();
+            s.progress = None;
+            for rid in ids {
+                self.engine.cancel(rid);
+            }
+        }
+    }
+
+    /// Everything for the current image: one pass for the prediction, the activation grid
+    /// and the methods that share a backward; a request of its own for each other method.
+    fn analyze_all(&mut self, with_activations: bool) {
+        if self.state.model.is_none() || self.state.input.is_none() {
+            return;
+        }
+        self.cancel_slot_work();
+        let mut shared: Vec<Method> = Vec::new();
+        for s in &mut self.state.slots {
+            s.faith = None;
+            s.sanity = None;
+            s.error = None;
+            if shares_backward(s.method) && !shared.contains(&s.method) {
+                shared.push(s.method);
+            }
+        }
+        let layer = if with_activations {
+            self.state.settings.layer.clone()
+        } else {
+            None
+        };
+        let req = Request::Analyze {
+            top: self.state.settings.top_k,
+            layer,
+            methods: shared,
+            params: self.base_params(),
+        };
+        self.send(Job::Analyze, req);
+        let ids: Vec<usize> = self
+            .state
+            .slots
+            .iter()
+            .filter(|s| !shares_backward(s.method))
+            .map(|s| s.id)
+            .collect();
+        for id in ids {
+            self.run_slot(id, false);
+        }
+    }
+
+    /// (Re)computes one slot's map, or runs its sanity check.
+    fn run_slot(&mut self, id: usize, sanity: bool) {
+        let Some(slot) = self.state.slot(id) else {
+            return;
+        };
+        if self.state.input.is_none() || self.state.model.is_none() {
+            return;
+        }
+        let base = self.base_params();
+        let params = Params {
+            target: base.target,
+            layer: base.layer,
+            ..slot.params.clone()
+        };
+        let method = slot.method;
+        let (job, req) = if sanity {
+            (
+                Job::Sanity(id),
+                Request::Sanity {
+                    slot: id,
+                    method,
+                    params,
+                },
+            )
+        } else {
+            (
+                Job::Explain(id),
+                Request::Explain {
+                    slot: id,
+                    method,
+                    params,
+                },
+            )
+        };
+        let rid = self.send(job, req);
+        if let Some(s) = self.state.slot_mut(id) {
+            s.progress = None;
+            if sanity {
+                s.sanity_running = Some(rid);
+            } else {
+                s.running = Some(rid);
+                s.error = None;
+                s.faith = None;
+                s.sanity = None;
+            }
+        }
+    }
+
+    fn remember_methods(&mut self) {
+        self.state.settings.methods = self.state.slots.iter().map(|s| s.method.name().to_string()).collect();
+    }
+
+    /// Chooses the layer whose channels are shown; the filters follow it (the convolution
+    /// that made its channels).
+    fn set_layer(&mut self, layer: String) {
+        let conv = self.state.model.as_ref().and_then(|m| m.producers.get(&layer).cloned());
+        if let Some(c) = conv.filter(|c| self.state.settings.filter_conv.as_ref() != Some(c)) {
+            self.set_filter_conv(c);
+        }
+        self.state.settings.layer = Some(layer.clone());
+        self.state.channel = None;
+        self.state.field = None;
+        self.tex.clear(Which::Field);
+        if self.state.input.is_some() {
+            self.send(Job::Activations, Request::Activations { layer });
+        }
+    }
+
+    fn set_filter_conv(&mut self, conv: String) {
+        self.state.settings.filter_conv = Some(conv.clone());
+        let per_input = self.state.settings.per_input;
+        self.send(Job::Filters, Request::Filters { conv, per_input });
+    }
+
+    /// Chooses a channel of the activation layer; with a position, also its receptive field.
+    fn select_channel(&mut self, channel: usize, at: Option<(usize, usize)>) {
+        let Some(ch) = &self.state.channels else { return };
+        if channel >= ch.c {
+            return;
+        }
+        let stats = ch.stats(channel);
+        let layer = ch.layer.clone();
+        self.state.channel = Some(ChannelDetail {
+            channel,
+            stats,
+            kernel: None,
+            kernel_error: None,
+        });
+        if let Some((heat, over)) = self.state.channel_pictures() {
+            self.tex.set(&self.ctx, Which::Channel, &heat);
+            self.tex.set(&self.ctx, Which::ChannelOverlay, &over);
+        }
+        self.send(
+            Job::Kernel,
+            Request::ChannelKernel {
+                layer: layer.clone(),
+                channel,
+            },
+        );
+        if let Some((y, x)) = at {
+            let (h, w) = (ch_dims(&self.state.channels).0, ch_dims(&self.state.channels).1);
+            self.apply(Command::RequestField {
+                layer,
+                channel: Some(channel),
+                y: y.min(h.saturating_sub(1)),
+                x: x.min(w.saturating_sub(1)),
+            });
+        }
+    }
+
+    fn set_channels(&mut self, ch: Channels) {
+        let grid = render::channel_grid(&ch, self.state.settings.shared_scale, Colormap::Viridis);
+        self.tex.set(&self.ctx, Which::Grid, &grid.0);
+        self.state.grid = Some(grid);
+        let keep = self.state.channel.as_ref().map(|d| d.channel).filter(|c| *c < ch.c);
+        let first = ch.order.first().map(|o| o.0);
+        self.state.channels = Some(ch);
+        if let Some(c) = keep.or(first) {
+            self.select_channel(c, None);
+        }
+    }
+
+    /// Redraws the activation grid (the colour-scale option changed).
+    fn redraw_grid(&mut self) {
+        if let Some(ch) = self.state.channels.take() {
+            self.set_channels(ch);
+        }
+    }
+
+    /// Receives engine responses and the results of dialogs; notices a lost engine.
+    pub fn poll(&mut self) {
+        while let Some(r) = self.engine.try_recv() {
+            self.respond(r);
+        }
+        if !self.state.engine_lost && !self.engine.alive() {
+            // Nothing pending can finish now: say so instead of "working" forever.
+            self.state.engine_lost = true;
+            self.pending.clear();
+            self.cancel_slot_work();
+            self.state.errors.push(
+                "the engine stopped unexpectedly; what is on screen stays. Restart it to go on (your model and image are opened again)"
+                    .into(),
+            );
+        }
+        while let Ok(p) = self.picked_rx.try_recv() {
+            match p {
+                Picked::Command(c) => self.apply(c),
+                Picked::Error(e) => self.state.errors.push(e),
+            }
+        }
+        self.update_slot_textures();
+        if self.busy() {
+            self.ctx.request_repaint_after(Duration::from_millis(16));
+        }
+    }
+
+    fn update_slot_textures(&mut self) {
+        let dirty: Vec<usize> = self
+            .state
+            .slots
+            .iter()
+            .filter(|s| s.overlay_dirty)
+            .map(|s| s.id)
+            .collect();
+        for id in dirty {
+            let pic = self.state.slot(id).and_then(|s| self.state.slot_picture(s));
+            match pic {
+                Some(p) => self.tex.set(&self.ctx, Which::Slot(id), &p),
+                None => self.tex.clear(Which::Slot(id)),
+            }
+            if let Some(s) = self.state.slot_mut(id) {
+                s.overlay_dirty = false;
+            }
+        }
+    }
+
+    /// Applies one engine response.
+    fn respond(&mut self, r: Response) {
+        let id = r.id();
+        let job = if r.is_final() {
+            self.pending.remove(&id)
+        } else {
+            self.pending.get(&id).copied()
+        };
+        let Some(job) = job else {
+            return; // superseded or cancelled: its result is stale
+        };
+        match r {
+            Response::ModelOpened { info, .. } => {
+                let names: Vec<&str> = info.layers.iter().map(|l| l.name.as_str()).collect();
+                let st = &mut self.state;
+                if !st.settings.layer.as_deref().is_some_and(|l| names.contains(&l)) {
+                    st.settings.layer = super::state::State::default_layer(&info);
+                }
+                if !st.settings.cam_layer.as_deref().is_some_and(|l| names.contains(&l)) {
+                    st.settings.cam_layer = None;
+                }
+                if !st.settings.filter_conv.as_ref().is_some_and(|c| info.convs.contains(c)) {
+                    st.settings.filter_conv = info.convs.first().cloned();
+                }
+                st.settings.model = info.source.clone();
+                st.model = Some(info);
+                let side = st.model_side() as i64;
+                for s in &mut st.slots {
+                    s.params = s.params.clone().with_window_for(side);
+                }
+                st.target = None;
+                st.top.clear();
+                st.channels = None;
+                st.channel = None;
+                st.field = None;
+                st.filters = None;
+                if let Some(conv) = st.settings.filter_conv.clone() {
+                    self.set_filter_conv(conv);
+                }
+                // The view depends on the model's input size: prepare the image again, unless
+                // a newer image is already on its way (it will be prepared for this model;
+                // sending the old one again would supersede it and lose the user's drop).
+                if self.sent_source.is_none() {
+                    if let Some(src) = self.image_source.clone() {
+                        self.set_image(src);
+                    }
+                }
+            }
+            Response::ImageSet {
+                name, view, original, ..
+            } => {
+                self.tex.set(&self.ctx, Which::Input, &view.to_rgb8());
+                if let Some(src) = self.sent_source.take() {
+                    self.state.settings.image = match &src {
+                        ImageSource::File(p) => Some(p.clone()),
+                        _ => None,
+                    };
+                    self.image_source = Some(src);
+                }
+                let st = &mut self.state;
+                st.input = Some(Input { name, view, original });
+                st.target = None;
+                st.top.clear();
+                st.channel = None;
+                st.field = None;
+                for s in &mut st.slots {
+                    s.result = None;
+                    s.partial = None;
+                    s.overlay_dirty = true;
+                }
+                self.tex.clear(Which::Field);
+                self.analyze_all(true);
+            }
+            Response::Prediction { top, .. } => self.state.top = top,
+            Response::Analyzed {
+                top,
+                target,
+                channels,
+                maps,
+                ..
+            } => {
+                self.state.top = top;
+                self.state.explained_target = Some(target);
+                match channels {
+                    Some(Ok(ch)) => self.set_channels(ch),
+                    Some(Err(e)) => self.state.errors.push(e),
+                    None => {}
+                }
+                for m in maps {
+                    match m {
+                        Ok(e) => {
+                            let ids: Vec<usize> = self
+                                .state
+                                .slots
+                                .iter()
+                                .filter(|s| s.method == e.method)
+                                .map(|s| s.id)
+                                .collect();
+                            for id in ids {
+                                self.slot_done(id, e.clone());
+                            }
+                        }
+                        Err(msg) => {
+                            for s in self.state.slots.iter_mut().filter(|s| shares_backward(s.method)) {
+                                s.error = Some(msg.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            Response::Activations { channels, .. } => self.set_channels(channels),
+            Response::Progress {
+                done, total, partial, ..
+            } => {
+                if let Job::Explain(sid) | Job::Sanity(sid) = job {
+                    if let Some(s) = self.state.slot_mut(sid) {
+                        s.progress = Some((done, total));
+                        if let Some(p) = partial {
+                            s.partial = Some(p);
+                            s.overlay_dirty = true;
+                        }
+                    }
+                }
+            }
+            Response::Explained { slot, result, .. } => {
+                self.state.explained_target = Some(result.target);
+                self.slot_done(slot, result);
+            }
+            Response::Faithfulness {
+                slot,
+                deletion,
+                insertion,
+                ..
+            } => {
+                if let Some(s) = self.state.slot_mut(slot) {
+                    s.faith = Some((deletion, insertion));
+                }
+            }
+            Response::ChannelKernel {
+                layer,
+                channel,
+                conv,
+                shape,
+                picture,
+                ..
+            } => {
+                let st = &mut self.state;
+                let current = st.channels.as_ref().map(|c| c.layer.as_str()) == Some(layer.as_str());
+                if let Some(d) = st.channel.as_mut().filter(|d| d.channel == channel && current) {
+                    self.tex.set(&self.ctx, Which::Kernel, &picture);
+                    d.kernel = Some((conv, shape, picture));
+                }
+            }
+            Response::ReceptiveField { layer, y, x, field, .. } => {
+                if let Some(input) = &self.state.input {
+                    let pic = render::field_picture(&input.view, &field);
+                    self.tex.set(&self.ctx, Which::Field, &pic);
+                }
+                self.state.field = Some(Field { layer, y, x, field });
+            }
+            Response::Filters {
+                conv, shape, picture, ..
+            } => {
+                self.tex.set(&self.ctx, Which::Filters, &picture);
+                self.state.filters = Some((conv, shape, picture));
+            }
+            Response::Sanity { slot, result, .. } => {
+                if let Some(s) = self.state.slot_mut(slot) {
+                    s.sanity = Some(result);
+                    s.sanity_running = None;
+                    s.progress = None;
+                }
+            }
+            Response::Cancelled { .. } => {
+                if let Job::Explain(sid) | Job::Sanity(sid) = job {
+                    if let Some(s) = self.state.slot_mut(sid) {
+                        s.running = None;
+                        s.sanity_running = None;
+                        s.progress = None;
+                    }
+                }
+            }
+            Response::Failed { message, .. } => match job {
+                Job::Explain(sid) | Job::Sanity(sid) | Job::Faith(sid) => {
+                    if let Some(s) = self.state.slot_mut(sid) {
+                        s.error = Some(message);
+                        s.running = None;
+                        s.sanity_running = None;
+                        s.progress = None;
+                    }
+                }
+                Job::Kernel => {
+                    if let Some(d) = self.state.channel.as_mut() {
+                        d.kernel_error = Some(message);
+                    }
+                }
+                Job::Image => {
+                    // The engine still holds the previous image.
+                    self.sent_source = None;
+                    self.state
+                        .errors
+                        .push(format!("{message}. The previous image stays open."));
+                }
+                Job::Model => self
+                    .state
+                    .errors
+                    .push(format!("{message}. The previous model stays open.")),
+                _ => self.state.errors.push(message),
+            },
+        }
+        if self.all_views_after.is_none() && self.state.views_ready() {
+            self.all_views_after = self.image_requested.map(|t| t.elapsed());
+        }
+    }
+
+    fn slot_done(&mut self, id: usize, e: Explained) {
+        let target = e.target;
+        let map = e.map.clone();
+        let Some(s) = self.state.slot_mut(id) else { return };
+        s.result = Some(e);
+        s.partial = None;
+        s.progress = None;
+        s.running = None;
+        s.error = None;
+        s.overlay_dirty = true;
+        self.send(Job::Faith(id), Request::Faithfulness { slot: id, target, map });
+    }
+
+    /// A file dialog off the UI thread; its answer arrives through `poll`.
+    fn dialog(&self, kind: DialogKind) {
+        let tx = self.picked_tx.clone();
+        let start = self
+            .state
+            .settings
+            .image
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        std::thread::spawn(move || {
+            let mut d = rfd::FileDialog::new();
+            if let Some(dir) = start {
+                d = d.set_directory(dir);
+            }
+            let picked = match kind {
+                DialogKind::Image => d
+                    .add_filter("images", &["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"])
+                    .pick_file()
+                    .map(Command::OpenPath),
+                DialogKind::Model => d
+                    .add_filter("weights", &["safetensors", "pth", "pt", "bin"])
+                    .pick_file()
+                    .map(Command::OpenPath),
+                DialogKind::Export(what, name) => d.set_file_name(name).save_file().map(|p| Command::Export(what, p)),
+            };
+            if let Some(c) = picked {
+                let _ = tx.send(Picked::Command(c));
+            }
+        });
+    }
+
+    /// An image from the clipboard (off the UI thread).
+    fn paste(&self) {
+        let tx = self.picked_tx.clone();
+        std::thread::spawn(move || {
+            let msg = match arboard::Clipboard::new().and_then(|mut c| c.get_image()) {
+                Ok(img) => Picked::Command(Command::SetImage(ImageSource::Pixels {
+                    name: "pasted image".into(),
+                    width: img.width as u32,
+                    height: img.height as u32,
+                    rgba: img.bytes.into_owned(),
+                })),
+                Err(e) => Picked::Error(format!(
+                    "the clipboard holds no image ({e}); copy an image first, or drop a file on the window"
+                )),
+            };
+            let _ = tx.send(msg);
+        });
+    }
+
+    /// The settings to remember (eframe storage).
+    pub fn settings(&self) -> &Settings {
+        &self.state.settings
+    }
+}
+
+/// (h, w) of the channels shown, (1, 1) when none.
+fn ch_dims(ch: &Option<Channels>) -> (usize, usize) {
+    ch.as_ref().map_or((1, 1), |c| (c.h, c.w))
+}

@@ -1,0 +1,111 @@
+//! `glassbox bench`: the engine's timings, the app's (headless), and a long session.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::builder::RangedU64ValueParser;
+use tch::Device;
+
+use super::args::ModelArgs;
+
+/// Time the engine: model load, forward, forward+backward (medians), peak memory.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, default_value_t = 20, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub runs: usize,
+    #[arg(long)]
+    pub json: bool,
+    /// Also time every attribution method beside its bound (on this image).
+    #[arg(long)]
+    pub methods: Option<PathBuf>,
+    /// Time the desktop app instead, headless, dropping these images in turn: frame
+    /// building (median, p99) and drop-to-all-views beside decode+forward+backward.
+    #[arg(long, num_args = 1..)]
+    pub ui: Vec<PathBuf>,
+    /// Hold a long session instead: this many predictions through the engine thread,
+    /// alternating the images given with --soak-images, reporting resident memory.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(10..=10_000_000))]
+    pub soak: Option<usize>,
+    #[arg(long, num_args = 1.., requires = "soak")]
+    pub soak_images: Vec<PathBuf>,
+}
+
+pub fn run(a: BenchArgs, device: Device) -> Result<()> {
+    if let Some(n) = a.soak {
+        if a.soak_images.is_empty() {
+            bail!("--soak needs images: --soak-images A.png B.png");
+        }
+        let r = crate::engine::bench::soak(a.model.model.clone(), &a.soak_images, n, device)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "{} predictions of {} in {:.0} s; resident memory (MiB) after each tenth:",
+                r.predictions, r.model, r.seconds
+            );
+            for (k, mib) in &r.rss_mib {
+                println!("  after {k:>6}: {mib:8.1}");
+            }
+            println!("growth from the first tenth to the end: {:+.2} %", r.growth_percent);
+        }
+        return Ok(());
+    }
+    if !a.ui.is_empty() {
+        let r = crate::app::bench::run(&a.ui, 300, a.runs.clamp(1, 50), device.into())?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "ui on {}: frame build median {:.2} ms, p99 {:.2} ms ({} frames, every panel open)",
+                r.device, r.frame_median_ms, r.frame_p99_ms, r.frames
+            );
+            println!(
+                "drop to all views {:.1} ms vs bound (decode+forward+backward) {:.1} ms: {:.2}x (median of {})",
+                r.drop_to_views_median_ms, r.bound_median_ms, r.ratio, r.drops
+            );
+        }
+        return Ok(());
+    }
+    let r = crate::engine::bench::core(a.model.model.clone(), a.runs, device)?;
+    let method_times = match &a.methods {
+        Some(img) => {
+            let m = a.model.open(device)?;
+            let x = m.preprocess.prepare_file(img)?.tensor;
+            crate::engine::bench::methods(&m, &x, a.runs)?
+        }
+        None => Vec::new(),
+    };
+    if a.json {
+        println!("{}", serde_json::json!({ "core": r, "methods": method_times }));
+    } else {
+        println!(
+            "model {}, device {}, {} threads, {} runs each",
+            r.model, r.device, r.threads, a.runs
+        );
+        for t in &r.timings {
+            println!(
+                "  {:<44} median {:>9.2} ms   min {:>9.2} ms",
+                t.name, t.median_ms, t.min_ms
+            );
+        }
+        if let Some(rss) = r.peak_rss_mib {
+            println!("  {:<44} {:>9.1} MiB", "peak RSS", rss);
+        }
+        if !method_times.is_empty() {
+            println!("attribution methods (median of runs; bound = the bare libtorch passes it cannot avoid)");
+            println!(
+                "  {:<22} {:>11} {:>11} {:>7}  bound",
+                "method", "time ms", "bound ms", "ratio"
+            );
+            for t in &method_times {
+                println!(
+                    "  {:<22} {:>11.1} {:>11.1} {:>6.2}x  {}",
+                    t.method, t.median_ms, t.bound_ms, t.ratio, t.bound
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! One handler per request. Each reads the engine state, does its work, and returns the
+//! response; it changes the state only once it has succeeded.
+
+use std::sync::mpsc::Sender;
+
+use tch::Tensor;
+
+use super::protocol::{Fault, ImageSource, Request, Response};
+use super::state::{decode, explained, model_info, State};
+use crate::engine::arch::Arch;
+use crate::engine::defaults;
+use crate::engine::error::Result;
+use crate::engine::explain::{self, Method, Params, Progress};
+use crate::engine::inspect;
+use crate::engine::metrics;
+use crate::engine::model::{Model, ModelSource};
+use crate::engine::render::{self, attribution_map, FilterMode, Map};
+
+/// What a handler needs besides the request: its id, the channel for progress reports,
+/// and whether it went stale (superseded, cancelled, or the engine is closing).
+pub(super) struct Ctx<'a> {
+    pub id: u64,
+    pub out: &'a Sender<Response>,
+    pub stale: &'a dyn Fn() -> bool,
+}
+
+impl Ctx<'_> {
+    /// Reports progress; false when the request should stop.
+    fn progress(&self, done: usize, total: usize, partial: Option<Map>) -> bool {
+        if (self.stale)() {
+            return false;
+        }
+        let _ = self.out.send(Response::Progress {
+            id: self.id,
+            done,
+            total,
+            partial,
+        });
+        true
+    }
+}
+
+pub(super) fn run(state: &mut State, req: Request, cx: &Ctx) -> Result<Response> {
+    match req {
+        Request::OpenModel { model, arch } => open_model(state, cx, model, arch),
+        Request::SetImage { source } => set_image(state, cx, source),
+        Request::Predict { top } => predict(state, cx, top),
+        Request::Analyze {
+            top,
+            layer,
+            methods,
+            params,
+        } => analyze(state, cx, top, layer, methods, params),
+        Request::Activations { layer } => activations(state, cx, layer),
+        Request::Explain { slot, method, params } => explain_slot(state, cx, slot, method, params),
+        Request::Faithfulness { slot, target, map } => faithfulness(state, cx, slot, target, map),
+        Request::ChannelKernel { layer, channel } => channel_kernel(state, cx, layer, channel),
+        Request::ReceptiveField { layer, channel, y, x } => receptive_field(state, cx, layer, channel, y, x),
+        Request::Filters { conv, per_input } => filters(state, cx, conv, per_input),
+        Request::Sanity { slot, method, params } => sanity(state, cx, slot, method, params),
+        Request::InjectFault(fault) => inject_fault(state, fault),
+    }
+}
+
+fn open_model(state: &mut State, cx: &Ctx, model: ModelSource, arch: Option<Arch>) -> Result<Response> {
+    let m = Model::open(model, arch, state.device)?;
+    let info = model_info(&m);
+    state.input = state.image.as_ref().map(|img| m.preprocess.prepare(img).tensor);
+    state.model = Some(m);
+    Ok(Response::ModelOpened { id: cx.id, info })
+}
+
+fn set_image(state: &mut State, cx: &Ctx, source: ImageSource) -> Result<Response> {
+    let img = decode(&source)?;
+    let view = match &state.model {
+        Some(m) => {
+            let p = m.preprocess.prepare(&img);
+            state.input = Some(p.tensor);
+            p.view
+        }
+        None => img.clone(),
+    };
+    let original = (img.width(), img.height());
+    state.image = Some(img);
+    Ok(Response::ImageSet {
+        id: cx.id,
+        name: source.name(),
+        view,
+        original,
+    })
+}
+
+fn predict(state: &mut State, cx: &Ctx, top: usize) -> Result<Response> {
+    let (m, x) = state.need_input()?;
+    let logits = m.logits(x);
+    Ok(Response::Prediction {
+        id: cx.id,
+        top: m.top_k(&logits, top)?.remove(0),
+    })
+}
+
+fn analyze(
+    state: &mut State,
+    cx: &Ctx,
+    top: usize,
+    layer: Option<String>,
+    methods: Vec<Method>,
+    params: Params,
+) -> Result<Response> {
+    let (m, x) = state.need_input()?;
+    let a = inspect::analyze(m, x, layer.as_deref(), &methods, &params)?;
+    let size = m.preprocess.size as i64;
+    Ok(Response::Analyzed {
+        id: cx.id,
+        top: m.top_k(&a.logits, top)?.remove(0),
+        target: a.target,
+        channels: a.channels.map(|c| c.map_err(|e| e.to_string())),
+        maps: a
+            .explanations
+            .iter()
+            .map(|e| {
+                e.as_ref()
+                    .map_err(|e| e.to_string())
+                    .and_then(|e| explained(e, size).map_err(|e| e.to_string()))
+            })
+            .collect(),
+    })
+}
+
+fn activations(state: &mut State, cx: &Ctx, layer: String) -> Result<Response> {
+    let (m, x) = state.need_input()?;
+    let (_, channels) = inspect::channels(m, x, &layer)?;
+    Ok(Response::Activations { id: cx.id, channels })
+}
+
+fn explain_slot(state: &mut State, cx: &Ctx, slot: usize, method: Method, params: Params) -> Result<Response> {
+    let (m, x) = state.need_input()?;
+    let size = m.preprocess.size as i64;
+    let mut progress = |p: Progress| {
+        let partial = p.partial.and_then(|t| attribution_map(t, method, size, size).ok());
+        cx.progress(p.done, p.total, partial)
+    };
+    let e = explain::explain(m, x, method, &params, &mut progress)?;
+    Ok(Response::Explained {
+        id: cx.id,
+        slot,
+        result: explained(&e, size)?,
+    })
+}
+
+fn faithfulness(state: &mut State, cx: &Ctx, slot: usize, target: i64, map: Map) -> Result<Response> {
+    let (m, x) = state.need_input()?;
+    let (deletion, insertion) =
+        metrics::deletion_insertion(m, x, &map, target, defaults::FAITHFULNESS_STEPS, &|| !(cx.stale)())?;
+    Ok(Response::Faithfulness {
+        id: cx.id,
+        slot,
+        deletion,
+        insertion,
+    })
+}
+
+fn channel_kernel(state: &mut State, cx: &Ctx, layer: String, channel: usize) -> Result<Response> {
+    let m = state.need_model()?;
+    let (conv, k) = inspect::channel_kernel(m, &layer, channel)?;
+    Ok(Response::ChannelKernel {
+        id: cx.id,
+        layer,
+        channel,
+        conv,
+        shape: k.size(),
+        picture: render::filter_grid(&k, FilterMode::PerInput, defaults::KERNEL_TILES)?,
+    })
+}
+
+fn receptive_field(
+    state: &mut State,
+    cx: &Ctx,
+    layer: String,
+    channel: Option<usize>,
+    y: usize,
+    x: usize,
+) -> Result<Response> {
+    let (m, input) = state.need_input()?;
+    let field = inspect::receptive_field(m, input, &layer, channel, y, x)?;
+    Ok(Response::ReceptiveField {
+        id: cx.id,
+        layer,
+        y,
+        x,
+        field,
+    })
+}
+
+fn filters(state: &mut State, cx: &Ctx, conv: String, per_input: bool) -> Result<Response> {
+    let m = state.need_model()?;
+    let w = inspect::conv_weight(m, &conv)?;
+    let mode = if per_input {
+        FilterMode::PerInput
+    } else {
+        FilterMode::Average
+    };
+    Ok(Response::Filters {
+        id: cx.id,
+        conv,
+        shape: w.size(),
+        picture: render::filter_grid(&w, mode, defaults::FILTER_TILES)?,
+    })
+}
+
+fn sanity(state: &mut State, cx: &Ctx, slot: usize, method: Method, params: Params) -> Result<Response> {
+    let (m, x) = state.need_input()?;
+    let mut progress = |done: usize, total: usize| cx.progress(done, total, None);
+    let result = metrics::sanity_check(m, x, method, &params, &mut progress)?;
+    Ok(Response::Sanity {
+        id: cx.id,
+        slot,
+        result,
+    })
+}
+
+fn inject_fault(state: &mut State, fault: Fault) -> Result<Response> {
+    match fault {
+        Fault::TorchError => {
+            let t = Tensor::zeros([2, 3], (tch::Kind::Float, state.device));
+            let _ = t.view([7, 7]);
+            unreachable!("libtorch refuses a [2, 3] tensor viewed as [7, 7]")
+        }
+        Fault::Panic => panic!("injected panic"),
+        Fault::KillThread => unreachable!("handled by the engine loop"),
+    }
+}

@@ -1,0 +1,111 @@
+//! What the engine thread holds between requests, and the checks handlers share.
+
+use image::{DynamicImage, RgbaImage};
+use tch::{Device, Tensor};
+
+use super::protocol::{Explained, ImageSource, ModelInfo};
+use crate::engine::error::{Error, Result};
+use crate::engine::explain;
+use crate::engine::inspect;
+use crate::engine::model::Model;
+use crate::engine::render::attribution_map;
+
+/// The engine's state: the model, the image, and the image prepared for the model. A
+/// request changes it only once it has succeeded.
+pub(super) struct State {
+    pub device: Device,
+    pub model: Option<Model>,
+    pub image: Option<DynamicImage>,
+    /// The current image prepared for the current model.
+    pub input: Option<Tensor>,
+}
+
+impl State {
+    pub(super) fn new(device: Device) -> State {
+        State {
+            device,
+            model: None,
+            image: None,
+            input: None,
+        }
+    }
+
+    /// The model and the prepared image, or what the user has to do first.
+    pub(super) fn need_input(&self) -> Result<(&Model, &Tensor)> {
+        match (&self.model, &self.input) {
+            (Some(m), Some(x)) => Ok((m, x)),
+            (None, _) => Err(Error::invalid(
+                "no model is open: open a weights file or pick the builtin model",
+            )),
+            (_, None) => Err(Error::invalid(
+                "no image yet: drop an image on the window, open one or paste one",
+            )),
+        }
+    }
+
+    /// The model, or what the user has to do first.
+    pub(super) fn need_model(&self) -> Result<&Model> {
+        self.model
+            .as_ref()
+            .ok_or_else(|| Error::invalid("no model is open: open a weights file or pick the builtin model"))
+    }
+}
+
+pub(super) fn model_info(m: &Model) -> ModelInfo {
+    let p = &m.preprocess;
+    ModelInfo {
+        source: m.source.clone(),
+        arch: m.spec.arch.to_string(),
+        classes: m.spec.classes,
+        parameters: m.parameter_count(),
+        layers: m.layers(),
+        convs: inspect::conv_layers(m),
+        producers: m
+            .layers()
+            .iter()
+            .filter_map(|l| inspect::producing_conv(m, &l.name).map(|c| (l.name.clone(), c)))
+            .collect(),
+        labels: m.labels.clone(),
+        device: crate::engine::Device::from(m.device()).to_string(),
+        input: format!("{}x{}x{}", p.channels(), p.size, p.size),
+    }
+}
+
+pub(super) fn decode(source: &ImageSource) -> Result<DynamicImage> {
+    match source {
+        ImageSource::File(path) => crate::engine::preprocess::load_image(path),
+        ImageSource::Bytes { name, bytes } => crate::engine::preprocess::decode(bytes, std::path::Path::new(name)),
+        ImageSource::Pixels {
+            name,
+            width,
+            height,
+            rgba,
+        } => {
+            crate::engine::preprocess::check_image_size(
+                *width,
+                *height,
+                rgba.len() as u64,
+                std::path::Path::new(name),
+            )?;
+            RgbaImage::from_raw(*width, *height, rgba.clone())
+                .map(DynamicImage::ImageRgba8)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{name}: {width}x{height} pixels need {} bytes, got {}",
+                        *width as usize * *height as usize * 4,
+                        rgba.len()
+                    ))
+                })
+        }
+    }
+}
+
+pub(super) fn explained(e: &explain::Explanation, size: i64) -> Result<Explained> {
+    Ok(Explained {
+        method: e.method,
+        target: e.target,
+        layer: e.layer.clone(),
+        map: attribution_map(&e.attribution, e.method, size, size)?,
+        completeness_error: e.completeness_error,
+    })
+}
