@@ -264,7 +264,7 @@ fn snapshot_of_the_main_window_and_a_changed_label_fails_it() {
         return; // writing snapshots: the check below would write over it
     }
     // The same window with one class name changed is not the snapshot any more.
-    h.state_mut().state.top[1].label = "Egyptian cat!".into();
+    h.state_mut().state.top[1].label = "Persian cat".into();
     h.run_steps(3);
     let changed = h.try_snapshot_options("main_window", &snapshot_options());
     assert!(changed.is_err(), "a changed label must fail the snapshot");
