@@ -245,7 +245,30 @@ fn steady_frames_upload_no_textures_and_exports_write_files() {
     ] {
         let p = dir.path().join(name);
         s.state.export(what, &p).unwrap();
-        assert!(std::fs::metadata(&p).unwrap().len() > 100, "{name}");
+        // Each file shows what its view shows.
+        match what {
+            ExportWhat::Input | ExportWhat::Overlay(_) => {
+                assert_picture(&p, 224, 224, 1000);
+            }
+            ExportWhat::Activations => {
+                let ch = s.state.channels.as_ref().unwrap();
+                assert_grid(&assert_picture(&p, 0, 0, 50), ch.c, ch.h, ch.w);
+            }
+            ExportWhat::Channel => {
+                assert_picture(&p, 224, 224, 100);
+            }
+            ExportWhat::Filters | ExportWhat::FaithfulnessChart(_) => {
+                assert_picture(&p, 0, 0, 10);
+            }
+            ExportWhat::PredictionChart => {
+                let svg = std::fs::read_to_string(&p).unwrap();
+                assert!(svg.starts_with("<svg"), "{name}");
+                for c in &s.state.top {
+                    let first = c.label.split(',').next().unwrap();
+                    assert!(svg.contains(first), "{name} lacks {first}");
+                }
+            }
+        }
     }
     let e = s
         .state
