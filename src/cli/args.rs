@@ -112,7 +112,7 @@ pub struct ModelArgs {
     pub arch: Option<Arch>,
 }
 
-fn parse_model(s: &str) -> Result<ModelSource, String> {
+pub fn parse_model(s: &str) -> Result<ModelSource, String> {
     if s.is_empty() {
         return Err(format!("give a weights file or one of: {}", BUILTINS.join(", ")));
     }

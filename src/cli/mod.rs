@@ -4,11 +4,12 @@
 //! commands share (model, method, shard, position arguments, the engine's enums as clap
 //! value enums, input and output paths); each command or family has its file: `predict.rs`,
 //! `explain.rs` (explain, sanity), `inspect.rs` (layers, channel, receptive-field,
-//! activations, filters), `import.rs`, `train.rs`, `bench.rs`. A new command gets a file
+//! activations, filters), `import.rs`, `train.rs`, `bench.rs`, `edit.rs` (edit, diff, eval). A new command gets a file
 //! with its `...Args` struct and `run`, and a variant here.
 
 pub mod args;
 mod bench;
+mod edit;
 mod explain;
 mod import;
 mod inspect;
@@ -69,6 +70,12 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Train the small CNN on MNIST or Fashion-MNIST (data from `make setup`).
     Train(train::TrainArgs),
+    /// Edit a model's weights or knock out channels, and save it as a new file with the edit log.
+    Edit(edit::EditArgs),
+    /// Which tensors differ between two models, by how much, and both edit logs.
+    Diff(edit::DiffArgs),
+    /// Accuracy, per-class accuracy and the confusion matrix on a labelled folder or data set.
+    Eval(edit::EvalArgs),
     /// Time the engine: model load, forward, forward+backward (medians), peak memory.
     Bench(bench::BenchArgs),
     /// Open the desktop app (the default without a command).
@@ -94,6 +101,9 @@ impl Command {
             Command::Filters(_) => "filters",
             Command::Import(_) => "import",
             Command::Train(_) => "train",
+            Command::Edit(_) => "edit",
+            Command::Diff(_) => "diff",
+            Command::Eval(_) => "eval",
             Command::Bench(_) => "bench",
             Command::Gui(_) => "gui",
             Command::Completions { .. } => "completions",
@@ -149,6 +159,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Filters(a) => inspect::filters(a, device),
         Command::Import(a) => import::run(a, device),
         Command::Train(a) => train::run(a, device),
+        Command::Edit(a) => edit::run_edit(a, device),
+        Command::Diff(a) => edit::run_diff(a, device),
+        Command::Eval(a) => edit::run_eval(a, device),
         Command::Bench(a) => bench::run(a, device),
         Command::Gui(a) => gui(a, device.into()),
         Command::Completions { shell } => {

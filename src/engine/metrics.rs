@@ -208,6 +208,7 @@ pub fn duplicate(model: &Model) -> Model {
     m.labels = model.labels.clone();
     m.preprocess = model.preprocess.clone();
     m.source = model.source.clone();
+    m.knockouts = model.knockouts.clone();
     let src = model.vs.variables();
     tch::no_grad(|| {
         for (k, mut v) in m.vs.variables() {

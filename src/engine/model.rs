@@ -111,6 +111,10 @@ pub mod meta {
     pub const ARCH: &str = "glassbox.arch";
     pub const LABELS: &str = "glassbox.labels";
     pub const PREPROCESS: &str = "glassbox.preprocess";
+    /// The edits made by hand, in their readable form (a JSON list), oldest first.
+    pub const EDITS: &str = "glassbox.edits";
+    /// Knocked-out channels (a JSON list of "LAYER:C"), applied again when the file opens.
+    pub const KNOCKOUTS: &str = "glassbox.knockouts";
 }
 
 /// One traced layer output.
@@ -147,6 +151,8 @@ pub struct Model {
     pub metadata: BTreeMap<String, String>,
     /// The traced layers with shapes and parameter counts, measured once by one forward.
     layers: std::sync::OnceLock<Vec<LayerInfo>>,
+    /// Channels (layer, index) whose output is zero in every forward and backward.
+    pub knockouts: std::collections::BTreeSet<(String, i64)>,
 }
 
 /// The device Glassbox computes on: the GPU when libtorch sees one.
@@ -204,6 +210,7 @@ impl Model {
             source: ModelSource::Created(format!("new {arch}")),
             metadata: BTreeMap::new(),
             layers: std::sync::OnceLock::new(),
+            knockouts: std::collections::BTreeSet::new(),
         }
     }
 
@@ -278,6 +285,25 @@ impl Model {
         m.preprocess = preprocess;
         m.metadata = w.metadata;
         m.check_runs()?;
+        if let Some(k) = m.metadata.get(meta::KNOCKOUTS).cloned() {
+            let list: Vec<String> = serde_json::from_str(&k).map_err(|e| {
+                Error::invalid(format!(
+                    "metadata `{}` is not a JSON list of \"LAYER:C\": {e}",
+                    meta::KNOCKOUTS
+                ))
+            })?;
+            for item in list {
+                let (l, c) = item
+                    .rsplit_once(':')
+                    .and_then(|(l, c)| Some((l.to_owned(), c.parse::<i64>().ok()?)))
+                    .ok_or_else(|| {
+                        Error::invalid(format!("metadata `{}`: `{item}` is not LAYER:C", meta::KNOCKOUTS))
+                    })?;
+                super::edit::check_channel(&m, &l, c)
+                    .map_err(|e| Error::invalid(format!("metadata `{}`: {e}", meta::KNOCKOUTS)))?;
+                m.knockouts.insert((l, c));
+            }
+        }
         Ok(m)
     }
 
@@ -331,7 +357,34 @@ impl Model {
         train: bool,
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
     ) -> Tensor {
-        let mut f = Fwd::new(train, hook);
+        if self.knockouts.is_empty() {
+            let mut f = Fwd::new(train, hook);
+            return self.net.forward(&x.to_device(self.device()), &mut f);
+        }
+        // Knocked-out channels are zeroed before anything sees the layer's output.
+        let knockouts = &self.knockouts;
+        let mut knocked = |name: &str, kind: LayerKind, t: Tensor| -> Tensor {
+            let chans: Vec<i64> = knockouts.iter().filter(|(l, _)| l == name).map(|(_, c)| *c).collect();
+            let t = if chans.is_empty() || t.dim() < 2 {
+                t
+            } else {
+                let mut mask = vec![1f32; t.size()[1] as usize];
+                for c in chans {
+                    if let Some(m) = mask.get_mut(c as usize) {
+                        *m = 0.0;
+                    }
+                }
+                let mut shape = vec![1i64; t.dim()];
+                shape[1] = mask.len() as i64;
+                let mask = Tensor::from_slice(&mask)
+                    .view(shape.as_slice())
+                    .to_device(t.device())
+                    .to_kind(t.kind());
+                t * mask
+            };
+            hook(name, kind, t)
+        };
+        let mut f = Fwd::new(train, &mut knocked);
         self.net.forward(&x.to_device(self.device()), &mut f)
     }
 
@@ -457,6 +510,15 @@ impl Model {
             meta::PREPROCESS.into(),
             serde_json::to_string(&self.preprocess).expect("preprocess serialises"),
         );
+        let knocked: Vec<String> = self.knockouts.iter().map(|(l, c)| format!("{l}:{c}")).collect();
+        if knocked.is_empty() {
+            metadata.remove(meta::KNOCKOUTS);
+        } else {
+            metadata.insert(
+                meta::KNOCKOUTS.into(),
+                serde_json::to_string(&knocked).expect("strings serialise"),
+            );
+        }
         weights::save_safetensors(path, &vars, &metadata, store)
     }
 }

@@ -1,0 +1,635 @@
+//! Editing a model by hand: operations on its weights (set, add, scale, zero, seeded noise,
+//! re-initialisation, 3x3 kernel presets) and channel knock-outs, each undoable bit for
+//! bit. Operations have one readable form, the one the command line takes and the saved
+//! edit log holds: `set NAME[i,...]=V`, `add NAME[i,...] V`, `scale NAME[i,...] F`,
+//! `zero NAME[i,...]`, `noise NAME[i,...] SIGMA SEED`, `randomize NAME SEED`,
+//! `preset NAME[o,i] identity|edge|blur|sharpen`, `knockout LAYER:C`, `restore LAYER:C`.
+//! Indices are leading: `conv1.weight[3]` is output channel 3, `conv1.weight[3,0,1,1]` one
+//! value.
+
+use std::fmt;
+
+use rand::{Rng, SeedableRng};
+use tch::{Kind, Tensor};
+
+use super::error::{Error, Result};
+use super::explain::seeded_normal;
+use super::model::Model;
+
+/// A parameter and leading indices into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub param: String,
+    pub index: Vec<i64>,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.index.is_empty() {
+            f.write_str(&self.param)
+        } else {
+            let idx: Vec<String> = self.index.iter().map(|i| i.to_string()).collect();
+            write!(f, "{}[{}]", self.param, idx.join(","))
+        }
+    }
+}
+
+/// A 3x3 kernel to put in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Identity,
+    Edge,
+    Blur,
+    Sharpen,
+}
+
+impl Preset {
+    pub const ALL: &'static [Preset] = &[Preset::Identity, Preset::Edge, Preset::Blur, Preset::Sharpen];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Identity => "identity",
+            Preset::Edge => "edge",
+            Preset::Blur => "blur",
+            Preset::Sharpen => "sharpen",
+        }
+    }
+
+    /// The kernel, row by row.
+    pub fn kernel(self) -> [f32; 9] {
+        match self {
+            Preset::Identity => [0., 0., 0., 0., 1., 0., 0., 0., 0.],
+            Preset::Edge => [-1., -1., -1., -1., 8., -1., -1., -1., -1.],
+            Preset::Blur => [1. / 9.; 9],
+            Preset::Sharpen => [0., -1., 0., -1., 5., -1., 0., -1., 0.],
+        }
+    }
+}
+
+/// One edit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Set(Target, f64),
+    Add(Target, f64),
+    Scale(Target, f64),
+    Zero(Target),
+    Noise(Target, f64, u64),
+    Randomize(String, u64),
+    Preset(Target, Preset),
+    /// Channel `channel` of a traced layer's output is zero in every forward and backward.
+    Knockout(String, i64),
+    /// Brings a knocked-out channel back.
+    Restore(String, i64),
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Set(t, v) => write!(f, "set {t}={v}"),
+            Op::Add(t, v) => write!(f, "add {t} {v}"),
+            Op::Scale(t, v) => write!(f, "scale {t} {v}"),
+            Op::Zero(t) => write!(f, "zero {t}"),
+            Op::Noise(t, s, seed) => write!(f, "noise {t} {s} {seed}"),
+            Op::Randomize(p, seed) => write!(f, "randomize {p} {seed}"),
+            Op::Preset(t, p) => write!(f, "preset {t} {}", p.name()),
+            Op::Knockout(l, c) => write!(f, "knockout {l}:{c}"),
+            Op::Restore(l, c) => write!(f, "restore {l}:{c}"),
+        }
+    }
+}
+
+/// The valid forms, for error messages.
+pub const FORMS: &str = "set NAME[i,...]=V | add NAME[i,...] V | scale NAME[i,...] F | zero NAME[i,...] | noise NAME[i,...] SIGMA SEED | randomize NAME SEED | preset NAME[o,i] identity|edge|blur|sharpen | knockout LAYER:C | restore LAYER:C";
+
+fn parse_target(s: &str) -> std::result::Result<Target, String> {
+    let s = s.trim();
+    match s.find('[') {
+        None => {
+            if s.is_empty() || s.contains(']') {
+                return Err(format!("`{s}` is not a parameter name"));
+            }
+            Ok(Target {
+                param: s.to_owned(),
+                index: Vec::new(),
+            })
+        }
+        Some(open) => {
+            let close = s
+                .strip_suffix(']')
+                .ok_or_else(|| format!("`{s}`: the index must end with `]`"))?;
+            let param = &s[..open];
+            let inner = &close[open + 1..];
+            let index = inner
+                .split(',')
+                .map(|x| x.trim().parse::<i64>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|_| format!("`{s}`: indices are whole numbers from 0, like [3,0,1,1]"))?;
+            if param.is_empty() || index.iter().any(|i| *i < 0) {
+                return Err(format!("`{s}`: give NAME[i,...] with indices from 0"));
+            }
+            Ok(Target {
+                param: param.to_owned(),
+                index,
+            })
+        }
+    }
+}
+
+fn number(s: &str, what: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("{what} `{s}` is not a finite number")),
+    }
+}
+
+fn layer_channel(s: &str) -> std::result::Result<(String, i64), String> {
+    let (l, c) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}`: give LAYER:CHANNEL, like _blocks.3:7"))?;
+    let c = c
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|c| *c >= 0)
+        .ok_or_else(|| format!("`{s}`: the channel is a whole number from 0"))?;
+    Ok((l.trim().to_owned(), c))
+}
+
+impl std::str::FromStr for Op {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Op> {
+        let bad = |why: String| Error::invalid(format!("edit `{s}`: {why}; the forms are: {FORMS}"));
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let op = match words.as_slice() {
+            ["set", rest @ ..] => {
+                let joined = rest.join("");
+                let (t, v) = joined
+                    .split_once('=')
+                    .ok_or_else(|| bad("set needs NAME[i,...]=V".into()))?;
+                Op::Set(parse_target(t).map_err(bad)?, number(v, "the value").map_err(bad)?)
+            }
+            ["add", t, v] => Op::Add(parse_target(t).map_err(bad)?, number(v, "the value").map_err(bad)?),
+            ["scale", t, v] => Op::Scale(parse_target(t).map_err(bad)?, number(v, "the factor").map_err(bad)?),
+            ["zero", t] => Op::Zero(parse_target(t).map_err(bad)?),
+            ["noise", t, sigma, seed] => {
+                let sigma = number(sigma, "sigma").map_err(bad)?;
+                if sigma <= 0.0 {
+                    return Err(bad("sigma must be greater than 0".into()));
+                }
+                let seed = seed
+                    .parse::<u64>()
+                    .map_err(|_| bad("the seed is a whole number".into()))?;
+                Op::Noise(parse_target(t).map_err(bad)?, sigma, seed)
+            }
+            ["randomize", p, seed] => {
+                let seed = seed
+                    .parse::<u64>()
+                    .map_err(|_| bad("the seed is a whole number".into()))?;
+                Op::Randomize(p.to_string(), seed)
+            }
+            ["preset", t, name] => {
+                let p = Preset::ALL
+                    .iter()
+                    .copied()
+                    .find(|p| p.name() == *name)
+                    .ok_or_else(|| bad(format!("unknown preset `{name}` (identity, edge, blur, sharpen)")))?;
+                let t = parse_target(t).map_err(bad)?;
+                if t.index.len() != 2 {
+                    return Err(bad("a preset replaces one 3x3 kernel: NAME[o,i]".into()));
+                }
+                Op::Preset(t, p)
+            }
+            ["knockout", lc] => {
+                let (l, c) = layer_channel(lc).map_err(bad)?;
+                Op::Knockout(l, c)
+            }
+            ["restore", lc] => {
+                let (l, c) = layer_channel(lc).map_err(bad)?;
+                Op::Restore(l, c)
+            }
+            _ => return Err(bad("not an edit".into())),
+        };
+        Ok(op)
+    }
+}
+
+/// What an applied edit replaced, to undo it bit for bit.
+#[derive(Debug)]
+enum Before {
+    /// The values of a region of a parameter.
+    Values(Target, Tensor),
+    /// The values of several whole parameters.
+    Params(Vec<(String, Tensor)>),
+    /// Whether the channel was knocked out.
+    Knocked(bool),
+}
+
+/// The region of `t` that a target names, checked against the parameter's shape.
+fn region(model: &Model, t: &Target) -> Result<Tensor> {
+    let vars = model.vs.variables();
+    let p = vars.get(&t.param).ok_or_else(|| {
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        let sample: Vec<&str> = names.iter().take(6).map(|s| s.as_str()).collect();
+        Error::invalid(format!(
+            "`{}` is not a parameter of this model; parameters are named like: {} (`glassbox layers` lists the layers)",
+            t.param,
+            sample.join(", ")
+        ))
+    })?;
+    let shape = p.size();
+    if t.index.len() > shape.len() {
+        return Err(Error::invalid(format!(
+            "`{t}`: {} indices for a parameter of shape {shape:?}",
+            t.index.len()
+        )));
+    }
+    let mut r = p.shallow_clone();
+    for (d, &i) in t.index.iter().enumerate() {
+        if i >= shape[d] {
+            return Err(Error::invalid(format!(
+                "`{t}`: index {i} is out of range for dimension {d} of size {}; `{}` has shape {shape:?}",
+                shape[d], t.param
+            )));
+        }
+        r = r.select(0, i);
+    }
+    Ok(r)
+}
+
+/// Uniform noise in [-bound, bound] of `shape`, from `seed`.
+fn seeded_uniform(shape: &[i64], bound: f64, seed: u64) -> Tensor {
+    let n = shape.iter().product::<i64>() as usize;
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..=bound) as f32).collect();
+    Tensor::from_slice(&v).view(shape)
+}
+
+/// The values PyTorch's default initialisation gives `name` (uniform in ±1/sqrt(fan-in)
+/// for convolution and linear weights and their biases; ones and zeros for batch norm).
+fn initial(model: &Model, name: &str, t: &Tensor, seed: u64) -> Tensor {
+    let shape = t.size();
+    let vars = model.vs.variables();
+    let fan_in = |w: &Tensor| {
+        let s = w.size();
+        (s.iter().skip(1).product::<i64>()).max(1) as f64
+    };
+    if shape.len() >= 2 {
+        return seeded_uniform(&shape, 1.0 / fan_in(t).sqrt(), seed);
+    }
+    let base = name.rsplit_once('.').map_or("", |(b, _)| b);
+    let weight = vars.get(&format!("{base}.weight"));
+    let is_bn = weight.is_some_and(|w| w.dim() == 1);
+    if name.ends_with("running_var") || (is_bn && name.ends_with(".weight")) {
+        Tensor::ones(&shape, (Kind::Float, tch::Device::Cpu))
+    } else if name.ends_with("running_mean") || is_bn {
+        Tensor::zeros(&shape, (Kind::Float, tch::Device::Cpu))
+    } else {
+        let b = weight.map_or(1.0, |w| 1.0 / fan_in(w).sqrt());
+        seeded_uniform(&shape, b, seed)
+    }
+}
+
+/// The edits made to a model, undoable and redoable without limit, bit for bit.
+#[derive(Debug, Default)]
+pub struct Editor {
+    done: Vec<(Op, Before)>,
+    undone: Vec<Op>,
+}
+
+impl Editor {
+    /// Applies `op` to `model`; a new edit forgets what was undone.
+    pub fn apply(&mut self, model: &mut Model, op: Op) -> Result<()> {
+        let before = apply_op(model, &op)?;
+        self.done.push((op, before));
+        self.undone.clear();
+        Ok(())
+    }
+
+    /// Undoes the last edit: the values it changed are exactly what they were.
+    pub fn undo(&mut self, model: &mut Model) -> Result<bool> {
+        let Some((op, before)) = self.done.pop() else {
+            return Ok(false);
+        };
+        restore(model, &op, before)?;
+        self.undone.push(op);
+        Ok(true)
+    }
+
+    /// Applies again the last undone edit.
+    pub fn redo(&mut self, model: &mut Model) -> Result<bool> {
+        let Some(op) = self.undone.pop() else {
+            return Ok(false);
+        };
+        let before = apply_op(model, &op)?;
+        self.done.push((op, before));
+        Ok(true)
+    }
+
+    /// Undoes every edit: the original model.
+    pub fn reset(&mut self, model: &mut Model) -> Result<()> {
+        while self.undo(model)? {}
+        Ok(())
+    }
+
+    /// Goes back (or forward) to the point after the first `n` edits of the log.
+    pub fn go_to(&mut self, model: &mut Model, n: usize) -> Result<()> {
+        while self.done.len() > n {
+            self.undo(model)?;
+        }
+        while self.done.len() < n && self.redo(model)? {}
+        Ok(())
+    }
+
+    /// The edits in force, in order, in their readable form.
+    pub fn log(&self) -> Vec<String> {
+        self.done.iter().map(|(op, _)| op.to_string()).collect()
+    }
+
+    /// Edits that can be redone.
+    pub fn redoable(&self) -> usize {
+        self.undone.len()
+    }
+}
+
+fn apply_op(model: &mut Model, op: &Op) -> Result<Before> {
+    match op {
+        Op::Knockout(layer, c) | Op::Restore(layer, c) => {
+            check_channel(model, layer, *c)?;
+            let key = (layer.clone(), *c);
+            let was = model.knockouts.contains(&key);
+            if matches!(op, Op::Knockout(..)) {
+                model.knockouts.insert(key);
+            } else {
+                model.knockouts.remove(&key);
+            }
+            return Ok(Before::Knocked(was));
+        }
+        Op::Randomize(name, seed) => {
+            let t = Target {
+                param: name.clone(),
+                index: Vec::new(),
+            };
+            let r = region(model, &t)?;
+            let before = r.detach().copy();
+            let init = initial(model, name, &r, *seed);
+            tch::no_grad(|| r.shallow_clone().copy_(&init.to_device(r.device()).to_kind(r.kind())));
+            return Ok(Before::Params(vec![(name.clone(), before)]));
+        }
+        _ => {}
+    }
+    let t = match op {
+        Op::Set(t, _) | Op::Add(t, _) | Op::Scale(t, _) | Op::Zero(t) | Op::Noise(t, _, _) | Op::Preset(t, _) => t,
+        _ => unreachable!("handled above"),
+    };
+    let r = region(model, t)?;
+    if let Op::Preset(..) = op {
+        if r.size() != [3, 3] {
+            return Err(Error::invalid(format!(
+                "`{t}` is a kernel of shape {:?}; presets are 3x3",
+                r.size()
+            )));
+        }
+    }
+    let before = r.detach().copy();
+    tch::no_grad(|| {
+        let mut r = r.shallow_clone();
+        match op {
+            Op::Set(_, v) => {
+                let _ = r.fill_(*v);
+            }
+            Op::Add(_, v) => {
+                let _ = r.g_add_scalar_(*v);
+            }
+            Op::Scale(_, v) => {
+                let _ = r.g_mul_scalar_(*v);
+            }
+            Op::Zero(_) => {
+                let _ = r.zero_();
+            }
+            Op::Noise(_, sigma, seed) => {
+                let n = seeded_normal(&r.size(), *seed as i64, 0) * *sigma;
+                let _ = r.g_add_(&n.to_device(r.device()).to_kind(r.kind()));
+            }
+            Op::Preset(_, p) => {
+                let k = Tensor::from_slice(&p.kernel()).view([3, 3]);
+                r.copy_(&k.to_device(r.device()).to_kind(r.kind()));
+            }
+            _ => unreachable!("handled above"),
+        }
+    });
+    Ok(Before::Values(t.clone(), before))
+}
+
+fn restore(model: &mut Model, op: &Op, before: Before) -> Result<()> {
+    match before {
+        Before::Knocked(was) => {
+            let (Op::Knockout(l, c) | Op::Restore(l, c)) = op else {
+                unreachable!("knock-outs record their state")
+            };
+            if was {
+                model.knockouts.insert((l.clone(), *c));
+            } else {
+                model.knockouts.remove(&(l.clone(), *c));
+            }
+        }
+        Before::Values(t, values) => {
+            let r = region(model, &t)?;
+            tch::no_grad(|| r.shallow_clone().copy_(&values));
+        }
+        Before::Params(list) => {
+            for (name, values) in list {
+                let r = region(
+                    model,
+                    &Target {
+                        param: name,
+                        index: Vec::new(),
+                    },
+                )?;
+                tch::no_grad(|| r.shallow_clone().copy_(&values));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `layer` is a traced layer with at least `c + 1` channels.
+pub fn check_channel(model: &Model, layer: &str, c: i64) -> Result<()> {
+    let layers = model.layers();
+    let l = layers.iter().find(|l| l.name == layer).ok_or_else(|| {
+        let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+        Error::invalid(format!(
+            "unknown layer `{layer}`; traced layers: {} (`glassbox layers` lists all)",
+            super::explain::name_sample(&names)
+        ))
+    })?;
+    let channels = l.shape.get(1).copied().unwrap_or(0);
+    if c >= channels {
+        return Err(Error::invalid(format!(
+            "`{layer}` has channels 0 to {}, not {c}",
+            channels - 1
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::arch::Arch;
+
+    #[test]
+    fn ops_read_and_write_their_one_form() {
+        for s in [
+            "set conv1.weight[3,0,1,1]=0.5",
+            "add conv1.weight[3] -0.25",
+            "scale fc2.weight 2",
+            "zero bn1.bias[4]",
+            "noise conv2.weight[1,2] 0.1 7",
+            "randomize conv1.weight 3",
+            "preset conv1.weight[0,0] edge",
+            "knockout relu1:5",
+            "restore relu1:5",
+        ] {
+            let op: Op = s.parse().unwrap();
+            assert_eq!(op.to_string(), s);
+        }
+        let e = "set conv1.weight[a]=1".parse::<Op>().unwrap_err().to_string();
+        assert!(e.contains("whole numbers") && e.contains("knockout LAYER:C"), "{e}");
+        assert!("preset conv1.weight[0] blur".parse::<Op>().is_err());
+        assert!("noise w 0 1".parse::<Op>().is_err());
+        assert!("set w=inf".parse::<Op>().is_err());
+    }
+
+    #[test]
+    fn every_edit_undoes_bit_for_bit_and_redoes() {
+        let mut m = Model::new_random(Arch::TinyCnn, 10, 1, tch::Device::Cpu);
+        let snapshot = |m: &Model| -> Vec<(String, Tensor)> {
+            let mut v: Vec<(String, Tensor)> = m.vs.variables().into_iter().map(|(k, t)| (k, t.copy())).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let original = snapshot(&m);
+        let mut ed = Editor::default();
+        for s in [
+            "set conv1.weight[3,0,1,1]=0.5",
+            "add conv1.weight[3] 0.1",
+            "scale fc2.weight 1.7",
+            "zero bn1.bias[4]",
+            "noise conv2.weight[1] 0.3 9",
+            "randomize fc1.weight 2",
+            "randomize bn2.weight 2",
+            "preset conv1.weight[0,0] sharpen",
+            "knockout relu1:5",
+        ] {
+            ed.apply(&mut m, s.parse().unwrap()).unwrap();
+        }
+        assert_eq!(ed.log().len(), 9);
+        assert!(m.knockouts.contains(&("relu1".to_string(), 5)));
+        let edited = snapshot(&m);
+        assert!(edited.iter().zip(&original).any(|(a, b)| !a.1.equal(&b.1)));
+        ed.reset(&mut m).unwrap();
+        for ((n, a), (_, b)) in snapshot(&m).iter().zip(&original) {
+            assert!(a.equal(b), "{n} is not bit for bit the original");
+        }
+        assert!(m.knockouts.is_empty());
+        ed.go_to(&mut m, 9).unwrap();
+        for ((n, a), (_, b)) in snapshot(&m).iter().zip(&edited) {
+            assert!(a.equal(b), "{n}: redo differs");
+        }
+        // Errors name the valid range and the shape; nothing is changed.
+        let e = ed
+            .apply(&mut m, "zero conv1.weight[16]".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("index 16") && e.contains("[16, 1, 3, 3]"), "{e}");
+        let e = ed
+            .apply(&mut m, "knockout relu1:16".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0 to 15"), "{e}");
+        assert_eq!(ed.log().len(), 9);
+    }
+
+    #[test]
+    fn a_knocked_out_channel_is_zero_in_the_forward() {
+        let mut m = Model::new_random(Arch::TinyCnn, 10, 1, tch::Device::Cpu);
+        m.knockouts.insert(("relu1".into(), 3));
+        let x = Tensor::randn([2, 1, 28, 28], (Kind::Float, tch::Device::Cpu));
+        let (_, traced) = m.trace(&x);
+        let relu1 = traced.iter().find(|t| t.name == "relu1").unwrap();
+        assert_eq!(relu1.output.get(0).get(3).abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert!(relu1.output.get(0).get(2).abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+}
+
+/// How one tensor differs between two models.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TensorDiff {
+    pub name: String,
+    /// Values that differ, of `of`.
+    pub values: i64,
+    pub of: i64,
+    pub max_abs: f64,
+    pub l2: f64,
+}
+
+/// What differs between two models of the same architecture: the tensors that changed, and
+/// both edit logs and knock-outs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diff {
+    pub changed: Vec<TensorDiff>,
+    pub unchanged: usize,
+    pub edits_a: Vec<String>,
+    pub edits_b: Vec<String>,
+    pub knockouts_a: Vec<String>,
+    pub knockouts_b: Vec<String>,
+}
+
+/// The edit log saved in a model's metadata.
+pub fn saved_log(model: &Model) -> Vec<String> {
+    model
+        .metadata
+        .get(super::model::meta::EDITS)
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
+pub fn diff(a: &Model, b: &Model) -> Result<Diff> {
+    if a.spec != b.spec {
+        return Err(Error::invalid(format!(
+            "the models differ in architecture or shape ({} with {} classes, {} with {} classes): there is nothing to compare value by value",
+            a.spec.arch, a.spec.classes, b.spec.arch, b.spec.classes
+        )));
+    }
+    let (va, vb) = (a.vs.variables(), b.vs.variables());
+    let mut names: Vec<&String> = va.keys().collect();
+    names.sort();
+    let mut changed = Vec::new();
+    let mut unchanged = 0;
+    for n in names {
+        let (x, y) = (&va[n], &vb[n]);
+        let d = (x.to_kind(Kind::Double) - y.to_kind(Kind::Double).to_device(x.device())).to_device(tch::Device::Cpu);
+        let values = d.ne(0.0).sum(Kind::Int64).int64_value(&[]);
+        if values == 0 {
+            unchanged += 1;
+            continue;
+        }
+        changed.push(TensorDiff {
+            name: n.clone(),
+            values,
+            of: x.numel() as i64,
+            max_abs: d.abs().max().double_value(&[]),
+            l2: d.norm().double_value(&[]),
+        });
+    }
+    let knocked = |m: &Model| m.knockouts.iter().map(|(l, c)| format!("{l}:{c}")).collect();
+    Ok(Diff {
+        changed,
+        unchanged,
+        edits_a: saved_log(a),
+        edits_b: saved_log(b),
+        knockouts_a: knocked(a),
+        knockouts_b: knocked(b),
+    })
+}

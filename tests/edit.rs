@@ -1,0 +1,208 @@
+//! Editing a model from the command line: `glassbox edit` (a contract other checks use),
+//! `diff` and `eval`.
+mod common;
+
+use common::*;
+use glassbox::engine::data::{self, DatasetName};
+use glassbox::engine::edit::{Editor, Op};
+use glassbox::engine::model::Model;
+use tch::{Device, Kind, Tensor};
+
+fn digits() -> Tensor {
+    let d = data::load(DatasetName::Mnist, &root().join("data")).expect("run `make setup` for the data sets");
+    data::Split::normalised(&d.test.images.narrow(0, 0, 64))
+}
+
+#[test]
+fn edit_writes_a_new_model_with_its_log_and_leaves_the_original() {
+    let dir = tmp();
+    let src = dir.path().join("mnist.safetensors");
+    std::fs::copy(asset("assets/mnist-tiny-cnn.safetensors"), &src).unwrap();
+    let before = std::fs::read(&src).unwrap();
+    let out = dir.path().join("edited.safetensors");
+    let ops = [
+        "set conv1.weight[0,0,1,1]=3",
+        "scale fc2.weight[3] 0.5",
+        "preset conv1.weight[1,0] edge",
+        "knockout relu2:5",
+    ];
+    let mut args = vec!["edit", "--model", path_str(&src)];
+    for op in &ops {
+        args.extend(["--op", op]);
+    }
+    args.extend(["--out", path_str(&out)]);
+    let o = glassbox(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&src).unwrap(), before, "the original is never modified");
+    // The file holds what the same edits give in memory, its log and its knock-out.
+    let edited = Model::open(out.as_path(), None, Device::Cpu).unwrap();
+    let mut m = Model::open(src.as_path(), None, Device::Cpu).unwrap();
+    let mut ed = Editor::default();
+    for op in &ops {
+        ed.apply(&mut m, op.parse::<Op>().unwrap()).unwrap();
+    }
+    let x = digits();
+    assert!(
+        edited.logits(&x).equal(&m.logits(&x)),
+        "the saved model is the edited one"
+    );
+    assert_eq!(glassbox::engine::edit::saved_log(&edited), ops);
+    assert!(edited.knockouts.contains(&("relu2".to_string(), 5)));
+    let (_, traced) = edited.trace(&x);
+    let relu2 = traced.iter().find(|t| t.name == "relu2").unwrap();
+    assert_eq!(relu2.output.select(1, 5).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    // Undo of everything is the original, bit for bit.
+    ed.reset(&mut m).unwrap();
+    let original = Model::open(src.as_path(), None, Device::Cpu).unwrap();
+    assert!(m.logits(&x).equal(&original.logits(&x)));
+    // Overwriting needs --force; the input is never the output.
+    assert_clean_error(&glassbox(&args), &["already exists", "--force"]);
+    let o = glassbox(&[
+        "edit",
+        "--model",
+        path_str(&src),
+        "--op",
+        "zero fc2.weight[0]",
+        "--out",
+        path_str(&src),
+        "--force",
+    ]);
+    assert_clean_error(&o, &["is the input file"]);
+    // Edits of an edited file add to its log.
+    let again = dir.path().join("again.safetensors");
+    let o = glassbox(&[
+        "edit",
+        "--model",
+        path_str(&out),
+        "--op",
+        "restore relu2:5",
+        "--out",
+        path_str(&again),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m2 = Model::open(again.as_path(), None, Device::Cpu).unwrap();
+    assert_eq!(glassbox::engine::edit::saved_log(&m2).len(), 5);
+    assert!(m2.knockouts.is_empty());
+}
+
+#[test]
+fn a_bad_op_gets_one_line_with_the_form_or_the_shape() {
+    let dir = tmp();
+    let out = dir.path().join("x.safetensors");
+    let run = |op: &str| glassbox(&["edit", "--model", "mnist", "--op", op, "--out", path_str(&out)]);
+    assert_clean_error(
+        &run("zap conv1.weight"),
+        &["not an edit", "set NAME[i,...]=V", "knockout LAYER:C"],
+    );
+    assert_clean_error(&run("zero conv1.weight[20]"), &["index 20", "[16, 1, 3, 3]"]);
+    assert_clean_error(&run("zero conv9.weight"), &["`conv9.weight` is not a parameter"]);
+    assert_clean_error(&run("preset fc1.weight[0,0] blur"), &["presets are 3x3"]);
+    assert_clean_error(&run("knockout relu2:32"), &["0 to 31"]);
+    assert!(!out.exists(), "nothing is written for a refused edit");
+}
+
+#[test]
+fn diff_names_the_changed_tensors_and_both_logs() {
+    let dir = tmp();
+    let out = dir.path().join("e.safetensors");
+    let o = glassbox(&[
+        "edit",
+        "--model",
+        "mnist",
+        "--op",
+        "add fc1.bias[7] 0.5",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = glassbox(&["diff", "mnist", path_str(&out), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let changed = v["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0]["name"], "fc1.bias");
+    assert_eq!(changed[0]["values"], 1);
+    assert!((changed[0]["max_abs"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    assert_eq!(v["edits_b"], serde_json::json!(["add fc1.bias[7] 0.5"]));
+    assert_eq!(v["edits_a"], serde_json::json!([]));
+    let o = glassbox(&["diff", "mnist", "efficientnet-lite0"]);
+    assert_clean_error(&o, &["differ in architecture"]);
+}
+
+#[test]
+fn eval_reports_accuracy_per_class_and_confusion_and_compares() {
+    let dir = tmp();
+    let out = dir.path().join("knocked.safetensors");
+    let o = glassbox(&[
+        "edit",
+        "--model",
+        "mnist",
+        "--op",
+        "scale fc2.weight[1] 0",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = glassbox(&[
+        "eval",
+        "--model",
+        "mnist",
+        "--dataset",
+        "mnist",
+        "--json",
+        "--compare",
+        path_str(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let acc = v["accuracy"].as_f64().unwrap();
+    // The same as measured here on the test split.
+    let d = data::load(DatasetName::Mnist, &root().join("data")).unwrap();
+    let m = Model::open("mnist", None, Device::Cpu).unwrap();
+    assert!((acc - glassbox::engine::train::accuracy(&m, &d.test)).abs() < 1e-9);
+    let confusion = v["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 10);
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10_000);
+    assert_eq!(v["per_class"].as_array().unwrap().len(), 10);
+    // The digit 1 lost its logit's weights: it is the most damaged class, the others barely move.
+    let change = v["compare"]["per_class_change"].as_array().unwrap();
+    assert_eq!(change[0]["index"], 1);
+    assert!(change[0]["change"].as_f64().unwrap() < -0.5, "{}", change[0]);
+}
+
+#[test]
+fn eval_reads_a_folder_with_one_sub_folder_per_class() {
+    let dir = tmp();
+    let d = data::load(DatasetName::Mnist, &root().join("data")).unwrap();
+    let n = 40;
+    for i in 0..n {
+        let label = d.test.labels.int64_value(&[i]);
+        let px = Vec::<u8>::try_from(&d.test.images.get(i).flatten(0, -1)).unwrap();
+        let sub = dir.path().join(label.to_string());
+        std::fs::create_dir_all(&sub).unwrap();
+        image::GrayImage::from_raw(28, 28, px)
+            .unwrap()
+            .save(sub.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let o = glassbox(&["eval", "--model", "mnist", "--data", path_str(dir.path()), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let m = Model::open("mnist", None, Device::Cpu).unwrap();
+    let want = glassbox::engine::train::accuracy(&m, &d.test.head(n));
+    assert_eq!(v["images"], n);
+    assert!(
+        (v["accuracy"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{} vs {want}",
+        v["accuracy"]
+    );
+    // A folder named neither by label nor by index is refused, naming it.
+    std::fs::create_dir_all(dir.path().join("giraffe")).unwrap();
+    let o = glassbox(&["eval", "--model", "mnist", "--data", path_str(dir.path())]);
+    assert_clean_error(&o, &["giraffe", "neither a label"]);
+}
