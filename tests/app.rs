@@ -713,3 +713,117 @@ fn an_image_dropped_while_a_model_opens_is_the_one_shown() {
     });
     assert_eq!(h.state().state.input.as_ref().unwrap().view.width(), 28);
 }
+
+/// The app on the MNIST model with `conv1`'s channels shown and the strongest one's kernel.
+fn mnist_app_on_conv1() -> Harness<'static, GlassboxApp> {
+    let mut h = app();
+    drop_file(&mut h, asset("assets/mnist-tiny-cnn.safetensors"));
+    settle(&mut h, "the MNIST model", |a| {
+        a.state.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn") && a.state.views_ready() && !a.busy()
+    });
+    h.state_mut().apply(Command::SetLayer("conv1".into()));
+    settle(&mut h, "conv1 and a kernel", |a| {
+        a.state.channels.as_ref().is_some_and(|c| c.layer == "conv1")
+            && a.state.channel.as_ref().is_some_and(|d| !d.kernel_values.is_empty())
+            && !a.busy()
+    });
+    h
+}
+
+#[test]
+fn painting_a_first_layer_kernel_changes_the_prediction_and_undo_restores_it_exactly() {
+    let mut h = mnist_app_on_conv1();
+    let before = h.state().state.top.clone();
+    let c = h.state().state.channel.as_ref().unwrap().channel;
+    // Brush: set to 5 (the default brush sets), then click the kernel's middle value.
+    h.state_mut()
+        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Apply(
+            "set conv1.weight[0,0,0,0]=0".parse().unwrap(),
+        )));
+    settle(&mut h, "a first edit", |a| a.state.edits.len() == 1 && !a.busy());
+    let kernel = format!("kernel conv1.weight[{c},0]");
+    h.get_by_label(&kernel).scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label(&kernel).click();
+    h.step();
+    settle(&mut h, "the painted value", |a| {
+        a.state.edits.len() == 2 && a.state.views_ready() && !a.busy()
+    });
+    let s = &h.state().state;
+    assert_eq!(s.edits[1], format!("set conv1.weight[{c},0,1,1]=0"));
+    let kernel = &s.channel.as_ref().unwrap().kernel_values;
+    assert_eq!(kernel[4], 0.0, "the middle value is now the brush value");
+    assert!(
+        s.original_top.is_some(),
+        "the original probabilities are there as ghost bars"
+    );
+    let painted = s.top.clone();
+    assert!(
+        painted.iter().zip(&before).any(|(a, b)| a.probability != b.probability),
+        "the prediction follows the edit"
+    );
+    // Undo twice: the logits are bit for bit what they were.
+    for _ in 0..2 {
+        h.get_by_role_and_label(Role::Button, "Undo").click();
+        h.step();
+        settle(&mut h, "the undo", |a| a.state.views_ready() && !a.busy());
+    }
+    settle(&mut h, "no edits", |a| {
+        a.state.edits.is_empty() && a.state.views_ready() && !a.busy()
+    });
+    let after = &h.state().state.top;
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!((a.index, a.logit.to_bits()), (b.index, b.logit.to_bits()));
+    }
+}
+
+#[test]
+fn a_knocked_out_channel_is_zero_shown_saved_and_reloaded_with_its_log() {
+    let mut h = mnist_app_on_conv1();
+    let c = h.state().state.channel.as_ref().unwrap().channel;
+    h.get_by_role_and_label(Role::Button, &format!("Knock out channel {c}"))
+        .click();
+    h.step();
+    settle(&mut h, "the knock-out", |a| {
+        a.state.knockouts.contains(&("conv1".to_string(), c as i64)) && a.state.views_ready() && !a.busy()
+    });
+    let s = &h.state().state;
+    let ch = s.channels.as_ref().unwrap();
+    let n = ch.h * ch.w;
+    assert!(
+        ch.data[c * n..(c + 1) * n].iter().all(|v| *v == 0.0),
+        "the channel's activation is zero"
+    );
+    h.get_by_role_and_label(Role::Button, &format!("Bring channel back {c}"));
+    let top = s.top.clone();
+    // Save it (what the dialog's answer does), open it again: same logits, same log.
+    let dir = tmp();
+    let path = dir.path().join("knocked.safetensors");
+    h.state_mut()
+        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Save {
+            path: path.clone(),
+            force: false,
+        }));
+    settle(&mut h, "the save", |a| a.state.notice.is_some() && !a.busy());
+    let original = std::fs::read(asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
+    drop_file(&mut h, path.clone());
+    settle(&mut h, "the saved model", |a| {
+        a.state
+            .model
+            .as_ref()
+            .is_some_and(|m| m.source.to_string().ends_with("knocked.safetensors"))
+            && a.state.views_ready()
+            && !a.busy()
+    });
+    let again = h.state().state.top.clone();
+    for (a, b) in again.iter().zip(&top) {
+        assert_eq!((a.index, a.logit.to_bits()), (b.index, b.logit.to_bits()));
+    }
+    let m = glassbox::engine::model::Model::open(path.as_path(), None, tch::Device::Cpu).unwrap();
+    assert_eq!(glassbox::engine::edit::saved_log(&m), [format!("knockout conv1:{c}")]);
+    assert!(m.knockouts.contains(&("conv1".to_string(), c as i64)));
+    assert_eq!(
+        std::fs::read(asset("assets/mnist-tiny-cnn.safetensors")).unwrap(),
+        original
+    );
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::engine::arch::Arch;
 use crate::engine::explain::{Method, Params};
 use crate::engine::model::ModelSource;
-use crate::engine::worker::{Fault, ImageSource};
+use crate::engine::worker::{EditRequest, Fault, ImageSource};
 
 use super::state::ExportWhat;
 
@@ -16,6 +16,10 @@ pub enum DialogKind {
     Image,
     Model,
     Export(ExportWhat, String),
+    /// Where to save the edited model (the dialog asks before replacing a file).
+    SaveModel,
+    /// A folder of labelled images to evaluate the edits on.
+    EvalFolder,
 }
 
 /// Collapsible views whose open state is remembered.
@@ -78,6 +82,9 @@ pub enum Command {
     DismissErrors,
     ToggleHelp,
     RestartEngine,
+    /// A change to the model by hand, undo, redo, go to a point of the log, reset, save,
+    /// evaluate against the original.
+    Edit(EditRequest),
     /// A fault injected into the engine (tests of survival).
     #[doc(hidden)]
     InjectFault(Fault),

@@ -67,6 +67,7 @@ enum Job {
     Filters,
     Sanity(usize),
     Fault,
+    Edit,
 }
 
 /// Results of file dialogs and the clipboard, which run off the UI thread.

@@ -92,6 +92,8 @@ pub struct ChannelDetail {
     pub channel: usize,
     pub stats: ChannelStats,
     pub kernel: Option<(String, Vec<i64>, RgbImage)>,
+    /// The kernel's values, [1, in, kh, kw] flattened.
+    pub kernel_values: Vec<f32>,
     pub kernel_error: Option<String>,
 }
 
@@ -138,6 +140,26 @@ pub struct State {
     /// offers a restart.
     pub engine_lost: bool,
     pub show_help: bool,
+    /// The edits in force (readable form), how many can be redone, the knocked-out channels.
+    pub edits: Vec<String>,
+    pub redoable: usize,
+    pub knockouts: Vec<(String, i64)>,
+    /// With edits in force: every class's probability in the original model (ghost bars).
+    pub original_top: Option<Vec<Class>>,
+    /// The last comparison of the edited model with the original on labelled images.
+    pub evaluation: Option<Evaluated>,
+    /// A line of news for the status bar (a file saved).
+    pub notice: Option<String>,
+}
+
+/// The edited model against the original on labelled images.
+#[derive(Debug, Clone)]
+pub struct Evaluated {
+    pub edited: f64,
+    pub original: f64,
+    pub images: u64,
+    /// Per class, the most damaged first.
+    pub changes: Vec<crate::engine::evaluate::ClassChange>,
 }
 
 /// The methods of the remembered names, at most [`MAX_SLOTS`], at least Grad-CAM.

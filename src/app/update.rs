@@ -13,7 +13,7 @@ use crate::engine::explain::{shares_backward, Method, Params};
 use crate::engine::inspect::Channels;
 use crate::engine::model::ModelSource;
 use crate::engine::render::{self, Colormap};
-use crate::engine::worker::{Engine, Explained, ImageSource, Request, Response};
+use crate::engine::worker::{EditRequest, Engine, EvalSet, Explained, ImageSource, Request, Response};
 
 impl GlassboxApp {
     /// Applies one command.
@@ -111,6 +111,9 @@ impl GlassboxApp {
             Command::DismissErrors => self.state.errors.clear(),
             Command::ToggleHelp => self.state.show_help = !self.state.show_help,
             Command::RestartEngine => self.restart_engine(),
+            Command::Edit(e) => {
+                self.send(Job::Edit, Request::Edit(e));
+            }
             Command::InjectFault(fault) => {
                 self.send(Job::Fault, Request::InjectFault(fault));
             }
@@ -334,6 +337,7 @@ impl GlassboxApp {
             channel,
             stats,
             kernel: None,
+            kernel_values: Vec::new(),
             kernel_error: None,
         });
         if let Some((heat, over)) = self.state.channel_pictures() {
@@ -450,6 +454,11 @@ impl GlassboxApp {
                 }
                 st.settings.model = info.source.clone();
                 st.model = Some(info);
+                st.edits.clear();
+                st.redoable = 0;
+                st.knockouts.clear();
+                st.original_top = None;
+                st.evaluation = None;
                 let side = st.model_side() as i64;
                 for s in &mut st.slots {
                     s.params = s.params.clone().with_window_for(side);
@@ -500,12 +509,14 @@ impl GlassboxApp {
             Response::Prediction { top, .. } => self.state.top = top,
             Response::Analyzed {
                 top,
+                original_top,
                 target,
                 channels,
                 maps,
                 ..
             } => {
                 self.state.top = top;
+                self.state.original_top = original_top;
                 self.state.explained_target = Some(target);
                 match channels {
                     Some(Ok(ch)) => self.set_channels(ch),
@@ -568,6 +579,7 @@ impl GlassboxApp {
                 conv,
                 shape,
                 picture,
+                values,
                 ..
             } => {
                 let st = &mut self.state;
@@ -575,6 +587,7 @@ impl GlassboxApp {
                 if let Some(d) = st.channel.as_mut().filter(|d| d.channel == channel && current) {
                     self.tex.set(&self.ctx, Which::Kernel, &picture);
                     d.kernel = Some((conv, shape, picture));
+                    d.kernel_values = values;
                 }
             }
             Response::ReceptiveField { layer, y, x, field, .. } => {
@@ -596,6 +609,43 @@ impl GlassboxApp {
                     s.sanity_running = None;
                     s.progress = None;
                 }
+            }
+            Response::Edited {
+                log,
+                redoable,
+                knockouts,
+                ..
+            } => {
+                self.state.edits = log;
+                self.state.redoable = redoable;
+                self.state.knockouts = knockouts;
+                if self.state.edits.is_empty() {
+                    self.state.original_top = None;
+                }
+                // Every view follows the edited model: prediction, maps, channels, kernels.
+                self.analyze_all(true);
+                if let Some(conv) = self.state.settings.filter_conv.clone() {
+                    self.set_filter_conv(conv);
+                }
+                if let Some(c) = self.state.channel.as_ref().map(|d| d.channel) {
+                    self.select_channel(c, None);
+                }
+            }
+            Response::Saved { path, .. } => {
+                self.state.notice = Some(format!("saved the edited model as {}", path.display()));
+            }
+            Response::Evaluated {
+                edited,
+                original,
+                changes,
+                ..
+            } => {
+                self.state.evaluation = Some(super::state::Evaluated {
+                    edited: edited.accuracy,
+                    original: original.accuracy,
+                    images: edited.images,
+                    changes,
+                });
             }
             Response::Cancelled { .. } => {
                 if let Job::Explain(sid) | Job::Sanity(sid) = job {
@@ -676,6 +726,14 @@ impl GlassboxApp {
                     .pick_file()
                     .map(Command::OpenPath),
                 DialogKind::Export(what, name) => d.set_file_name(name).save_file().map(|p| Command::Export(what, p)),
+                DialogKind::SaveModel => d
+                    .add_filter("safetensors", &["safetensors"])
+                    .set_file_name("edited.safetensors")
+                    .save_file()
+                    .map(|path| Command::Edit(EditRequest::Save { path, force: true })),
+                DialogKind::EvalFolder => d
+                    .pick_folder()
+                    .map(|dir| Command::Edit(EditRequest::Evaluate(EvalSet::Folder(dir)))),
             };
             if let Some(c) = picked {
                 let _ = tx.send(Picked::Command(c));

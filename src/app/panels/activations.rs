@@ -49,6 +49,29 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
                                 .on_hover_text(
                                     "Click a channel to inspect it and see the receptive field of that pixel.",
                                 );
+                            // Knocked-out channels of this layer are crossed out.
+                            for (l, c) in &s.knockouts {
+                                if *l != ch.layer {
+                                    continue;
+                                }
+                                if let Some(k) = ch.order.iter().position(|o| o.0 as i64 == *c) {
+                                    let (col, row) = (k % layout.cols, k / layout.cols);
+                                    let min = r.rect.min
+                                        + Vec2::new(
+                                            (col * (layout.tile_w + layout.gap)) as f32,
+                                            (row * (layout.tile_h + layout.gap)) as f32,
+                                        );
+                                    let tile = egui::Rect::from_min_size(
+                                        min,
+                                        Vec2::new(layout.tile_w as f32, layout.tile_h as f32),
+                                    );
+                                    let stroke = egui::Stroke::new(2.0, egui::Color32::from_rgb(230, 60, 60));
+                                    ui.painter()
+                                        .line_segment([tile.left_top(), tile.right_bottom()], stroke);
+                                    ui.painter()
+                                        .line_segment([tile.right_top(), tile.left_bottom()], stroke);
+                                }
+                            }
                             if r.clicked() {
                                 if let Some(pos) = r.interact_pointer_pos() {
                                     let local = pos - r.rect.min;

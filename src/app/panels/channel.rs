@@ -73,4 +73,5 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         }
         _ => {}
     }
+    super::edits::kernel_editor(ui, cx, d, out);
 }

@@ -4,6 +4,7 @@
 
 mod activations;
 mod channel;
+mod edits;
 mod errors;
 mod explanations;
 mod filters;
@@ -72,6 +73,8 @@ pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<
                 input::ui(ui, cx, out);
                 ui.separator();
                 prediction::ui(ui, cx, out);
+                ui.separator();
+                edits::ui(ui, cx, out);
                 ui.separator();
                 model::ui(ui, cx, out);
             });

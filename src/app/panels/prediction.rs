@@ -47,9 +47,28 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
             Color32::from_rgb(90, 140, 230),
         );
         let fg = ui.visuals().strong_text_color();
+        // With edits in force: the original model's probability as a ghost bar, and the change.
+        let original = s
+            .original_top
+            .as_ref()
+            .and_then(|o| o.iter().find(|o| o.index == c.index))
+            .map(|o| o.probability);
+        if let Some(op) = original {
+            let ghost = Rect::from_min_size(
+                rect.min + Vec2::new(0.0, rect.height() - 6.0),
+                Vec2::new(rect.width() * op as f32, 6.0),
+            );
+            p.rect_stroke(
+                ghost,
+                0.0,
+                Stroke::new(1.0, Color32::from_rgb(230, 170, 60)),
+                StrokeKind::Inside,
+            );
+        }
+        let delta = original.map_or(String::new(), |op| format!(" ({:+.1})", (c.probability - op) * 100.0));
         // The numbers first, at the right; the name gets the room that is left, elided.
         let numbers = p.layout_no_wrap(
-            format!("{:.1} %  logit {:.2}", c.probability * 100.0, c.logit),
+            format!("{:.1} %{delta}  logit {:.2}", c.probability * 100.0, c.logit),
             FontId::monospace(12.0),
             fg,
         );

@@ -37,6 +37,14 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         if let Some(m) = &s.model {
             ui.label(format!("{} on {}", m.arch, m.device));
         }
+        if !s.edits.is_empty() {
+            ui.separator();
+            ui.colored_label(Color32::from_rgb(230, 170, 60), format!("{} edit(s)", s.edits.len()));
+        }
+        if let Some(n) = &s.notice {
+            ui.separator();
+            ui.label(n);
+        }
         if let Some(d) = cx.all_views_after {
             ui.separator();
             ui.label(format!("image to all views: {:.0} ms", d.as_secs_f64() * 1e3));

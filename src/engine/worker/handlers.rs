@@ -5,15 +5,17 @@ use std::sync::mpsc::Sender;
 
 use tch::Tensor;
 
-use super::protocol::{Fault, ImageSource, Request, Response};
+use super::protocol::{EditRequest, EvalSet, Fault, ImageSource, Request, Response};
 use super::state::{decode, explained, model_info, State};
 use crate::engine::arch::Arch;
 use crate::engine::defaults;
-use crate::engine::error::Result;
+use crate::engine::edit;
+use crate::engine::error::{Error, Result};
+use crate::engine::evaluate;
 use crate::engine::explain::{self, Method, Params, Progress};
 use crate::engine::inspect;
 use crate::engine::metrics;
-use crate::engine::model::{Model, ModelSource};
+use crate::engine::model::{meta, Model, ModelSource};
 use crate::engine::render::{self, attribution_map, FilterMode, Map};
 
 /// What a handler needs besides the request: its id, the channel for progress reports,
@@ -59,7 +61,80 @@ pub(super) fn run(state: &mut State, req: Request, cx: &Ctx) -> Result<Response>
         Request::Filters { conv, per_input } => filters(state, cx, conv, per_input),
         Request::Sanity { slot, method, params } => sanity(state, cx, slot, method, params),
         Request::InjectFault(fault) => inject_fault(state, fault),
+        Request::Edit(e) => edit(state, cx, e),
     }
+}
+
+/// The edits: each applies in order; undo, redo and go-to restore values bit for bit.
+fn edit(state: &mut State, cx: &Ctx, e: EditRequest) -> Result<Response> {
+    let m = state
+        .model
+        .as_mut()
+        .ok_or_else(|| Error::invalid("no model is open: open a weights file or pick the builtin model"))?;
+    let ed = &mut state.editor;
+    match e {
+        EditRequest::Apply(op) => ed.apply(m, op)?,
+        EditRequest::Undo => {
+            ed.undo(m)?;
+        }
+        EditRequest::Redo => {
+            ed.redo(m)?;
+        }
+        EditRequest::GoTo(n) => ed.go_to(m, n)?,
+        EditRequest::Reset => ed.reset(m)?,
+        EditRequest::Save { path, force } => {
+            if let ModelSource::File(own) = &m.source {
+                let same = own
+                    .canonicalize()
+                    .ok()
+                    .is_some_and(|a| Some(a) == path.canonicalize().ok());
+                if same {
+                    return Err(Error::file(
+                        &path,
+                        "is the model's own file; originals are never modified: choose another name",
+                    ));
+                }
+            }
+            if path.exists() && !force {
+                return Err(Error::file(&path, "already exists; confirm to replace it"));
+            }
+            let mut log = edit::saved_log(m);
+            log.extend(ed.log());
+            let mut extra = std::collections::BTreeMap::new();
+            extra.insert(
+                meta::EDITS.to_string(),
+                serde_json::to_string(&log).expect("strings serialise"),
+            );
+            m.save(&path, &extra, crate::engine::weights::StoreAs::F32)?;
+            return Ok(Response::Saved { id: cx.id, path });
+        }
+        EditRequest::Evaluate(set) => {
+            let labelled = match &set {
+                EvalSet::Dataset(d) => evaluate::dataset(*d)?,
+                EvalSet::Folder(dir) => evaluate::folder(m, dir)?,
+            };
+            let n = ed.log().len();
+            let total = 2 * labelled.len();
+            let edited = evaluate::evaluate(m, &labelled, &mut |done, _| cx.progress(done, total, None))?;
+            ed.go_to(m, 0)?;
+            let original = evaluate::evaluate(m, &labelled, &mut |done, t| cx.progress(t + done, total, None));
+            ed.go_to(m, n)?;
+            let original = original?;
+            let changes = evaluate::compare(&original, &edited);
+            return Ok(Response::Evaluated {
+                id: cx.id,
+                edited,
+                original,
+                changes,
+            });
+        }
+    }
+    Ok(Response::Edited {
+        id: cx.id,
+        log: ed.log(),
+        redoable: ed.redoable(),
+        knockouts: m.knockouts.iter().cloned().collect(),
+    })
 }
 
 fn open_model(state: &mut State, cx: &Ctx, model: ModelSource, arch: Option<Arch>) -> Result<Response> {
@@ -67,6 +142,7 @@ fn open_model(state: &mut State, cx: &Ctx, model: ModelSource, arch: Option<Arch
     let info = model_info(&m);
     state.input = state.image.as_ref().map(|img| m.preprocess.prepare(img).tensor);
     state.model = Some(m);
+    state.editor = Default::default();
     Ok(Response::ModelOpened { id: cx.id, info })
 }
 
@@ -107,12 +183,14 @@ fn analyze(
     methods: Vec<Method>,
     params: Params,
 ) -> Result<Response> {
+    let original_top = original_top(state, top)?;
     let (m, x) = state.need_input()?;
     let a = inspect::analyze(m, x, layer.as_deref(), &methods, &params)?;
     let size = m.preprocess.size as i64;
     Ok(Response::Analyzed {
         id: cx.id,
         top: m.top_k(&a.logits, top)?.remove(0),
+        original_top,
         target: a.target,
         channels: a.channels.map(|c| c.map_err(|e| e.to_string())),
         maps: a
@@ -125,6 +203,22 @@ fn analyze(
             })
             .collect(),
     })
+}
+
+/// With edits in force, the original model's top classes for the current image (the edits
+/// are undone for one forward and redone, bit for bit).
+fn original_top(state: &mut State, top: usize) -> Result<Option<Vec<crate::engine::model::Class>>> {
+    let n = state.editor.log().len();
+    if n == 0 {
+        return Ok(None);
+    }
+    let (Some(m), Some(x)) = (state.model.as_mut(), state.input.as_ref()) else {
+        return Ok(None);
+    };
+    state.editor.go_to(m, 0)?;
+    let logits = m.logits(x);
+    state.editor.go_to(m, n)?;
+    Ok(Some(m.top_k(&logits, top.max(m.spec.classes as usize))?.remove(0)))
 }
 
 fn activations(state: &mut State, cx: &Ctx, layer: String) -> Result<Response> {
@@ -170,6 +264,8 @@ fn channel_kernel(state: &mut State, cx: &Ctx, layer: String, channel: usize) ->
         conv,
         shape: k.size(),
         picture: render::filter_grid(&k, FilterMode::PerInput, defaults::KERNEL_TILES)?,
+        values: Vec::<f32>::try_from(&k.flatten(0, -1).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float))
+            .map_err(Error::from)?,
     })
 }
 

@@ -16,7 +16,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use protocol::{Explained, Fault, ImageSource, ModelInfo, Request, Response};
+pub use protocol::{EditRequest, EvalSet, Explained, Fault, ImageSource, ModelInfo, Request, Response};
 
 use super::error::Error;
 use super::guard;
@@ -89,8 +89,10 @@ impl Engine {
     /// Queues a request; returns its id. It supersedes older requests of its kind.
     pub fn send(&self, req: Request) -> u64 {
         let id = self.next.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut m) = self.newest.lock() {
-            m.insert(req.key(), id);
+        if req.supersedable() {
+            if let Ok(mut m) = self.newest.lock() {
+                m.insert(req.key(), id);
+            }
         }
         if let Some(tx) = &self.tx {
             let _ = tx.send((id, req));

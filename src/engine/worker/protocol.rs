@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use image::{DynamicImage, RgbImage};
 
 use crate::engine::arch::Arch;
+use crate::engine::data::DatasetName;
+use crate::engine::edit::Op;
+use crate::engine::evaluate::{ClassChange, Evaluation};
 use crate::engine::explain::{Method, Params};
 use crate::engine::inspect::{Channels, ReceptiveField};
 use crate::engine::metrics::{Curve, Sanity};
@@ -85,9 +88,40 @@ pub enum Request {
         method: Method,
         params: Params,
     },
+    /// A change to the model by hand, or what to do with the changes. Edits are never
+    /// superseded: each applies in order.
+    Edit(EditRequest),
     /// Faults injected on purpose, to test that the engine and the app survive them.
     #[doc(hidden)]
     InjectFault(Fault),
+}
+
+/// What to do to the model's edits (`engine::edit`).
+#[derive(Debug, Clone)]
+pub enum EditRequest {
+    Apply(Op),
+    Undo,
+    Redo,
+    /// Back (or forward) to the point after the first n edits of the log.
+    GoTo(usize),
+    /// Every edit undone: the original model.
+    Reset,
+    /// The edited model as a new safetensors file, with its edit log; `force` replaces an
+    /// existing file (never the model's own file).
+    Save {
+        path: PathBuf,
+        force: bool,
+    },
+    /// The edited model against the original on labelled images, per class.
+    Evaluate(EvalSet),
+}
+
+/// Labelled images to evaluate on.
+#[derive(Debug, Clone)]
+pub enum EvalSet {
+    Dataset(DatasetName),
+    /// One sub-folder of images per class, named by label or index.
+    Folder(PathBuf),
 }
 
 /// A fault for [`Request::InjectFault`].
@@ -103,6 +137,11 @@ pub enum Fault {
 }
 
 impl Request {
+    /// Whether a newer request of the same kind makes this one stale (edits never are).
+    pub(super) fn supersedable(&self) -> bool {
+        !matches!(self, Request::Edit(_))
+    }
+
     /// Requests with the same key supersede each other.
     pub(super) fn key(&self) -> (u8, usize) {
         match self {
@@ -118,6 +157,7 @@ impl Request {
             Request::Filters { .. } => (9, 0),
             Request::Sanity { slot, .. } => (10, *slot),
             Request::InjectFault(_) => (11, 0),
+            Request::Edit(_) => (12, 0),
         }
     }
 
@@ -136,6 +176,10 @@ impl Request {
             Request::Filters { conv, .. } => format!("the filters of `{conv}`"),
             Request::Sanity { method, .. } => format!("the sanity check of {method}"),
             Request::InjectFault(f) => format!("the injected fault {f:?}"),
+            Request::Edit(EditRequest::Apply(op)) => format!("the edit `{op}`"),
+            Request::Edit(EditRequest::Save { path, .. }) => format!("saving {}", path.display()),
+            Request::Edit(EditRequest::Evaluate(_)) => "the evaluation".into(),
+            Request::Edit(e) => format!("{e:?}").to_lowercase(),
         }
     }
 }
@@ -186,6 +230,8 @@ pub enum Response {
     Analyzed {
         id: u64,
         top: Vec<Class>,
+        /// With edits in force: the same classes' probabilities in the original model.
+        original_top: Option<Vec<Class>>,
         target: i64,
         channels: Option<Result<Channels, String>>,
         maps: Vec<Result<Explained, String>>,
@@ -218,6 +264,8 @@ pub enum Response {
         conv: String,
         shape: Vec<i64>,
         picture: RgbImage,
+        /// The kernel's values, [1, in, kh, kw] flattened (the editor shows and paints them).
+        values: Vec<f32>,
     },
     ReceptiveField {
         id: u64,
@@ -236,6 +284,24 @@ pub enum Response {
         id: u64,
         slot: usize,
         result: Sanity,
+    },
+    /// The edits in force after an edit request, in their readable form.
+    Edited {
+        id: u64,
+        log: Vec<String>,
+        redoable: usize,
+        knockouts: Vec<(String, i64)>,
+    },
+    Saved {
+        id: u64,
+        path: PathBuf,
+    },
+    Evaluated {
+        id: u64,
+        edited: Evaluation,
+        original: Evaluation,
+        /// Per class, the most damaged first.
+        changes: Vec<ClassChange>,
     },
     Cancelled {
         id: u64,
@@ -262,6 +328,9 @@ impl Response {
             | Response::ReceptiveField { id, .. }
             | Response::Filters { id, .. }
             | Response::Sanity { id, .. }
+            | Response::Edited { id, .. }
+            | Response::Saved { id, .. }
+            | Response::Evaluated { id, .. }
             | Response::Cancelled { id }
             | Response::Failed { id, .. } => *id,
         }

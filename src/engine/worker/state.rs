@@ -18,6 +18,8 @@ pub(super) struct State {
     pub image: Option<DynamicImage>,
     /// The current image prepared for the current model.
     pub input: Option<Tensor>,
+    /// The edits made to the model by hand (undoable); a new model starts with none.
+    pub editor: crate::engine::edit::Editor,
 }
 
 impl State {
@@ -27,6 +29,7 @@ impl State {
             model: None,
             image: None,
             input: None,
+            editor: Default::default(),
         }
     }
 
