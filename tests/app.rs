@@ -819,6 +819,12 @@ fn a_knocked_out_channel_is_zero_shown_saved_and_reloaded_with_its_log() {
     for (a, b) in again.iter().zip(&top) {
         assert_eq!((a.index, a.logit.to_bits()), (b.index, b.logit.to_bits()));
     }
+    // The reopened file shows the edit log it was saved with.
+    assert_eq!(
+        h.state().state.model.as_ref().unwrap().saved_edits,
+        [format!("knockout conv1:{c}")]
+    );
+    h.get_by_label_contains("made before this file was saved (1)");
     let m = glassbox::engine::model::Model::open(path.as_path(), None, tch::Device::Cpu).unwrap();
     assert_eq!(glassbox::engine::edit::saved_log(&m), [format!("knockout conv1:{c}")]);
     assert!(m.knockouts.contains(&("conv1".to_string(), c as i64)));

@@ -197,6 +197,8 @@ pub struct ModelInfo {
     pub labels: Vec<String>,
     pub device: String,
     pub input: String,
+    /// The edit log saved in the weights file (edits made before it was saved).
+    pub saved_edits: Vec<String>,
 }
 
 /// One attribution map, as the UI draws it.
