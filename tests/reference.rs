@@ -133,3 +133,30 @@ fn preprocessing_equals_torchvision_on_photos_and_odd_images() {
     }
     eprintln!("preprocessing vs torchvision, [0, 1] units:\n  {}", report.join("\n  "));
 }
+
+/// Edited weights and a knocked-out channel give PyTorch's logits for the same edits on the
+/// reference architecture (scripts/edit_refs.py: the knock-out as a forward hook).
+#[test]
+fn edited_lite0_logits_equal_pytorch_with_the_same_edits() {
+    use glassbox::engine::edit::{Editor, Op};
+    let inputs = weights::load(&asset("tests/refs/efficientnet-lite0-logits.safetensors")).unwrap();
+    let refs = weights::load(&asset("tests/refs/edited-lite0-logits.safetensors")).unwrap();
+    let x = inputs.get("input").unwrap();
+    let expected = refs.get("logits").unwrap();
+    let mut m = Model::open("efficientnet-lite0", None, Device::Cpu).unwrap();
+    let unedited = m.logits(x);
+    let mut ed = Editor::default();
+    for op in [
+        "scale _blocks.3._project_conv.weight[5] 0.5",
+        "zero _conv_stem.weight[2]",
+        "set _conv_head.weight[7,100,0,0]=1.5",
+        "knockout _blocks.5:3",
+    ] {
+        ed.apply(&mut m, op.parse::<Op>().unwrap()).unwrap();
+    }
+    let got = m.logits(x);
+    let diff = (&got - expected).abs().max().double_value(&[]);
+    assert!(diff <= 1e-3, "max |logit difference| = {diff}");
+    let moved = (&unedited - expected).abs().max().double_value(&[]);
+    assert!(moved > 0.05, "the edits change the logits ({moved}), so the check means something");
+}
