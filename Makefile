@@ -27,6 +27,8 @@ bench: setup
 	target/release/glassbox bench --methods assets/samples/chelsea.png
 	@echo "the desktop app, headless: frame building and drop-to-all-views:"
 	target/release/glassbox bench --ui $(SAMPLES) --runs 10
+	@echo "live editing: an edit to all views beside forward+backward, and an undo:"
+	target/release/glassbox bench --edits assets/samples/chelsea.png
 	@echo "a long session: 10,000 predictions through the engine thread, resident memory:"
 	target/release/glassbox bench --soak 10000 --soak-images $(SAMPLES)
 

@@ -158,5 +158,8 @@ fn edited_lite0_logits_equal_pytorch_with_the_same_edits() {
     let diff = (&got - expected).abs().max().double_value(&[]);
     assert!(diff <= 1e-3, "max |logit difference| = {diff}");
     let moved = (&unedited - expected).abs().max().double_value(&[]);
-    assert!(moved > 0.05, "the edits change the logits ({moved}), so the check means something");
+    assert!(
+        moved > 0.05,
+        "the edits change the logits ({moved}), so the check means something"
+    );
 }

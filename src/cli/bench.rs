@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// building (median, p99) and drop-to-all-views beside decode+forward+backward.
     #[arg(long, num_args = 1..)]
     pub ui: Vec<PathBuf>,
+    /// Time live editing instead, on this image: an edit and every view it refreshes beside
+    /// forward+backward, and the undo of an edit to the largest parameter.
+    #[arg(long)]
+    pub edits: Option<PathBuf>,
     /// Hold a long session instead: this many predictions through the engine thread,
     /// alternating the images given with --soak-images, reporting resident memory.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(10..=10_000_000))]
@@ -33,6 +37,24 @@ pub struct BenchArgs {
 }
 
 pub fn run(a: BenchArgs, device: Device) -> Result<()> {
+    if let Some(img) = &a.edits {
+        let mut m = a.model.open(device)?;
+        let x = m.preprocess.prepare_file(img)?.tensor;
+        let r = crate::engine::bench::edits(&mut m, &x, a.runs)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "edit to all views {:.1} ms vs bound (forward+backward) {:.1} ms: {:.2}x (median of {})",
+                r.edit_to_views_ms, r.bound_ms, r.ratio, a.runs
+            );
+            println!(
+                "undo of an edit to `{}` {:?}: {:.3} ms (median)",
+                r.undo_param, r.undo_shape, r.undo_median_ms
+            );
+        }
+        return Ok(());
+    }
     if let Some(n) = a.soak {
         if a.soak_images.is_empty() {
             bail!("--soak needs images: --soak-images A.png B.png");

@@ -289,3 +289,94 @@ pub fn soak(model: super::model::ModelSource, images: &[std::path::PathBuf], n: 
         seconds: start.elapsed().as_secs_f64(),
     })
 }
+
+/// How live editing is: an edit followed by everything the app refreshes for it (prediction,
+/// the activation layer's channels, Grad-CAM), beside forward+backward; and the undo of an
+/// edit to the model's largest matrix.
+#[derive(Debug, Clone, Serialize)]
+pub struct EditTiming {
+    pub edit_to_views_ms: f64,
+    pub bound_ms: f64,
+    pub ratio: f64,
+    pub undo_param: String,
+    pub undo_shape: Vec<i64>,
+    pub undo_median_ms: f64,
+}
+
+pub fn edits(model: &mut Model, input: &Tensor, runs: usize) -> Result<EditTiming> {
+    use super::edit::{Editor, Op, Target};
+    use super::explain::{Method, Params};
+    let device = model.device();
+    let x = input.to_device(device);
+    let layers = super::explain::spatial_layers(model);
+    let layer = layers
+        .iter()
+        .rev()
+        .find(|l| l.2[2] >= 14 && l.1 == super::layers::LayerKind::Block)
+        .or(layers.last())
+        .map(|l| l.0.clone());
+    let stem = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, v)| v.dim() == 4)
+        .min_by_key(|(k, _)| k.clone())
+        .map(|(k, _)| k)
+        .ok_or_else(|| super::Error::invalid("the model has no convolution to edit"))?;
+    let mut ed = Editor::default();
+    let params = Params::default();
+    let mut k = 0;
+    let views = time("edit + views", runs, device, || {
+        k += 1;
+        let op = Op::Add(
+            Target {
+                param: stem.clone(),
+                index: vec![0, 0, 0, 0],
+            },
+            if k % 2 == 0 { 0.01 } else { -0.01 },
+        );
+        ed.apply(model, op).expect("a valid edit");
+        let a = super::inspect::analyze(model, &x, layer.as_deref(), &[Method::GradCam], &params).expect("analysis");
+        let _ = a.logits.double_value(&[0, 0]);
+    });
+    let bound = time("forward+backward", runs, device, || {
+        let xi = x.detach().set_requires_grad(true);
+        let logits = model.forward_hooked(&xi, false, &mut |_, _, t| t);
+        let g = Tensor::run_backward(&[logits.get(0).max()], &[&xi], false, false);
+        let _ = g[0].sum(Kind::Float).double_value(&[]);
+    });
+    // The largest parameter: scale it, then time the undo alone.
+    let (name, shape) = model
+        .vs
+        .variables()
+        .into_iter()
+        .max_by_key(|(k, v)| (v.numel(), k.clone()))
+        .map(|(k, v)| (k, v.size()))
+        .expect("a parameter");
+    let mut ms = Vec::new();
+    for _ in 0..runs.max(3) {
+        ed.apply(
+            model,
+            Op::Scale(
+                Target {
+                    param: name.clone(),
+                    index: vec![],
+                },
+                1.5,
+            ),
+        )?;
+        let t = Instant::now();
+        ed.undo(model)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    ed.reset(model)?;
+    Ok(EditTiming {
+        edit_to_views_ms: views.median_ms,
+        bound_ms: bound.median_ms,
+        ratio: views.median_ms / bound.median_ms,
+        undo_param: name,
+        undo_shape: shape,
+        undo_median_ms: ms[ms.len() / 2],
+    })
+}

@@ -18,11 +18,14 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;
     ui.heading("Edits").on_hover_text(TIP);
     if let Some(m) = s.model.as_ref().filter(|m| !m.saved_edits.is_empty()) {
-        ui.collapsing(format!("made before this file was saved ({})", m.saved_edits.len()), |ui| {
-            for (k, e) in m.saved_edits.iter().enumerate() {
-                ui.label(format!("{}. {e}", k + 1));
-            }
-        });
+        ui.collapsing(
+            format!("made before this file was saved ({})", m.saved_edits.len()),
+            |ui| {
+                for (k, e) in m.saved_edits.iter().enumerate() {
+                    ui.label(format!("{}. {e}", k + 1));
+                }
+            },
+        );
     }
     if s.edits.is_empty() && s.redoable == 0 {
         ui.label("No edits: knock out a channel or paint a filter in the channel view.");

@@ -143,6 +143,7 @@ fn open_model(state: &mut State, cx: &Ctx, model: ModelSource, arch: Option<Arch
     state.input = state.image.as_ref().map(|img| m.preprocess.prepare(img).tensor);
     state.model = Some(m);
     state.editor = Default::default();
+    state.original_logits = None;
     Ok(Response::ModelOpened { id: cx.id, info })
 }
 
@@ -158,6 +159,7 @@ fn set_image(state: &mut State, cx: &Ctx, source: ImageSource) -> Result<Respons
     };
     let original = (img.width(), img.height());
     state.image = Some(img);
+    state.original_logits = None;
     Ok(Response::ImageSet {
         id: cx.id,
         name: source.name(),
@@ -215,9 +217,16 @@ fn original_top(state: &mut State, top: usize) -> Result<Option<Vec<crate::engin
     let (Some(m), Some(x)) = (state.model.as_mut(), state.input.as_ref()) else {
         return Ok(None);
     };
-    state.editor.go_to(m, 0)?;
-    let logits = m.logits(x);
-    state.editor.go_to(m, n)?;
+    let logits = match &state.original_logits {
+        Some(l) => l.shallow_clone(),
+        None => {
+            state.editor.go_to(m, 0)?;
+            let l = m.logits(x);
+            state.editor.go_to(m, n)?;
+            state.original_logits = Some(l.shallow_clone());
+            l
+        }
+    };
     Ok(Some(m.top_k(&logits, top.max(m.spec.classes as usize))?.remove(0)))
 }
 

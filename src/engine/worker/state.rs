@@ -20,6 +20,9 @@ pub(super) struct State {
     pub input: Option<Tensor>,
     /// The edits made to the model by hand (undoable); a new model starts with none.
     pub editor: crate::engine::edit::Editor,
+    /// The unedited model's logits for the current image (computed once while edits are in
+    /// force; a new image or model forgets them).
+    pub original_logits: Option<Tensor>,
 }
 
 impl State {
@@ -30,6 +33,7 @@ impl State {
             image: None,
             input: None,
             editor: Default::default(),
+            original_logits: None,
         }
     }
 
