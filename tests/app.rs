@@ -833,3 +833,33 @@ fn a_knocked_out_channel_is_zero_shown_saved_and_reloaded_with_its_log() {
         original
     );
 }
+
+#[test]
+fn a_channels_batch_norm_numbers_and_a_whole_layer_can_be_edited() {
+    let mut h = mnist_app_on_conv1();
+    let d = h.state().state.channel.as_ref().unwrap();
+    let c = d.channel;
+    let names: Vec<&str> = d.channel_params.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.weight"]);
+    // A batch-norm weight set through the editor, then a whole-layer operation.
+    h.state_mut()
+        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Apply(
+            format!("set bn1.weight[{c}]=0").parse().unwrap(),
+        )));
+    settle(&mut h, "the bn edit", |a| {
+        a.state.edits.len() == 1 && a.state.views_ready() && !a.busy()
+    });
+    let ch = h.state().state.channels.as_ref().unwrap();
+    assert_eq!(ch.layer, "conv1", "conv1 is before the batch norm: unchanged by it");
+    h.get_by_label("Zero layer").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Zero layer").click();
+    h.step();
+    settle(&mut h, "the layer zeroed", |a| {
+        a.state.edits.len() == 2 && a.state.views_ready() && !a.busy()
+    });
+    let s = &h.state().state;
+    assert_eq!(s.edits[1], "zero conv1.weight");
+    let ch = s.channels.as_ref().unwrap();
+    assert!(ch.data.iter().all(|v| *v == 0.0), "a zeroed convolution outputs zeros");
+}

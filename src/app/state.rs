@@ -94,6 +94,8 @@ pub struct ChannelDetail {
     pub kernel: Option<(String, Vec<i64>, RgbImage)>,
     /// The kernel's values, [1, in, kh, kw] flattened.
     pub kernel_values: Vec<f32>,
+    /// The channel's bias and batch-norm numbers (parameter, value).
+    pub channel_params: Vec<(String, f32)>,
     pub kernel_error: Option<String>,
 }
 

@@ -338,6 +338,7 @@ impl GlassboxApp {
             stats,
             kernel: None,
             kernel_values: Vec::new(),
+            channel_params: Vec::new(),
             kernel_error: None,
         });
         if let Some((heat, over)) = self.state.channel_pictures() {
@@ -580,6 +581,7 @@ impl GlassboxApp {
                 shape,
                 picture,
                 values,
+                channel_params,
                 ..
             } => {
                 let st = &mut self.state;
@@ -588,6 +590,7 @@ impl GlassboxApp {
                     self.tex.set(&self.ctx, Which::Kernel, &picture);
                     d.kernel = Some((conv, shape, picture));
                     d.kernel_values = values;
+                    d.channel_params = channel_params;
                 }
             }
             Response::ReceptiveField { layer, y, x, field, .. } => {

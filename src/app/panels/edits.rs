@@ -232,6 +232,35 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
     if shown < cin {
         ui.weak(format!("(the first {shown} of {cin} input channels)"));
     }
+    // The channel's bias and batch-norm numbers, each editable.
+    if !d.channel_params.is_empty() {
+        egui::Grid::new("channel-params").num_columns(2).show(ui, |ui| {
+            for (name, v) in &d.channel_params {
+                let l = ui.label(
+                    name.rsplit('.')
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("."),
+                );
+                let mut x = *v as f64;
+                let r = ui
+                    .add(egui::DragValue::new(&mut x).speed(0.01))
+                    .labelled_by(l.id)
+                    .on_hover_text(format!("`{name}`[{o}]"));
+                if r.drag_stopped() || (r.changed() && !r.dragged()) {
+                    let t = Target {
+                        param: name.clone(),
+                        index: vec![o],
+                    };
+                    out.push(Command::Edit(EditRequest::Apply(Op::Set(t, x))));
+                }
+                ui.end_row();
+            }
+        });
+    }
     let whole = Target {
         param: param.clone(),
         index: vec![o],
@@ -246,6 +275,28 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
             if ui
                 .small_button(label)
                 .on_hover_text(format!("{op} — on the whole filter of this channel"))
+                .clicked()
+            {
+                out.push(Command::Edit(EditRequest::Apply(op)));
+            }
+        }
+        ui.separator();
+        let layer = Target {
+            param: param.clone(),
+            index: vec![],
+        };
+        for (label, op) in [
+            ("Zero layer", Op::Zero(layer.clone())),
+            ("Negate layer", Op::Scale(layer.clone(), -1.0)),
+            (
+                "Noise on layer",
+                Op::Noise(layer.clone(), (max as f64 * 0.3).max(1e-3), 0),
+            ),
+            ("Re-initialise layer", Op::Randomize(param.clone(), 0)),
+        ] {
+            if ui
+                .small_button(label)
+                .on_hover_text(format!("{op} — every filter of `{conv}`"))
                 .clicked()
             {
                 out.push(Command::Edit(EditRequest::Apply(op)));

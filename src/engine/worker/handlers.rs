@@ -266,6 +266,7 @@ fn faithfulness(state: &mut State, cx: &Ctx, slot: usize, target: i64, map: Map)
 fn channel_kernel(state: &mut State, cx: &Ctx, layer: String, channel: usize) -> Result<Response> {
     let m = state.need_model()?;
     let (conv, k) = inspect::channel_kernel(m, &layer, channel)?;
+    let params = channel_params(m, &conv, channel);
     Ok(Response::ChannelKernel {
         id: cx.id,
         layer,
@@ -275,7 +276,34 @@ fn channel_kernel(state: &mut State, cx: &Ctx, layer: String, channel: usize) ->
         picture: render::filter_grid(&k, FilterMode::PerInput, defaults::KERNEL_TILES)?,
         values: Vec::<f32>::try_from(&k.flatten(0, -1).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float))
             .map_err(Error::from)?,
+        channel_params: params,
     })
+}
+
+/// The one-value-per-channel parameters of convolution `conv` (its bias) and of the batch
+/// norm that follows it in the forward, with channel `c`'s value: what the editor offers
+/// beside the kernel.
+fn channel_params(m: &Model, conv: &str, c: usize) -> Vec<(String, f32)> {
+    let layers = m.layers();
+    let bn = layers
+        .iter()
+        .position(|l| l.name == conv)
+        .and_then(|i| layers.get(i + 1))
+        .filter(|l| l.kind == crate::engine::layers::LayerKind::BatchNorm)
+        .map(|l| format!("{}.", l.name));
+    let own = format!("{conv}.");
+    let mut v: Vec<(String, f32)> =
+        m.vs.variables()
+            .into_iter()
+            .filter(|(k, t)| {
+                t.dim() == 1
+                    && (k.starts_with(&own) || bn.as_ref().is_some_and(|b| k.starts_with(b.as_str())))
+                    && (c as i64) < t.size()[0]
+            })
+            .map(|(k, t)| (k, t.double_value(&[c as i64]) as f32))
+            .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 fn receptive_field(

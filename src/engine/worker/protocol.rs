@@ -268,6 +268,9 @@ pub enum Response {
         picture: RgbImage,
         /// The kernel's values, [1, in, kh, kw] flattened (the editor shows and paints them).
         values: Vec<f32>,
+        /// The channel's own numbers beside its kernel: every one-value-per-channel
+        /// parameter of the same block (bias, batch norm), with this channel's value.
+        channel_params: Vec<(String, f32)>,
     },
     ReceptiveField {
         id: u64,
