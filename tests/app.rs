@@ -795,7 +795,25 @@ fn a_knocked_out_channel_is_zero_shown_saved_and_reloaded_with_its_log() {
         "the channel's activation is zero"
     );
     h.get_by_role_and_label(Role::Button, &format!("Bring channel back {c}"));
+    // What the knock-out changed: only that channel, by minus its original activation.
+    let diff = ch
+        .minus(s.original_channels.as_ref().expect("the original channels"))
+        .unwrap();
+    for k in 0..ch.c {
+        let changed = diff.data[k * n..(k + 1) * n].iter().any(|v| *v != 0.0);
+        assert_eq!(changed, k == c, "channel {k}");
+    }
+    let grid_before = s.grid.as_ref().unwrap().0.clone();
     let top = s.top.clone();
+    h.get_by_role_and_label(Role::CheckBox, "show the change").click();
+    h.step();
+    let s = &h.state().state;
+    assert!(s.show_change);
+    assert_ne!(
+        s.grid.as_ref().unwrap().0.as_raw(),
+        grid_before.as_raw(),
+        "the grid shows the change"
+    );
     // Save it (what the dialog's answer does), open it again: same logits, same log.
     let dir = tmp();
     let path = dir.path().join("knocked.safetensors");

@@ -47,6 +47,8 @@ pub enum Command {
     SetFilterConv(String),
     SetPerInput(bool),
     SetSharedScale(bool),
+    /// The activation grid shows the change an edit made (edited minus original).
+    SetShowChange(bool),
     /// A channel of the activation layer; with a position, also its receptive field.
     SelectChannel {
         channel: usize,

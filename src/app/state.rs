@@ -152,6 +152,10 @@ pub struct State {
     pub evaluation: Option<Evaluated>,
     /// A line of news for the status bar (a file saved).
     pub notice: Option<String>,
+    /// With edits in force: the original model's channels of the shown layer.
+    pub original_channels: Option<Channels>,
+    /// The grid shows the change from the original (edited minus original).
+    pub show_change: bool,
 }
 
 /// The edited model against the original on labelled images.

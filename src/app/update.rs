@@ -40,6 +40,10 @@ impl GlassboxApp {
                     self.set_filter_conv(conv);
                 }
             }
+            Command::SetShowChange(on) => {
+                self.state.show_change = on;
+                self.redraw_grid();
+            }
             Command::SetSharedScale(on) => {
                 self.state.settings.shared_scale = on;
                 self.redraw_grid();
@@ -364,7 +368,16 @@ impl GlassboxApp {
     }
 
     fn set_channels(&mut self, ch: Channels) {
-        let grid = render::channel_grid(&ch, self.state.settings.shared_scale, Colormap::Viridis);
+        let change = self
+            .state
+            .original_channels
+            .as_ref()
+            .filter(|_| self.state.show_change)
+            .and_then(|o| ch.minus(o));
+        let grid = match &change {
+            Some(d) => render::channel_grid(d, true, Colormap::RedBlue),
+            None => render::channel_grid(&ch, self.state.settings.shared_scale, Colormap::Viridis),
+        };
         self.tex.set(&self.ctx, Which::Grid, &grid.0);
         self.state.grid = Some(grid);
         let keep = self.state.channel.as_ref().map(|d| d.channel).filter(|c| *c < ch.c);
@@ -513,11 +526,13 @@ impl GlassboxApp {
                 original_top,
                 target,
                 channels,
+                original_channels,
                 maps,
                 ..
             } => {
                 self.state.top = top;
                 self.state.original_top = original_top;
+                self.state.original_channels = original_channels;
                 self.state.explained_target = Some(target);
                 match channels {
                     Some(Ok(ch)) => self.set_channels(ch),
@@ -546,7 +561,10 @@ impl GlassboxApp {
                     }
                 }
             }
-            Response::Activations { channels, .. } => self.set_channels(channels),
+            Response::Activations { channels, original, .. } => {
+                self.state.original_channels = original;
+                self.set_channels(channels)
+            }
             Response::Progress {
                 done, total, partial, ..
             } => {

@@ -75,6 +75,26 @@ impl Channels {
         })
     }
 
+    /// `self - other` channel by channel (same layer and shape), in `self`'s order, with a
+    /// scale symmetric around 0: what an edit changed.
+    pub fn minus(&self, other: &Channels) -> Option<Channels> {
+        if (self.c, self.h, self.w) != (other.c, other.h, other.w) {
+            return None;
+        }
+        let data: Vec<f32> = self.data.iter().zip(&other.data).map(|(a, b)| a - b).collect();
+        let m = data.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+        Some(Channels {
+            layer: self.layer.clone(),
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            data,
+            order: self.order.clone(),
+            min: -m,
+            max: m,
+        })
+    }
+
     /// One channel as a map.
     pub fn channel(&self, c: usize) -> Map {
         let n = self.h * self.w;

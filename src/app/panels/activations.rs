@@ -26,6 +26,16 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
                     "`{}`: {} channels of {}×{}, strongest first (mean activation)",
                     ch.layer, ch.c, ch.h, ch.w
                 ));
+                if s.original_channels.is_some() {
+                    let mut change = s.show_change;
+                    if ui
+                        .checkbox(&mut change, "show the change")
+                        .on_hover_text("The grid shows edited minus original: red where the edits raised an activation, blue where they lowered it.")
+                        .changed()
+                    {
+                        out.push(Command::SetShowChange(change));
+                    }
+                }
                 let mut shared = s.settings.shared_scale;
                 if ui
                     .checkbox(&mut shared, "one colour scale")

@@ -186,6 +186,10 @@ fn analyze(
     params: Params,
 ) -> Result<Response> {
     let original_top = original_top(state, top)?;
+    let original_channels = match &layer {
+        Some(l) => original_channels(state, l)?,
+        None => None,
+    };
     let (m, x) = state.need_input()?;
     let a = inspect::analyze(m, x, layer.as_deref(), &methods, &params)?;
     let size = m.preprocess.size as i64;
@@ -195,6 +199,7 @@ fn analyze(
         original_top,
         target: a.target,
         channels: a.channels.map(|c| c.map_err(|e| e.to_string())),
+        original_channels,
         maps: a
             .explanations
             .iter()
@@ -231,9 +236,30 @@ fn original_top(state: &mut State, top: usize) -> Result<Option<Vec<crate::engin
 }
 
 fn activations(state: &mut State, cx: &Ctx, layer: String) -> Result<Response> {
+    let original = original_channels(state, &layer)?;
     let (m, x) = state.need_input()?;
     let (_, channels) = inspect::channels(m, x, &layer)?;
-    Ok(Response::Activations { id: cx.id, channels })
+    Ok(Response::Activations {
+        id: cx.id,
+        channels,
+        original,
+    })
+}
+
+/// With edits in force, the original model's channels of `layer` for the current image (the
+/// edits undone for one forward and redone, bit for bit).
+fn original_channels(state: &mut State, layer: &str) -> Result<Option<crate::engine::inspect::Channels>> {
+    let n = state.editor.log().len();
+    let (Some(m), Some(x)) = (state.model.as_mut(), state.input.as_ref()) else {
+        return Ok(None);
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    state.editor.go_to(m, 0)?;
+    let ch = inspect::channels(m, x, layer);
+    state.editor.go_to(m, n)?;
+    Ok(ch.ok().map(|c| c.1))
 }
 
 fn explain_slot(state: &mut State, cx: &Ctx, slot: usize, method: Method, params: Params) -> Result<Response> {

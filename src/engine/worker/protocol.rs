@@ -236,11 +236,15 @@ pub enum Response {
         original_top: Option<Vec<Class>>,
         target: i64,
         channels: Option<Result<Channels, String>>,
+        /// With edits in force: the original model's channels of the same layer.
+        original_channels: Option<Channels>,
         maps: Vec<Result<Explained, String>>,
     },
     Activations {
         id: u64,
         channels: Channels,
+        /// With edits in force: the original model's channels of the same layer.
+        original: Option<Channels>,
     },
     Progress {
         id: u64,
