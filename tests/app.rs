@@ -881,3 +881,30 @@ fn a_channels_batch_norm_numbers_and_a_whole_layer_can_be_edited() {
     let ch = s.channels.as_ref().unwrap();
     assert!(ch.data.iter().all(|v| *v == 0.0), "a zeroed convolution outputs zeros");
 }
+
+#[test]
+fn a_filter_picked_in_the_filters_view_opens_in_the_editor() {
+    let mut h = app();
+    drop_file(&mut h, asset("assets/mnist-tiny-cnn.safetensors"));
+    settle(&mut h, "the MNIST model", |a| {
+        a.state.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn") && a.state.views_ready() && !a.busy()
+    });
+    h.state_mut().apply(Command::SetFilterConv("conv2".into()));
+    settle(&mut h, "conv2's filters", |a| {
+        a.state.filters.as_ref().is_some_and(|f| f.0 == "conv2") && !a.busy()
+    });
+    h.state_mut().apply(Command::EditFilter {
+        conv: "conv2".into(),
+        out: 7,
+    });
+    settle(&mut h, "filter 7 in the editor", |a| {
+        a.state.channels.as_ref().is_some_and(|c| c.layer == "conv2")
+            && a.state
+                .channel
+                .as_ref()
+                .is_some_and(|d| d.channel == 7 && d.kernel_values.len() == 16 * 9)
+            && !a.busy()
+    });
+    // The filters view offers it for any filter number.
+    h.get_by_role_and_label(Role::Button, "Edit this filter");
+}

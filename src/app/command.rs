@@ -49,6 +49,12 @@ pub enum Command {
     SetSharedScale(bool),
     /// The activation grid shows the change an edit made (edited minus original).
     SetShowChange(bool),
+    /// Opens filter `out` of convolution `conv` in the editor: the convolution's output
+    /// becomes the shown layer and that channel the chosen one.
+    EditFilter {
+        conv: String,
+        out: usize,
+    },
     /// A channel of the activation layer; with a position, also its receptive field.
     SelectChannel {
         channel: usize,

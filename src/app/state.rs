@@ -156,6 +156,9 @@ pub struct State {
     pub original_channels: Option<Channels>,
     /// The grid shows the change from the original (edited minus original).
     pub show_change: bool,
+    /// The channel to choose once the shown layer's channels arrive (a filter picked in the
+    /// filters view).
+    pub want_channel: Option<usize>,
 }
 
 /// The edited model against the original on labelled images.

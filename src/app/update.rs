@@ -48,6 +48,10 @@ impl GlassboxApp {
                 self.state.settings.shared_scale = on;
                 self.redraw_grid();
             }
+            Command::EditFilter { conv, out } => {
+                self.state.want_channel = Some(out);
+                self.set_layer(conv);
+            }
             Command::SelectChannel { channel, at } => self.select_channel(channel, at),
             Command::RequestField { layer, channel, y, x } => {
                 self.send(Job::Field, Request::ReceptiveField { layer, channel, y, x });
@@ -380,7 +384,12 @@ impl GlassboxApp {
         };
         self.tex.set(&self.ctx, Which::Grid, &grid.0);
         self.state.grid = Some(grid);
-        let keep = self.state.channel.as_ref().map(|d| d.channel).filter(|c| *c < ch.c);
+        let keep = self
+            .state
+            .want_channel
+            .take()
+            .or(self.state.channel.as_ref().map(|d| d.channel))
+            .filter(|c| *c < ch.c);
         let first = ch.order.first().map(|o| o.0);
         self.state.channels = Some(ch);
         if let Some(c) = keep.or(first) {

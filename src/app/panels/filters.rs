@@ -38,6 +38,26 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
             if conv != current && !conv.is_empty() {
                 out.push(Command::SetFilterConv(conv));
             }
+            if let Some((c, shape, _)) = &s.filters {
+                ui.horizontal(|ui| {
+                    let id = egui::Id::unique("filter-to-edit");
+                    let mut o: usize = ui.data(|d| d.get_temp(id)).unwrap_or(0);
+                    let l = ui.label("filter");
+                    ui.add(egui::DragValue::new(&mut o).range(0..=(shape[0].max(1) - 1) as usize))
+                        .labelled_by(l.id);
+                    ui.data_mut(|d| d.insert_temp(id, o));
+                    if ui
+                        .button("Edit this filter")
+                        .on_hover_text("Open the filter in the editor: its values, to paint, and its operations.")
+                        .clicked()
+                    {
+                        out.push(Command::EditFilter {
+                            conv: c.clone(),
+                            out: o,
+                        });
+                    }
+                });
+            }
             if let (Some((c, shape, _)), Some(t)) = (&s.filters, cx.tex.get(Which::Filters)) {
                 let is_1x1 = shape.len() == 4 && shape[2] == 1 && shape[3] == 1;
                 ui.label(format!(
