@@ -206,3 +206,49 @@ fn eval_reads_a_folder_with_one_sub_folder_per_class() {
     let o = glassbox(&["eval", "--model", "mnist", "--data", path_str(dir.path())]);
     assert_clean_error(&o, &["giraffe", "neither a label"]);
 }
+
+#[test]
+fn every_op_through_the_command_line() {
+    let dir = tmp();
+    let out = dir.path().join("all.safetensors");
+    let ops = [
+        "set conv1.weight[0,0,1,1]=0.25",
+        "add conv1.weight[1] 0.1",
+        "scale conv2.weight[3] -1",
+        "zero bn1.bias[2]",
+        "noise conv2.weight[4,1] 0.05 11",
+        "randomize fc1.bias 5",
+        "randomize conv2.weight[2] 6",
+        "preset conv1.weight[5,0] blur",
+        "knockout relu1:6",
+        "knockout pool2:1",
+        "restore relu1:6",
+    ];
+    let mut args = vec!["edit", "--model", "mnist"];
+    for op in &ops {
+        args.extend(["--op", op]);
+    }
+    args.extend(["--out", path_str(&out)]);
+    let o = glassbox(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = Model::open(out.as_path(), None, Device::Cpu).unwrap();
+    assert_eq!(glassbox::engine::edit::saved_log(&m), ops);
+    let kernel = m.vs.variables()["conv1.weight"].get(5).get(0);
+    assert!(kernel.allclose(
+        &Tensor::full([3, 3], 1.0 / 9.0, (Kind::Float, Device::Cpu)),
+        1e-6,
+        1e-6,
+        false
+    ));
+    assert_eq!(
+        m.knockouts.iter().cloned().collect::<Vec<_>>(),
+        [("pool2".to_string(), 1)]
+    );
+    let o = glassbox(&[
+        "predict",
+        "--model",
+        path_str(&out),
+        path_str(&asset("assets/samples/coffee.png")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

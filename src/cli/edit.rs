@@ -20,7 +20,7 @@ pub struct EditArgs {
     pub model: ModelArgs,
     /// An edit, applied in order (repeat --op): set NAME[i,...]=V, add NAME[i,...] V,
     /// scale NAME[i,...] F, zero NAME[i,...], noise NAME[i,...] SIGMA SEED,
-    /// randomize NAME SEED, preset NAME[o,i] identity|edge|blur|sharpen, knockout LAYER:C,
+    /// randomize NAME[i,...] SEED, preset NAME[o,i] identity|edge|blur|sharpen, knockout LAYER:C,
     /// restore LAYER:C. NAME[3] is output channel 3; NAME[3,0,1,1] one value.
     #[arg(long = "op", required = true)]
     pub ops: Vec<String>,

@@ -2,7 +2,7 @@
 //! re-initialisation, 3x3 kernel presets) and channel knock-outs, each undoable bit for
 //! bit. Operations have one readable form, the one the command line takes and the saved
 //! edit log holds: `set NAME[i,...]=V`, `add NAME[i,...] V`, `scale NAME[i,...] F`,
-//! `zero NAME[i,...]`, `noise NAME[i,...] SIGMA SEED`, `randomize NAME SEED`,
+//! `zero NAME[i,...]`, `noise NAME[i,...] SIGMA SEED`, `randomize NAME[i,...] SEED`,
 //! `preset NAME[o,i] identity|edge|blur|sharpen`, `knockout LAYER:C`, `restore LAYER:C`.
 //! Indices are leading: `conv1.weight[3]` is output channel 3, `conv1.weight[3,0,1,1]` one
 //! value.
@@ -74,7 +74,8 @@ pub enum Op {
     Scale(Target, f64),
     Zero(Target),
     Noise(Target, f64, u64),
-    Randomize(String, u64),
+    /// Re-initialised as PyTorch does (the whole parameter, or the indexed part of it).
+    Randomize(Target, u64),
     Preset(Target, Preset),
     /// Channel `channel` of a traced layer's output is zero in every forward and backward.
     Knockout(String, i64),
@@ -90,7 +91,7 @@ impl fmt::Display for Op {
             Op::Scale(t, v) => write!(f, "scale {t} {v}"),
             Op::Zero(t) => write!(f, "zero {t}"),
             Op::Noise(t, s, seed) => write!(f, "noise {t} {s} {seed}"),
-            Op::Randomize(p, seed) => write!(f, "randomize {p} {seed}"),
+            Op::Randomize(t, seed) => write!(f, "randomize {t} {seed}"),
             Op::Preset(t, p) => write!(f, "preset {t} {}", p.name()),
             Op::Knockout(l, c) => write!(f, "knockout {l}:{c}"),
             Op::Restore(l, c) => write!(f, "restore {l}:{c}"),
@@ -99,7 +100,7 @@ impl fmt::Display for Op {
 }
 
 /// The valid forms, for error messages.
-pub const FORMS: &str = "set NAME[i,...]=V | add NAME[i,...] V | scale NAME[i,...] F | zero NAME[i,...] | noise NAME[i,...] SIGMA SEED | randomize NAME SEED | preset NAME[o,i] identity|edge|blur|sharpen | knockout LAYER:C | restore LAYER:C";
+pub const FORMS: &str = "set NAME[i,...]=V | add NAME[i,...] V | scale NAME[i,...] F | zero NAME[i,...] | noise NAME[i,...] SIGMA SEED | randomize NAME[i,...] SEED | preset NAME[o,i] identity|edge|blur|sharpen | knockout LAYER:C | restore LAYER:C";
 
 fn parse_target(s: &str) -> std::result::Result<Target, String> {
     let s = s.trim();
@@ -181,11 +182,11 @@ impl std::str::FromStr for Op {
                     .map_err(|_| bad("the seed is a whole number".into()))?;
                 Op::Noise(parse_target(t).map_err(bad)?, sigma, seed)
             }
-            ["randomize", p, seed] => {
+            ["randomize", t, seed] => {
                 let seed = seed
                     .parse::<u64>()
                     .map_err(|_| bad("the seed is a whole number".into()))?;
-                Op::Randomize(p.to_string(), seed)
+                Op::Randomize(parse_target(t).map_err(bad)?, seed)
             }
             ["preset", t, name] => {
                 let p = Preset::ALL
@@ -218,8 +219,6 @@ impl std::str::FromStr for Op {
 enum Before {
     /// The values of a region of a parameter.
     Values(Target, Tensor),
-    /// The values of several whole parameters.
-    Params(Vec<(String, Tensor)>),
     /// Whether the channel was knocked out.
     Knocked(bool),
 }
@@ -365,16 +364,23 @@ fn apply_op(model: &mut Model, op: &Op) -> Result<Before> {
             }
             return Ok(Before::Knocked(was));
         }
-        Op::Randomize(name, seed) => {
-            let t = Target {
-                param: name.clone(),
-                index: Vec::new(),
-            };
-            let r = region(model, &t)?;
+        Op::Randomize(t, seed) => {
+            let whole = region(
+                model,
+                &Target {
+                    param: t.param.clone(),
+                    index: Vec::new(),
+                },
+            )?;
+            let r = region(model, t)?;
             let before = r.detach().copy();
-            let init = initial(model, name, &r, *seed);
+            // The whole parameter's initial values, then the part the target names.
+            let mut init = initial(model, &t.param, &whole, *seed);
+            for &i in &t.index {
+                init = init.select(0, i);
+            }
             tch::no_grad(|| r.shallow_clone().copy_(&init.to_device(r.device()).to_kind(r.kind())));
-            return Ok(Before::Params(vec![(name.clone(), before)]));
+            return Ok(Before::Values(t.clone(), before));
         }
         _ => {}
     }
@@ -437,18 +443,6 @@ fn restore(model: &mut Model, op: &Op, before: Before) -> Result<()> {
             let r = region(model, &t)?;
             tch::no_grad(|| r.shallow_clone().copy_(&values));
         }
-        Before::Params(list) => {
-            for (name, values) in list {
-                let r = region(
-                    model,
-                    &Target {
-                        param: name,
-                        index: Vec::new(),
-                    },
-                )?;
-                tch::no_grad(|| r.shallow_clone().copy_(&values));
-            }
-        }
     }
     Ok(())
 }
@@ -487,6 +481,7 @@ mod tests {
             "zero bn1.bias[4]",
             "noise conv2.weight[1,2] 0.1 7",
             "randomize conv1.weight 3",
+            "randomize conv2.weight[1,2] 4",
             "preset conv1.weight[0,0] edge",
             "knockout relu1:5",
             "restore relu1:5",

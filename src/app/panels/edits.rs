@@ -210,7 +210,38 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
             }
             let name = format!("kernel {param}[{o},{i}]");
             resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &name));
-            let resp = resp.on_hover_text(format!("input channel {i} of `{param}`[{o}]: click to paint a value"));
+            let resp = resp.on_hover_text(format!(
+                "input channel {i} of `{param}`[{o}]: click to paint a value; right-click for operations on this kernel"
+            ));
+            resp.context_menu(|ui| {
+                let k = Target {
+                    param: param.clone(),
+                    index: vec![o, i as i64],
+                };
+                for (label, op) in [
+                    ("Zero this kernel", Op::Zero(k.clone())),
+                    ("Negate this kernel", Op::Scale(k.clone(), -1.0)),
+                    ("Scale by the brush value", Op::Scale(k.clone(), value)),
+                    (
+                        "Add seeded noise",
+                        Op::Noise(k.clone(), (max as f64 * 0.3).max(1e-3), 0),
+                    ),
+                    ("Re-initialise", Op::Randomize(k.clone(), 0)),
+                ] {
+                    if ui.button(label).clicked() {
+                        out.push(Command::Edit(EditRequest::Apply(op)));
+                        ui.close();
+                    }
+                }
+                if kh == 3 && kw == 3 {
+                    for p in Preset::ALL {
+                        if ui.button(format!("Preset: {}", p.name())).clicked() {
+                            out.push(Command::Edit(EditRequest::Apply(Op::Preset(k.clone(), *p))));
+                            ui.close();
+                        }
+                    }
+                }
+            });
             if resp.clicked() {
                 if let Some(pos) = resp.interact_pointer_pos() {
                     let local = pos - rect.min;
@@ -271,6 +302,7 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
             ("Negate", Op::Scale(whole.clone(), -1.0)),
             ("×2", Op::Scale(whole.clone(), 2.0)),
             ("Noise", Op::Noise(whole.clone(), (max as f64 * 0.3).max(1e-3), 0)),
+            ("Re-initialise", Op::Randomize(whole.clone(), 0)),
         ] {
             if ui
                 .small_button(label)
@@ -288,11 +320,12 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
         for (label, op) in [
             ("Zero layer", Op::Zero(layer.clone())),
             ("Negate layer", Op::Scale(layer.clone(), -1.0)),
+            ("Scale layer", Op::Scale(layer.clone(), value)),
             (
                 "Noise on layer",
                 Op::Noise(layer.clone(), (max as f64 * 0.3).max(1e-3), 0),
             ),
-            ("Re-initialise layer", Op::Randomize(param.clone(), 0)),
+            ("Re-initialise layer", Op::Randomize(layer.clone(), 0)),
         ] {
             if ui
                 .small_button(label)
