@@ -368,24 +368,13 @@ pub fn check_out(out: &std::path::Path, input: Option<&std::path::Path>, force: 
 
 /// Files named on the command line, and the images inside directories (sorted).
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    use anyhow::Context;
-    const EXT: &[&str] = &["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"];
+    let ext = crate::engine::preprocess::IMAGE_EXTENSIONS;
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("reading directory {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.is_file()
-                        && f.extension()
-                            .and_then(|e| e.to_str())
-                            .is_some_and(|e| EXT.contains(&e.to_ascii_lowercase().as_str()))
-                })
-                .collect();
-            found.sort();
+            let found = crate::engine::preprocess::images_in(p)?;
             if found.is_empty() {
-                bail!("directory {} holds no images ({})", p.display(), EXT.join(", "));
+                bail!("directory {} holds no images ({})", p.display(), ext.join(", "));
             }
             out.extend(found);
         } else {

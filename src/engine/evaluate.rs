@@ -56,7 +56,6 @@ fn class_of(model: &Model, folder: &str) -> Option<i64> {
 
 /// The images of `dir`'s class sub-folders, labelled for `model`.
 pub fn folder(model: &Model, dir: &Path) -> Result<Labelled> {
-    const EXT: &[&str] = &["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"];
     let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -85,17 +84,7 @@ pub fn folder(model: &Model, dir: &Path) -> Result<Labelled> {
                 ),
             )
         })?;
-        let mut imgs: Vec<PathBuf> = std::fs::read_dir(&sub)
-            .map_err(|e| Error::io(&sub, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| {
-                f.is_file()
-                    && f.extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| EXT.contains(&e.to_ascii_lowercase().as_str()))
-            })
-            .collect();
-        imgs.sort();
+        let imgs = super::preprocess::images_in(&sub)?;
         files.extend(imgs.into_iter().map(|p| (p, class)));
     }
     if files.is_empty() {

@@ -138,6 +138,25 @@ pub struct Prepared {
 
 const FORMATS: &str = "PNG, JPEG, WebP, GIF, BMP or TIFF";
 
+/// File name endings of the images Glassbox reads.
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"];
+
+/// The images of a folder (by their name's ending), sorted.
+pub fn images_in(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|f| {
+            f.is_file()
+                && f.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// The most pixels an image may have by default: 16384 x 16384 (268 megapixels).
 pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 16384 * 16384;
 
