@@ -361,7 +361,7 @@ impl GlassboxApp {
             },
         );
         if let Some((y, x)) = at {
-            let (h, w) = (ch_dims(&self.state.channels).0, ch_dims(&self.state.channels).1);
+            let (h, w) = ch_dims(&self.state.channels);
             self.apply(Command::RequestField {
                 layer,
                 channel: Some(channel),

@@ -144,6 +144,7 @@ fn open_model(state: &mut State, cx: &Ctx, model: ModelSource, arch: Option<Arch
     state.model = Some(m);
     state.editor = Default::default();
     state.original_logits = None;
+    state.original_channels = None;
     Ok(Response::ModelOpened { id: cx.id, info })
 }
 
@@ -160,6 +161,7 @@ fn set_image(state: &mut State, cx: &Ctx, source: ImageSource) -> Result<Respons
     let original = (img.width(), img.height());
     state.image = Some(img);
     state.original_logits = None;
+    state.original_channels = None;
     Ok(Response::ImageSet {
         id: cx.id,
         name: source.name(),
@@ -247,7 +249,7 @@ fn activations(state: &mut State, cx: &Ctx, layer: String) -> Result<Response> {
 }
 
 /// With edits in force, the original model's channels of `layer` for the current image (the
-/// edits undone for one forward and redone, bit for bit).
+/// edits undone for one forward and redone, bit for bit), computed once per image and layer.
 fn original_channels(state: &mut State, layer: &str) -> Result<Option<crate::engine::inspect::Channels>> {
     let n = state.editor.log().len();
     let (Some(m), Some(x)) = (state.model.as_mut(), state.input.as_ref()) else {
@@ -256,10 +258,14 @@ fn original_channels(state: &mut State, layer: &str) -> Result<Option<crate::eng
     if n == 0 {
         return Ok(None);
     }
+    if let Some(c) = state.original_channels.as_ref().filter(|c| c.layer == layer) {
+        return Ok(Some(c.clone()));
+    }
     state.editor.go_to(m, 0)?;
     let ch = inspect::channels(m, x, layer);
     state.editor.go_to(m, n)?;
-    Ok(ch.ok().map(|c| c.1))
+    state.original_channels = ch.ok().map(|c| c.1);
+    Ok(state.original_channels.clone())
 }
 
 fn explain_slot(state: &mut State, cx: &Ctx, slot: usize, method: Method, params: Params) -> Result<Response> {

@@ -23,6 +23,8 @@ pub(super) struct State {
     /// The unedited model's logits for the current image (computed once while edits are in
     /// force; a new image or model forgets them).
     pub original_logits: Option<Tensor>,
+    /// The unedited model's channels of one layer for the current image, kept likewise.
+    pub original_channels: Option<crate::engine::inspect::Channels>,
 }
 
 impl State {
@@ -34,6 +36,7 @@ impl State {
             input: None,
             editor: Default::default(),
             original_logits: None,
+            original_channels: None,
         }
     }
 
