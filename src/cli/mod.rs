@@ -11,6 +11,7 @@ pub mod args;
 mod bench;
 mod edit;
 mod explain;
+mod finetune;
 mod import;
 mod inspect;
 mod predict;
@@ -70,6 +71,9 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Train the small CNN on MNIST or Fashion-MNIST (data from `make setup`).
     Train(train::TrainArgs),
+    /// Retrain in place: add classes (imprinting), replace them (head only, from a layer,
+    /// whole network) or train the small CNN from scratch, on a labelled folder or data set.
+    Finetune(finetune::FinetuneArgs),
     /// Edit a model's weights or knock out channels, and save it as a new file with the edit log.
     Edit(edit::EditArgs),
     /// Which tensors differ between two models, by how much, and both edit logs.
@@ -101,6 +105,7 @@ impl Command {
             Command::Filters(_) => "filters",
             Command::Import(_) => "import",
             Command::Train(_) => "train",
+            Command::Finetune(_) => "finetune",
             Command::Edit(_) => "edit",
             Command::Diff(_) => "diff",
             Command::Eval(_) => "eval",
@@ -159,6 +164,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Filters(a) => inspect::filters(a, device),
         Command::Import(a) => import::run(a, device),
         Command::Train(a) => train::run(a, device),
+        Command::Finetune(a) => finetune::run(a, device),
         Command::Edit(a) => edit::run_edit(a, device),
         Command::Diff(a) => edit::run_diff(a, device),
         Command::Eval(a) => edit::run_eval(a, device),

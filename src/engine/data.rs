@@ -190,3 +190,46 @@ impl Split {
         (images.to_kind(Kind::Float) - 127.5) / 127.5
     }
 }
+
+/// Writes images of a split as PNG files in one sub-folder per class (`prefix` + the
+/// class's name, `/` replaced), the ImageFolder layout `finetune` and `eval` read: the
+/// first `per_class` images of each class after skipping `skip` of them, as RGB when `rgb`.
+/// Returns how many were written. (Benchmarks and tests make their folders with it.)
+pub fn write_folder(
+    name: DatasetName,
+    split: &Split,
+    dir: &Path,
+    prefix: &str,
+    per_class: usize,
+    skip: usize,
+    rgb: bool,
+) -> Result<usize> {
+    let labels = Vec::<i64>::try_from(&split.labels).map_err(Error::from)?;
+    let names = name.labels();
+    let mut seen = vec![0usize; names.len()];
+    let (h, w) = (split.images.size()[2] as u32, split.images.size()[3] as u32);
+    let mut written = 0;
+    for (i, &l) in labels.iter().enumerate() {
+        let l = l as usize;
+        let Some(n) = seen.get_mut(l) else { continue };
+        *n += 1;
+        if *n <= skip || *n > skip + per_class {
+            continue;
+        }
+        let sub = dir.join(format!("{prefix}{}", names[l].replace('/', "-")));
+        std::fs::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
+        let px = Vec::<u8>::try_from(&split.images.get(i as i64).flatten(0, -1)).map_err(Error::from)?;
+        let gray = image::GrayImage::from_raw(w, h, px)
+            .ok_or_else(|| Error::invalid("a data set image has the wrong size"))?;
+        let img = if rgb {
+            image::DynamicImage::ImageRgb8(image::DynamicImage::ImageLuma8(gray).to_rgb8())
+        } else {
+            image::DynamicImage::ImageLuma8(gray)
+        };
+        let path = sub.join(format!("{i:05}.png"));
+        img.save(&path)
+            .map_err(|e| Error::file(&path, format!("cannot be written: {e}")))?;
+        written += 1;
+    }
+    Ok(written)
+}

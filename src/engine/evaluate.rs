@@ -37,7 +37,7 @@ pub fn dataset(name: DatasetName) -> Result<Labelled> {
 
 /// The class a sub-folder names for `model`: a label (exactly, ignoring case, or its first
 /// comma-separated name) or a class index.
-fn class_of(model: &Model, folder: &str) -> Option<i64> {
+pub(crate) fn class_of(model: &Model, folder: &str) -> Option<i64> {
     let f = folder.trim().to_lowercase();
     let first = |l: &str| l.split(',').next().unwrap_or(l).trim().to_lowercase();
     model

@@ -35,12 +35,39 @@ impl LayerKind {
 /// a changed one to edit the network).
 pub struct Fwd<'h> {
     pub train: bool,
+    /// Training from this layer on (fine-tuning from a block): the layers before it run as
+    /// at inference (batch norm with its running statistics), the rest in training mode.
+    train_from: Option<String>,
     hook: &'h mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
 }
 
 impl<'h> Fwd<'h> {
     pub fn new(train: bool, hook: &'h mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor) -> Self {
-        Fwd { train, hook }
+        Fwd {
+            train,
+            train_from: None,
+            hook,
+        }
+    }
+
+    /// A training forward in which only `from` and the layers after it train.
+    pub fn training_from(from: &str, hook: &'h mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor) -> Self {
+        Fwd {
+            train: false,
+            train_from: Some(from.to_owned()),
+            hook,
+        }
+    }
+
+    /// Whether layer `name` runs in training mode (layers come in forward order).
+    pub fn training(&mut self, name: &str) -> bool {
+        if let Some(from) = &self.train_from {
+            if name == from || name.strip_prefix(from.as_str()).is_some_and(|r| r.starts_with('.')) {
+                self.train_from = None;
+                self.train = true;
+            }
+        }
+        self.train
     }
     pub fn emit(&mut self, name: &str, kind: LayerKind, t: Tensor) -> Tensor {
         (self.hook)(name, kind, t)
@@ -139,7 +166,7 @@ impl Bn {
         }
     }
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
-        let y = x.apply_t(&self.bn, f.train);
+        let y = x.apply_t(&self.bn, f.training(&self.name));
         f.emit(&self.name, LayerKind::BatchNorm, y)
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod evaluate;
 pub mod explain;
 pub mod files;
+pub mod finetune;
 pub mod guard;
 pub mod inspect;
 pub mod layers;

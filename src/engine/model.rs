@@ -357,9 +357,31 @@ impl Model {
         train: bool,
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
     ) -> Tensor {
+        self.forward_with(x, train, None, hook)
+    }
+
+    /// A training forward in which only `from` and the layers after it train (batch norm
+    /// before it keeps its running statistics); `None`: every layer trains.
+    pub fn forward_train(&self, x: &Tensor, from: Option<&str>) -> Tensor {
+        self.forward_with(x, true, from, &mut |_, _, t| t)
+    }
+
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        train: bool,
+        from: Option<&str>,
+        hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
+    ) -> Tensor {
+        let fwd = |hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor| {
+            let mut f = match from {
+                Some(l) if train => Fwd::training_from(l, hook),
+                _ => Fwd::new(train, hook),
+            };
+            self.net.forward(&x.to_device(self.device()), &mut f)
+        };
         if self.knockouts.is_empty() {
-            let mut f = Fwd::new(train, hook);
-            return self.net.forward(&x.to_device(self.device()), &mut f);
+            return fwd(hook);
         }
         // Knocked-out channels are zeroed before anything sees the layer's output.
         let knockouts = &self.knockouts;
@@ -384,8 +406,7 @@ impl Model {
             };
             hook(name, kind, t)
         };
-        let mut f = Fwd::new(train, &mut knocked);
-        self.net.forward(&x.to_device(self.device()), &mut f)
+        fwd(&mut knocked)
     }
 
     /// Logits of a batch, without gradients.

@@ -1,0 +1,495 @@
+//! Retraining from the command line: `glassbox finetune` (a contract other checks use) in
+//! each mode; imprinting against its formula computed here; a seed twice; the refusals.
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use glassbox::engine::data::{self, DatasetName};
+use glassbox::engine::model::Model;
+use tch::{Device, Kind, Tensor};
+
+/// A folder of Fashion-MNIST training images: `classes` (indices), `n` each, named `prefix`+label.
+fn clothes(dir: &Path, prefix: &str, classes: &[usize], n: usize, skip: usize) {
+    let d = data::load(DatasetName::FashionMnist, &root().join("data")).expect("run `make setup` for the data sets");
+    let tmp = tmp();
+    data::write_folder(DatasetName::FashionMnist, &d.train, tmp.path(), prefix, n, skip, false).unwrap();
+    let names = DatasetName::FashionMnist.labels();
+    for &c in classes {
+        let name = format!("{prefix}{}", names[c].replace('/', "-"));
+        std::fs::rename(tmp.path().join(&name), dir.join(&name)).unwrap();
+    }
+}
+
+fn var(m: &Model, name: &str) -> Tensor {
+    m.vs.variables()[name].shallow_clone()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = glassbox(args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn head_only_replaces_the_classes_and_records_the_run() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    clothes(&data, "", &[1, 5, 8], 30, 0);
+    let out = dir.path().join("clothes.safetensors");
+    let text = ok(&[
+        "finetune",
+        "--model",
+        "mnist",
+        "--data",
+        path_str(&data),
+        "--head-only",
+        "--epochs",
+        "15",
+        "--lr",
+        "0.01",
+        "--seed",
+        "3",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(text.contains("epoch 15/15: train loss"), "{text}");
+    assert!(text.contains("validation accuracy"), "{text}");
+    let m = Model::open(out.as_path(), None, Device::Cpu).unwrap();
+    assert_eq!(m.labels, ["Bag", "Sandal", "Trouser"]);
+    let base = Model::open("mnist", None, Device::Cpu).unwrap();
+    assert!(
+        var(&m, "conv1.weight").equal(&var(&base, "conv1.weight")),
+        "the backbone is not trained"
+    );
+    assert!(var(&m, "fc1.weight").equal(&var(&base, "fc1.weight")));
+    let r = |k: &str| {
+        m.metadata
+            .get(&format!("glassbox.train.{k}"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(r("mode"), "head");
+    assert_eq!(r("seed"), "3");
+    assert_eq!(r("optimizer"), "adam");
+    assert_eq!(r("lr"), "0.01");
+    assert_eq!(r("epochs"), "15");
+    assert!(
+        r("data_fingerprint").starts_with("sha256:"),
+        "{}",
+        r("data_fingerprint")
+    );
+    assert_eq!(r("classes"), r#"["Bag","Sandal","Trouser"]"#);
+    // The validation images are held out: 15 % of 30 per class.
+    assert_eq!(r("val_images"), "15");
+    let acc: f64 = r("val_accuracy").parse().unwrap();
+    assert!(acc >= 0.8, "bags, sandals and trousers from digit features: {acc}");
+    // What `eval` says on other images of the same classes agrees it learned them.
+    let test = dir.path().join("test");
+    std::fs::create_dir(&test).unwrap();
+    clothes(&test, "", &[1, 5, 8], 20, 30);
+    let e = ok(&["eval", "--model", path_str(&out), "--data", path_str(&test), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.8, "{e}");
+}
+
+/// The features of the small CNN (the output of `relu3`) for the images of a folder,
+/// prepared as the model's preprocessing does, computed here from the traced layers.
+fn traced_features(m: &Model, dir: &Path) -> Tensor {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let xs: Vec<Tensor> = files
+        .iter()
+        .map(|f| m.preprocess.prepare_file(f).unwrap().tensor)
+        .collect();
+    let (_, traced) = m.trace(&Tensor::cat(&xs, 0));
+    traced.iter().find(|t| t.name == "relu3").unwrap().output.detach()
+}
+
+#[test]
+fn imprinting_adds_classes_by_the_formula_and_leaves_the_old_ones() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    clothes(&data, "new ", &[1, 8], 20, 0);
+    let out = dir.path().join("more.safetensors");
+    let text = ok(&[
+        "finetune",
+        "--model",
+        "mnist",
+        "--data",
+        path_str(&data),
+        "--add-classes",
+        "--epochs",
+        "0",
+        "--val-split",
+        "0",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(text.contains("imprinted: new Bag, new Trouser"), "{text}");
+    let m = Model::open(out.as_path(), None, Device::Cpu).unwrap();
+    let base = Model::open("mnist", None, Device::Cpu).unwrap();
+    assert_eq!(m.spec.classes, 12);
+    assert_eq!(&m.labels[..10], &base.labels[..]);
+    assert_eq!(&m.labels[10..], ["new Bag", "new Trouser"]);
+    let (w, b) = (var(&m, "fc2.weight"), var(&m, "fc2.bias"));
+    let (w0, b0) = (var(&base, "fc2.weight"), var(&base, "fc2.bias"));
+    assert!(
+        w.narrow(0, 0, 10).equal(&w0) && b.narrow(0, 0, 10).equal(&b0),
+        "old classes untouched"
+    );
+    // w = mean(f / |f|) / |mean(f / |f|)| * mean over old rows of |w_k|;
+    // b = mean over the class's images of (best old logit - w.f) + the margin.
+    let scale = Vec::<f32>::try_from(
+        &w0.pow_tensor_scalar(2)
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            .sqrt(),
+    )
+    .unwrap()
+    .iter()
+    .map(|&v| v as f64)
+    .sum::<f64>()
+        / 10.0;
+    for (row, class) in [(10, "new Bag"), (11, "new Trouser")] {
+        let f = traced_features(&base, &data.join(class));
+        let rows = f.size()[0];
+        let mut mean = vec![0f64; 128];
+        for i in 0..rows {
+            let v = Vec::<f32>::try_from(&f.get(i)).unwrap();
+            let n = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+            for (m, x) in mean.iter_mut().zip(&v) {
+                *m += *x as f64 / n / rows as f64;
+            }
+        }
+        let n = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let want: Vec<f64> = mean.iter().map(|m| m / n * scale).collect();
+        let got = Vec::<f32>::try_from(&w.get(row)).unwrap();
+        for (g, m) in got.iter().zip(&want) {
+            assert!((*g as f64 - m).abs() < 1e-4, "{class}: {g} vs {m}");
+        }
+        let old = Vec::<f32>::try_from(&(f.matmul(&w0.tr()) + &b0).flatten(0, -1)).unwrap();
+        let mut bias = 0.0;
+        for i in 0..rows as usize {
+            let best = old[i * 10..(i + 1) * 10].iter().fold(f64::MIN, |a, &v| a.max(v as f64));
+            let fi = Vec::<f32>::try_from(&f.get(i as i64)).unwrap();
+            let dot: f64 = fi.iter().zip(&want).map(|(a, b)| *a as f64 * b).sum();
+            bias += (best - dot) / rows as f64;
+        }
+        bias += glassbox::engine::finetune::IMPRINT_MARGIN;
+        assert!(
+            (b.double_value(&[row]) - bias).abs() < 1e-3,
+            "{class}: bias {} vs {bias}",
+            b.double_value(&[row])
+        );
+    }
+    // Old classes keep working: the digits' logits of the ten old classes are the same.
+    let digits = data::load(DatasetName::Mnist, &root().join("data")).unwrap();
+    let x = data::Split::normalised(&digits.test.images.narrow(0, 0, 200));
+    let drift = (m.logits(&x).narrow(1, 0, 10) - base.logits(&x))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(drift < 1e-5, "old logits moved by {drift}");
+    // A few epochs of the new classes' weights keep the old rows as they were.
+    let out2 = dir.path().join("more2.safetensors");
+    ok(&[
+        "finetune",
+        "--model",
+        "mnist",
+        "--data",
+        path_str(&data),
+        "--add-classes",
+        "--epochs",
+        "3",
+        "--out",
+        path_str(&out2),
+    ]);
+    let m2 = Model::open(out2.as_path(), None, Device::Cpu).unwrap();
+    assert!(var(&m2, "fc2.weight").narrow(0, 0, 10).equal(&w0));
+    assert!(
+        !var(&m2, "fc2.weight").narrow(0, 10, 2).equal(&w.narrow(0, 10, 2)),
+        "the new rows trained"
+    );
+}
+
+#[test]
+fn a_seed_gives_the_same_weights_twice_and_from_a_layer_trains_only_from_there() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    clothes(&data, "", &[0, 1, 7], 16, 0);
+    let run = |name: &str, seed: &str, scope: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "finetune",
+            "--model",
+            "mnist",
+            "--data",
+            path_str(&data),
+            "--epochs",
+            "2",
+            "--batch",
+            "8",
+        ];
+        args.extend(scope);
+        args.extend(["--seed", seed, "--out", path_str(&out)]);
+        ok(&args);
+        out
+    };
+    let a = run("a.safetensors", "5", &["--full"]);
+    let b = run("b.safetensors", "5", &["--full"]);
+    let c = run("c.safetensors", "6", &["--full"]);
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "same seed, same bytes"
+    );
+    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
+    let base = Model::open("mnist", None, Device::Cpu).unwrap();
+    let full = Model::open(a.as_path(), None, Device::Cpu).unwrap();
+    assert!(
+        !var(&full, "conv1.weight").equal(&var(&base, "conv1.weight")),
+        "--full trains the first layer"
+    );
+    let from = run("from.safetensors", "5", &["--from", "fc1"]);
+    let from = Model::open(from.as_path(), None, Device::Cpu).unwrap();
+    for frozen in [
+        "conv1.weight",
+        "conv2.weight",
+        "bn2.weight",
+        "bn2.running_mean",
+        "bn1.running_var",
+    ] {
+        assert!(var(&from, frozen).equal(&var(&base, frozen)), "{frozen} is before fc1");
+    }
+    assert!(!var(&from, "fc1.weight").equal(&var(&base, "fc1.weight")));
+    assert_eq!(from.metadata["glassbox.train.mode"], "from fc1");
+}
+
+#[test]
+fn from_scratch_on_a_bundled_data_set() {
+    let dir = tmp();
+    let out = dir.path().join("scratch.safetensors");
+    let text = ok(&[
+        "finetune",
+        "--dataset",
+        "mnist",
+        "--scratch",
+        "--per-class",
+        "60",
+        "--epochs",
+        "3",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(text.contains("from scratch"), "{text}");
+    let m = Model::open(out.as_path(), None, Device::Cpu).unwrap();
+    assert_eq!(m.labels, DatasetName::Mnist.labels());
+    assert_eq!(m.metadata["glassbox.train.base"], "none (from scratch)");
+    let acc: f64 = m.metadata["glassbox.train.val_accuracy"].parse().unwrap();
+    assert!(acc > 0.5, "600 digits, 3 epochs: {acc}");
+}
+
+#[test]
+fn a_diverging_run_is_rolled_back_and_saved_at_its_last_good_epoch() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    clothes(&data, "", &[0, 1], 12, 0);
+    let out = dir.path().join("x.safetensors");
+    let text = ok(&[
+        "finetune",
+        "--model",
+        "mnist",
+        "--data",
+        path_str(&data),
+        "--full",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e12",
+        "--epochs",
+        "3",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(text.contains("rolled back to epoch 0"), "{text}");
+    let m = Model::open(out.as_path(), None, Device::Cpu).unwrap();
+    let base = Model::open("mnist", None, Device::Cpu).unwrap();
+    assert!(
+        var(&m, "conv1.weight").equal(&var(&base, "conv1.weight")),
+        "rolled back: nothing trained"
+    );
+    assert!(m.metadata["glassbox.train.stopped"].contains("rolled back"));
+}
+
+#[test]
+fn bad_data_and_settings_get_one_clear_line() {
+    let dir = tmp();
+    let out = dir.path().join("o.safetensors");
+    let o = path_str(&out);
+    let one = dir.path().join("one");
+    std::fs::create_dir(&one).unwrap();
+    clothes(&one, "", &[3], 5, 0);
+    let d = path_str(&one);
+    assert_clean_error(
+        &glassbox(&["finetune", "--model", "mnist", "--data", d, "--out", o]),
+        &["one class", "Dress"],
+    );
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(empty.join("a")).unwrap();
+    clothes(&empty, "", &[3], 5, 0);
+    assert_clean_error(
+        &glassbox(&["finetune", "--model", "mnist", "--data", path_str(&empty), "--out", o]),
+        &["holds no images", "a"],
+    );
+    let few = dir.path().join("few");
+    std::fs::create_dir(&few).unwrap();
+    clothes(&few, "", &[3], 1, 0);
+    clothes(&few, "", &[4], 4, 0);
+    assert_clean_error(
+        &glassbox(&["finetune", "--model", "mnist", "--data", path_str(&few), "--out", o]),
+        &["class `Dress` has 1 image", "validation split"],
+    );
+    // A broken file is skipped and reported; the run goes on.
+    std::fs::write(few.join("Dress").join("broken.png"), b"not a png").unwrap();
+    let text = ok(&[
+        "finetune",
+        "--model",
+        "mnist",
+        "--data",
+        path_str(&few),
+        "--epochs",
+        "1",
+        "--val-split",
+        "0",
+        "--out",
+        o,
+    ]);
+    assert!(text.contains("skipped:") && text.contains("broken.png"), "{text}");
+    let two = path_str(&few);
+    assert_clean_error(
+        &glassbox(&[
+            "finetune", "--model", "mnist", "--data", two, "--lr", "NaN", "--out", o, "--force",
+        ]),
+        &["learning rate", "NaN"],
+    );
+    assert_clean_error(
+        &glassbox(&[
+            "finetune",
+            "--model",
+            "mnist",
+            "--data",
+            two,
+            "--add-classes",
+            "--full",
+            "--out",
+            o,
+            "--force",
+        ]),
+        &["cannot train the network"],
+    );
+    assert_clean_error(
+        &glassbox(&[
+            "finetune", "--model", "mnist", "--data", two, "--from", "nope", "--out", o, "--force",
+        ]),
+        &["no layer `nope`", "conv1"],
+    );
+    assert_clean_error(
+        &glassbox(&[
+            "finetune",
+            "--model",
+            "mnist",
+            "--data",
+            path_str(&dir.path().join("none")),
+            "--out",
+            o,
+            "--force",
+        ]),
+        &["is not a folder"],
+    );
+    assert_usage_error(
+        &glassbox(&[
+            "finetune",
+            "--model",
+            "mnist",
+            "--data",
+            two,
+            "--full",
+            "--head-only",
+            "--out",
+            o,
+        ]),
+        &["--head-only"],
+    );
+}
+
+/// A folder of MNIST digits as RGB images: `digit-D` for each digit given.
+fn digit_folder(dir: &Path, digits: &[usize], n: usize, skip: usize) {
+    let d = data::load(DatasetName::Mnist, &root().join("data")).expect("run `make setup` for the data sets");
+    let tmp = tmp();
+    data::write_folder(DatasetName::Mnist, &d.train, tmp.path(), "digit-", n, skip, true).unwrap();
+    for &c in digits {
+        let name = format!("digit-{c}");
+        std::fs::rename(tmp.path().join(&name), dir.join(&name)).unwrap();
+    }
+}
+
+#[test]
+fn lite0_learns_two_digits_by_imprinting_and_the_photos_keep_their_class() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    digit_folder(&data, &[3, 7], 20, 0);
+    let test = dir.path().join("test");
+    std::fs::create_dir(&test).unwrap();
+    digit_folder(&test, &[3, 7], 15, 20);
+    let accuracy = |epochs: &str| {
+        let out = dir.path().join(format!("lite0-digits-{epochs}.safetensors"));
+        ok(&[
+            "finetune",
+            "--data",
+            path_str(&data),
+            "--add-classes",
+            "--epochs",
+            epochs,
+            "--lr",
+            "0.01",
+            "--val-split",
+            "0",
+            "--out",
+            path_str(&out),
+        ]);
+        let e = ok(&["eval", "--model", path_str(&out), "--data", path_str(&test), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+        (out, v["accuracy"].as_f64().unwrap())
+    };
+    // 1000 old classes and two new ones: imprinting alone puts most new digits in them,
+    // ten epochs of their weights (the old ones frozen) all of them.
+    let (_, imprinted) = accuracy("0");
+    let (out, refined) = accuracy("10");
+    eprintln!("new digits right: imprinted {imprinted}, refined {refined}");
+    assert!(imprinted >= 0.5, "imprinted: {imprinted}");
+    assert!(refined >= 0.9, "refined: {refined}");
+    for photo in ["assets/samples/chelsea.png", "assets/samples/coffee.png"] {
+        let top = |m: &str| {
+            let p = ok(&["predict", "--model", m, path_str(&asset(photo)), "--top", "1", "--json"]);
+            let v: serde_json::Value = serde_json::from_str(&p).unwrap();
+            v.to_string()
+        };
+        let before = top("efficientnet-lite0");
+        let after = top(path_str(&out));
+        let label = |s: &str| {
+            s.split("\"label\":")
+                .nth(1)
+                .unwrap_or("")
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(label(&before), label(&after), "{photo}: {before} / {after}");
+    }
+}
