@@ -908,3 +908,258 @@ fn a_filter_picked_in_the_filters_view_opens_in_the_editor() {
     // The filters view offers it for any filter number.
     h.get_by_role_and_label(Role::Button, "Edit this filter");
 }
+
+/// Sets the Retrain panel's form through its command (the folder dialog cannot be driven).
+fn train_form(h: &mut Harness<'static, GlassboxApp>, f: impl FnOnce(&mut glassbox::app::state::TrainForm)) {
+    let mut form = h.state().state.training.form.clone();
+    f(&mut form);
+    h.state_mut()
+        .apply(Command::Train(glassbox::app::TrainCommand::Form(form)));
+    h.step();
+}
+
+fn open_retrain(h: &mut Harness<'static, GlassboxApp>) {
+    h.get_by_label("Retrain").click();
+    h.run_steps(2);
+}
+
+fn trained(h: &mut Harness<'static, GlassboxApp>) {
+    settle(h, "the training run", |a| {
+        a.state.training.running.is_none() && a.state.training.result.is_some() && a.state.views_ready() && !a.busy()
+    });
+}
+
+#[test]
+fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
+    use glassbox::engine::data::{self, DatasetName};
+    use glassbox::engine::finetune::DataSource;
+    let dir = tmp();
+    let d = data::load(DatasetName::Mnist, &root().join("data")).expect("run `make setup` for the data sets");
+    let all = dir.path().join("all");
+    data::write_folder(DatasetName::Mnist, &d.train, &all, "digit-", 21, 0, true).unwrap();
+    let teach = dir.path().join("teach");
+    std::fs::create_dir(&teach).unwrap();
+    for c in ["digit-3", "digit-7"] {
+        std::fs::rename(all.join(c), teach.join(c)).unwrap();
+    }
+    // The last image of each class is kept out of the folder, to show the model afterwards.
+    let probe = teach
+        .join("digit-7")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let shown = dir.path().join("a-seven.png");
+    std::fs::rename(&probe, &shown).unwrap();
+    std::fs::remove_file(
+        teach
+            .join("digit-3")
+            .read_dir()
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut h = app();
+    open_retrain(&mut h);
+    h.state_mut()
+        .apply(Command::Train(glassbox::app::TrainCommand::Data(DataSource::Folder(
+            teach.clone(),
+        ))));
+    h.step();
+    h.get_by_label("Add its classes").click();
+    train_form(&mut h, |f| {
+        f.epochs = 10;
+        f.lr = "0.01".into();
+        f.val_split = 0.0;
+    });
+    h.get_by_role_and_label(Role::Button, "Start training").click();
+    h.step();
+    trained(&mut h);
+    let s = &h.state().state;
+    let labels = &s.model.as_ref().unwrap().labels;
+    assert_eq!(labels.len(), 1002);
+    assert_eq!(&labels[1000..], ["digit-3", "digit-7"]);
+    assert_eq!(
+        s.training.result.as_ref().unwrap().summary.imprinted,
+        ["digit-3", "digit-7"]
+    );
+    // The cat keeps its class; a seven the model never saw is a `digit-7`.
+    assert!((281..=285).contains(&s.top[0].index), "{:?}", s.top);
+    drop_file(&mut h, shown.clone());
+    settle(&mut h, "the seven", |a| {
+        a.state.input.as_ref().is_some_and(|i| i.name.ends_with("a-seven.png")) && a.state.views_ready() && !a.busy()
+    });
+    assert_eq!(h.state().state.top[0].label, "digit-7", "{:?}", h.state().state.top);
+    h.get_by_role_and_label(
+        Role::Button,
+        &format!("digit-7 {:.1} %", h.state().state.top[0].probability * 100.0),
+    );
+    // Kept, the candidate is the model; the Retrain panel has no candidate any more.
+    h.get_by_role_and_label(Role::Button, "Keep it").click();
+    h.step();
+    settle(&mut h, "the kept model", |a| {
+        a.state.training.result.is_none() && a.state.views_ready() && !a.busy()
+    });
+    assert_eq!(h.state().state.model.as_ref().unwrap().classes, 1002);
+    assert_eq!(h.state().state.top[0].label, "digit-7");
+}
+
+#[test]
+fn fine_tuning_the_small_cnn_draws_curves_the_timeline_scrubs_and_a_confusion_cell_opens() {
+    use glassbox::app::state::TrainMode;
+    use glassbox::app::TrainCommand;
+    use glassbox::engine::data::DatasetName;
+    use glassbox::engine::finetune::DataSource;
+    let mut h = mnist_app_on_conv1();
+    h.state_mut().apply(Command::SetFilterConv("conv1".into()));
+    open_retrain(&mut h);
+    h.get_by_role_and_label(Role::Button, "mnist").click();
+    h.get_by_label("Replace: whole network").click();
+    train_form(&mut h, |f| {
+        f.epochs = 2;
+        f.per_class = 40;
+        f.lr = "0.003".into();
+        f.val_split = 0.25;
+    });
+    assert_eq!(
+        h.state().state.training.form.source,
+        Some(DataSource::Dataset(DatasetName::Mnist))
+    );
+    assert_eq!(h.state().state.training.form.mode, TrainMode::Full);
+    h.get_by_role_and_label(Role::Button, "Start training").click();
+    h.step();
+    trained(&mut h);
+    let tr = &h.state().state.training;
+    assert_eq!(tr.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(
+        tr.losses.len() >= 2 && tr.losses.iter().all(|l| l[1].is_finite()),
+        "{:?}",
+        tr.losses
+    );
+    let r = tr.result.as_ref().unwrap();
+    assert_eq!(r.timeline, [0, 1, 2]);
+    assert_eq!(r.summary.plan.val_images, 100);
+    assert_eq!(r.summary.confusion.iter().flatten().sum::<u64>(), 100);
+    // The curves' plots and the timeline are on screen.
+    h.get_by_role_and_label(Role::Slider, "Timeline");
+    let last = h.state().state.filters.clone().unwrap().2;
+    let last_top = h.state().state.top.clone();
+    // Scrubbed back to the start: the filters and the prediction are the model's before training.
+    h.state_mut().apply(Command::Train(TrainCommand::Scrub(0)));
+    settle(&mut h, "point 0", |a| a.state.views_ready() && !a.busy());
+    let first = h.state().state.filters.clone().unwrap();
+    assert_eq!(first.0, "conv1");
+    assert_ne!(
+        first.2.as_raw(),
+        last.as_raw(),
+        "the first-layer filters moved during training"
+    );
+    assert_ne!(
+        h.state().state.top.iter().map(|c| c.probability).collect::<Vec<_>>(),
+        last_top.iter().map(|c| c.probability).collect::<Vec<_>>()
+    );
+    // Back at the end, the filters are the trained ones again, bit for bit.
+    h.state_mut().apply(Command::Train(TrainCommand::Scrub(2)));
+    settle(&mut h, "point 2", |a| a.state.views_ready() && !a.busy());
+    assert_eq!(h.state().state.filters.clone().unwrap().2.as_raw(), last.as_raw());
+    // A confusion cell's images, each with its map; one opens as the input.
+    h.state_mut()
+        .apply(Command::Train(TrainCommand::Cell { truth: 1, predicted: 1 }));
+    settle(&mut h, "the cell's images", |a| {
+        a.state.training.cell.is_some() && !a.busy()
+    });
+    let (_, _, images) = h.state().state.training.cell.clone().unwrap();
+    assert!(!images.is_empty() && images.len() <= 12);
+    assert!(images.iter().all(|i| i.overlay.width() == 28 && i.predicted == "1"));
+    h.query_all_by_label("Open").next().unwrap().click();
+    h.step();
+    settle(&mut h, "the validation image as the input", |a| {
+        a.state
+            .input
+            .as_ref()
+            .is_some_and(|i| i.name.starts_with("validation image"))
+            && a.state.views_ready()
+            && !a.busy()
+    });
+    // Discarded: the model before training is back, with its prediction.
+    h.get_by_role_and_label(Role::Button, "Discard").click();
+    h.step();
+    settle(&mut h, "the model before", |a| {
+        a.state.training.result.is_none() && a.state.views_ready() && !a.busy()
+    });
+    assert_eq!(
+        h.state().state.model.as_ref().unwrap().source.to_string(),
+        h.state().state.settings.model.to_string()
+    );
+}
+
+#[test]
+fn cancel_mid_epoch_leaves_the_model_as_it_was_and_a_nan_learning_rate_is_refused() {
+    use glassbox::engine::finetune::DataSource;
+    let mut h = mnist_app_on_conv1();
+    let before = h.state().state.top.clone();
+    open_retrain(&mut h);
+    h.get_by_role_and_label(Role::Button, "mnist").click();
+    h.get_by_label("Replace: whole network").click();
+    // A learning rate that is not a number is refused before anything runs.
+    h.get_by_label("Learning rate").click();
+    h.step();
+    h.get_by_label("Learning rate").type_text("nan");
+    h.step();
+    h.get_by_role_and_label(Role::Button, "Start training").click();
+    h.step();
+    assert!(h.state().state.training.running.is_none());
+    assert!(
+        h.state().state.errors.iter().any(|e| e.contains("learning rate")),
+        "{:?}",
+        h.state().state.errors
+    );
+    h.state_mut().apply(Command::DismissErrors);
+    train_form(&mut h, |f| {
+        f.lr = "0.001".into();
+        f.epochs = 50;
+        f.batch = 4;
+        f.per_class = 400;
+    });
+    assert_eq!(
+        h.state().state.training.form.source,
+        Some(DataSource::Dataset(glassbox::engine::data::DatasetName::Mnist))
+    );
+    h.get_by_role_and_label(Role::Button, "Start training").click();
+    h.step();
+    settle(&mut h, "the first steps", |a| {
+        a.state.training.step.is_some_and(|s| s.1 >= 2)
+    });
+    // Paused, it reports no step; resumed, it goes on; cancelled, nothing changed.
+    h.get_by_role_and_label(Role::Button, "Pause").click();
+    h.run_steps(2);
+    assert!(h.state().state.training.paused);
+    h.get_by_role_and_label(Role::Button, "Resume").click();
+    h.step();
+    h.get_by_role_and_label(Role::Button, "Cancel training").click();
+    h.step();
+    settle(&mut h, "the cancel", |a| {
+        a.state.training.running.is_none() && !a.busy()
+    });
+    let s = &h.state().state;
+    assert!(s.training.result.is_none());
+    assert!(
+        s.training.note.as_deref().is_some_and(|n| n.contains("cancelled")),
+        "{:?}",
+        s.training.note
+    );
+    assert_eq!(s.model.as_ref().unwrap().arch, "tiny-cnn");
+    // The same prediction, bit for bit, from the model that was there before.
+    h.state_mut().apply(Command::SetTarget(Some(before[1].index)));
+    settle(&mut h, "the prediction again", |a| {
+        a.state.explained_target == Some(before[1].index) && a.state.views_ready() && !a.busy()
+    });
+    let after = &h.state().state.top;
+    assert_eq!(
+        after.iter().map(|c| (c.index, c.probability)).collect::<Vec<_>>(),
+        before.iter().map(|c| (c.index, c.probability)).collect::<Vec<_>>()
+    );
+}

@@ -20,6 +20,31 @@ pub enum DialogKind {
     SaveModel,
     /// A folder of labelled images to evaluate the edits on.
     EvalFolder,
+    /// A folder of labelled images to train on.
+    TrainFolder,
+}
+
+/// Retraining from the Retrain panel.
+#[derive(Debug, Clone)]
+pub enum TrainCommand {
+    /// The panel's settings changed.
+    Form(crate::app::state::TrainForm),
+    /// The data to train on.
+    Data(crate::engine::finetune::DataSource),
+    Start,
+    Pause(bool),
+    /// A new learning rate for the run going on (as typed).
+    SetLr(String),
+    Cancel,
+    /// Show the candidate at this point of its timeline.
+    Scrub(usize),
+    /// The validation images of a confusion cell.
+    Cell {
+        truth: usize,
+        predicted: usize,
+    },
+    Accept,
+    Discard,
 }
 
 /// Collapsible views whose open state is remembered.
@@ -28,6 +53,7 @@ pub enum View {
     Activations,
     Filters,
     Model,
+    Train,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +119,9 @@ pub enum Command {
     /// A change to the model by hand, undo, redo, go to a point of the log, reset, save,
     /// evaluate against the original.
     Edit(EditRequest),
+    /// Retraining: settings, start, pause, learning rate, cancel, timeline, confusion cells,
+    /// accept or discard.
+    Train(TrainCommand),
     /// A fault injected into the engine (tests of survival).
     #[doc(hidden)]
     InjectFault(Fault),

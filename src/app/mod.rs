@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-pub use command::{Command, DialogKind, View};
+pub use command::{Command, DialogKind, TrainCommand, View};
 pub use state::{ExportWhat, Settings, Slot, State, MAX_SLOTS};
 
 use crate::engine::arch::Arch;
@@ -68,6 +68,10 @@ enum Job {
     Sanity(usize),
     Fault,
     Edit,
+    Train,
+    TrainView,
+    Cell,
+    TrainClose,
 }
 
 /// Results of file dialogs and the clipboard, which run off the UI thread.

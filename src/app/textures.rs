@@ -43,6 +43,8 @@ pub enum Which {
     ChannelOverlay,
     Kernel,
     Filters,
+    /// Image n of the confusion cell shown.
+    Cell(usize),
 }
 
 /// Every texture of the window, with a count of uploads (a test checks that steady frames

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::command::{Command, DialogKind, View};
+use super::command::{Command, DialogKind, TrainCommand, View};
 use super::state::{ChannelDetail, Field, Input, Settings, MAX_SLOTS};
 use super::textures::Which;
 use super::{GlassboxApp, Job, Picked};
@@ -13,7 +13,9 @@ use crate::engine::explain::{shares_backward, Method, Params};
 use crate::engine::inspect::Channels;
 use crate::engine::model::ModelSource;
 use crate::engine::render::{self, Colormap};
-use crate::engine::worker::{EditRequest, Engine, EvalSet, Explained, ImageSource, Request, Response};
+use crate::engine::worker::{
+    EditRequest, Engine, EvalSet, Explained, ImageSource, ModelInfo, Request, Response, TrainRequest,
+};
 
 impl GlassboxApp {
     /// Applies one command.
@@ -107,6 +109,7 @@ impl GlassboxApp {
                     View::Activations => s.show_activations = open,
                     View::Filters => s.show_filters = open,
                     View::Model => s.show_model = open,
+                    View::Train => s.show_train = open,
                 }
             }
             Command::Dialog(kind) => self.dialog(kind),
@@ -125,6 +128,107 @@ impl GlassboxApp {
             Command::InjectFault(fault) => {
                 self.send(Job::Fault, Request::InjectFault(fault));
             }
+            Command::Train(t) => self.train(t),
+        }
+    }
+
+    /// Retraining commands: the run goes to the engine; pause and the learning rate go
+    /// through the run's shared controls.
+    fn train(&mut self, t: TrainCommand) {
+        let tr = &mut self.state.training;
+        match t {
+            TrainCommand::Form(f) => tr.form = f,
+            TrainCommand::Data(d) => tr.form.source = Some(d),
+            TrainCommand::Start => {
+                if tr.running.is_some() {
+                    return;
+                }
+                let Some(source) = tr.form.source.clone() else {
+                    self.state
+                        .errors
+                        .push("pick the data to train on first: a folder of labelled images or a data set".into());
+                    return;
+                };
+                let config = match tr.form.config() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.state.errors.push(format!("training not started: {e}"));
+                        return;
+                    }
+                };
+                let control = std::sync::Arc::new(crate::engine::finetune::Control::default());
+                tr.control = Some(control.clone());
+                tr.paused = false;
+                tr.plan = None;
+                tr.epochs.clear();
+                tr.losses.clear();
+                tr.step = None;
+                tr.features = None;
+                tr.note = None;
+                tr.cell = None;
+                tr.new_lr = tr.form.lr.clone();
+                let id = self.send(
+                    Job::Train,
+                    Request::Train(TrainRequest::Start {
+                        source,
+                        config,
+                        control,
+                    }),
+                );
+                self.state.training.running = Some(id);
+            }
+            TrainCommand::Pause(on) => {
+                if let Some(c) = &tr.control {
+                    c.pause(on);
+                    tr.paused = on;
+                }
+            }
+            TrainCommand::SetLr(text) => {
+                tr.new_lr = text.clone();
+                let set = text
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("the learning rate `{text}` is not a number"))
+                    .and_then(|lr| match &tr.control {
+                        Some(c) if tr.running.is_some() => c.set_lr(lr).map_err(|e| e.to_string()),
+                        _ => Err("no training is running".into()),
+                    });
+                if let Err(e) = set {
+                    self.state.errors.push(e);
+                }
+            }
+            TrainCommand::Cancel => {
+                if let Some(id) = tr.running {
+                    self.engine.cancel(id);
+                    if let Some(c) = &tr.control {
+                        c.pause(false);
+                    }
+                }
+            }
+            TrainCommand::Scrub(n) => {
+                tr.point = n;
+                self.send(Job::TrainView, Request::Train(TrainRequest::Scrub(n)));
+            }
+            TrainCommand::Cell { truth, predicted } => {
+                self.send(Job::Cell, Request::Train(TrainRequest::Cell { truth, predicted }));
+            }
+            TrainCommand::Accept => {
+                self.send(Job::TrainClose, Request::Train(TrainRequest::Accept));
+            }
+            TrainCommand::Discard => {
+                self.send(Job::TrainClose, Request::Train(TrainRequest::Discard));
+            }
+        }
+    }
+
+    /// Every view follows a model that changed in place (an edit, a timeline point).
+    fn refresh_views(&mut self) {
+        self.analyze_all(true);
+        if let Some(conv) = self.state.settings.filter_conv.clone() {
+            self.set_filter_conv(conv);
+        }
+        if let Some(c) = self.state.channel.as_ref().map(|d| d.channel) {
+            self.select_channel(c, None);
         }
     }
 
@@ -397,6 +501,50 @@ impl GlassboxApp {
         }
     }
 
+    /// A new model (opened, retrained, or the one before training back): settings that
+    /// name its layers checked, every view emptied, the image prepared for it again.
+    fn on_model(&mut self, info: ModelInfo) {
+        let names: Vec<&str> = info.layers.iter().map(|l| l.name.as_str()).collect();
+        let st = &mut self.state;
+        if !st.settings.layer.as_deref().is_some_and(|l| names.contains(&l)) {
+            st.settings.layer = super::state::State::default_layer(&info);
+        }
+        if !st.settings.cam_layer.as_deref().is_some_and(|l| names.contains(&l)) {
+            st.settings.cam_layer = None;
+        }
+        if !st.settings.filter_conv.as_ref().is_some_and(|c| info.convs.contains(c)) {
+            st.settings.filter_conv = info.convs.first().cloned();
+        }
+        st.settings.model = info.source.clone();
+        st.model = Some(info);
+        st.edits.clear();
+        st.redoable = 0;
+        st.knockouts.clear();
+        st.original_top = None;
+        st.evaluation = None;
+        let side = st.model_side() as i64;
+        for s in &mut st.slots {
+            s.params = s.params.clone().with_window_for(side);
+        }
+        st.target = None;
+        st.top.clear();
+        st.channels = None;
+        st.channel = None;
+        st.field = None;
+        st.filters = None;
+        if let Some(conv) = st.settings.filter_conv.clone() {
+            self.set_filter_conv(conv);
+        }
+        // The view depends on the model's input size: prepare the image again, unless
+        // a newer image is already on its way (it will be prepared for this model;
+        // sending the old one again would supersede it and lose the user's drop).
+        if self.sent_source.is_none() {
+            if let Some(src) = self.image_source.clone() {
+                self.set_image(src);
+            }
+        }
+    }
+
     /// Redraws the activation grid (the colour-scale option changed).
     fn redraw_grid(&mut self) {
         if let Some(ch) = self.state.channels.take() {
@@ -464,45 +612,10 @@ impl GlassboxApp {
         };
         match r {
             Response::ModelOpened { info, .. } => {
-                let names: Vec<&str> = info.layers.iter().map(|l| l.name.as_str()).collect();
-                let st = &mut self.state;
-                if !st.settings.layer.as_deref().is_some_and(|l| names.contains(&l)) {
-                    st.settings.layer = super::state::State::default_layer(&info);
-                }
-                if !st.settings.cam_layer.as_deref().is_some_and(|l| names.contains(&l)) {
-                    st.settings.cam_layer = None;
-                }
-                if !st.settings.filter_conv.as_ref().is_some_and(|c| info.convs.contains(c)) {
-                    st.settings.filter_conv = info.convs.first().cloned();
-                }
-                st.settings.model = info.source.clone();
-                st.model = Some(info);
-                st.edits.clear();
-                st.redoable = 0;
-                st.knockouts.clear();
-                st.original_top = None;
-                st.evaluation = None;
-                let side = st.model_side() as i64;
-                for s in &mut st.slots {
-                    s.params = s.params.clone().with_window_for(side);
-                }
-                st.target = None;
-                st.top.clear();
-                st.channels = None;
-                st.channel = None;
-                st.field = None;
-                st.filters = None;
-                if let Some(conv) = st.settings.filter_conv.clone() {
-                    self.set_filter_conv(conv);
-                }
-                // The view depends on the model's input size: prepare the image again, unless
-                // a newer image is already on its way (it will be prepared for this model;
-                // sending the old one again would supersede it and lose the user's drop).
-                if self.sent_source.is_none() {
-                    if let Some(src) = self.image_source.clone() {
-                        self.set_image(src);
-                    }
-                }
+                // A model opened: any retrained candidate is gone with the one before it.
+                self.state.training.result = None;
+                self.state.training.cell = None;
+                self.on_model(info)
             }
             Response::ImageSet {
                 name, view, original, ..
@@ -653,13 +766,7 @@ impl GlassboxApp {
                     self.state.original_top = None;
                 }
                 // Every view follows the edited model: prediction, maps, channels, kernels.
-                self.analyze_all(true);
-                if let Some(conv) = self.state.settings.filter_conv.clone() {
-                    self.set_filter_conv(conv);
-                }
-                if let Some(c) = self.state.channel.as_ref().map(|d| d.channel) {
-                    self.select_channel(c, None);
-                }
+                self.refresh_views();
             }
             Response::Saved { path, .. } => {
                 self.state.notice = Some(format!("saved the edited model as {}", path.display()));
@@ -677,7 +784,80 @@ impl GlassboxApp {
                     changes,
                 });
             }
+            Response::Training { event, .. } => {
+                use crate::engine::finetune::Event;
+                let tr = &mut self.state.training;
+                match event {
+                    Event::Plan(p) => tr.plan = Some(p),
+                    Event::Features { done, total } => tr.features = Some((done, total)),
+                    Event::Step {
+                        epoch,
+                        step,
+                        steps,
+                        loss,
+                        elapsed,
+                        ..
+                    } => {
+                        tr.step = Some((epoch, step, steps, elapsed));
+                        tr.losses.push([(epoch - 1) as f64 + step as f64 / steps as f64, loss]);
+                    }
+                    Event::Epoch(e) => tr.epochs.push(e),
+                    Event::Paused => {}
+                }
+            }
+            Response::Trained {
+                summary,
+                timeline,
+                info,
+                probe,
+                ..
+            } => {
+                let tr = &mut self.state.training;
+                tr.running = None;
+                tr.control = None;
+                tr.paused = false;
+                tr.note = summary.note.clone();
+                tr.epochs = summary.epochs.clone();
+                tr.point = timeline.len().saturating_sub(1);
+                tr.cell = None;
+                tr.result = Some(super::state::TrainResult {
+                    summary,
+                    timeline,
+                    probe,
+                });
+                self.on_model(info);
+            }
+            Response::Scrubbed { .. } => self.refresh_views(),
+            Response::Cell {
+                truth,
+                predicted,
+                images,
+                ..
+            } => {
+                for (k, img) in images.iter().enumerate() {
+                    self.tex.set(&self.ctx, Which::Cell(k), &img.overlay);
+                }
+                self.state.training.cell = Some((truth, predicted, images));
+            }
+            Response::TrainingClosed { accepted, info, .. } => {
+                let tr = &mut self.state.training;
+                tr.result = None;
+                tr.cell = None;
+                self.state.notice = Some(if accepted {
+                    "kept the retrained model (save it to keep it after this session)".into()
+                } else {
+                    "discarded the retrained model: the model before training is back".into()
+                });
+                self.on_model(info);
+            }
             Response::Cancelled { .. } => {
+                if job == Job::Train {
+                    let tr = &mut self.state.training;
+                    tr.running = None;
+                    tr.control = None;
+                    tr.paused = false;
+                    tr.note = Some("training cancelled: the model is as it was before".into());
+                }
                 if let Job::Explain(sid) | Job::Sanity(sid) = job {
                     if let Some(s) = self.state.slot_mut(sid) {
                         s.running = None;
@@ -711,6 +891,13 @@ impl GlassboxApp {
                     .state
                     .errors
                     .push(format!("{message}. The previous model stays open.")),
+                Job::Train => {
+                    let tr = &mut self.state.training;
+                    tr.running = None;
+                    tr.control = None;
+                    tr.paused = false;
+                    self.state.errors.push(format!("{message}. The model is as it was."));
+                }
                 _ => self.state.errors.push(message),
             },
         }
@@ -764,6 +951,9 @@ impl GlassboxApp {
                 DialogKind::EvalFolder => d
                     .pick_folder()
                     .map(|dir| Command::Edit(EditRequest::Evaluate(EvalSet::Folder(dir)))),
+                DialogKind::TrainFolder => d
+                    .pick_folder()
+                    .map(|dir| Command::Train(TrainCommand::Data(crate::engine::finetune::DataSource::Folder(dir)))),
             };
             if let Some(c) = picked {
                 let _ = tx.send(Picked::Command(c));

@@ -25,3 +25,6 @@ pub fn is_spatial(shape: &[i64]) -> bool {
 pub fn has_channels(shape: &[i64]) -> bool {
     shape.len() == 4
 }
+
+/// Validation images shown for one cell of a confusion matrix.
+pub const CELL_IMAGES: usize = 12;

@@ -15,6 +15,7 @@ mod model;
 pub mod prediction;
 mod status;
 mod toolbar;
+mod train;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -92,6 +93,8 @@ pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<
             None => {}
         }
         let shown = area.show(ui, |ui| {
+            train::ui(ui, cx, out);
+            ui.separator();
             explanations::ui(ui, cx, out);
             ui.separator();
             activations::ui(ui, cx, out);

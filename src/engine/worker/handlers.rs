@@ -5,8 +5,8 @@ use std::sync::mpsc::Sender;
 
 use tch::Tensor;
 
-use super::protocol::{EditRequest, EvalSet, Fault, ImageSource, Request, Response};
-use super::state::{decode, explained, model_info, State};
+use super::protocol::{CellImage, EditRequest, EvalSet, Fault, ImageSource, Request, Response, TrainRequest};
+use super::state::{decode, explained, model_info, Session, State};
 use crate::engine::arch::Arch;
 use crate::engine::defaults;
 use crate::engine::edit;
@@ -62,6 +62,172 @@ pub(super) fn run(state: &mut State, req: Request, cx: &Ctx) -> Result<Response>
         Request::Sanity { slot, method, params } => sanity(state, cx, slot, method, params),
         Request::InjectFault(fault) => inject_fault(state, fault),
         Request::Edit(e) => edit(state, cx, e),
+        Request::Train(t) => train(state, cx, t),
+    }
+}
+
+/// Retraining: a run makes a candidate (the model it started from is kept), which the
+/// timeline scrubs, whose confusion cells open, and which is accepted or discarded.
+fn train(state: &mut State, cx: &Ctx, t: TrainRequest) -> Result<Response> {
+    use crate::engine::finetune::{self, Event, Hooks};
+    match t {
+        TrainRequest::Start {
+            source,
+            config,
+            control,
+        } => {
+            let m = state.need_model()?;
+            // Reports at most every 50 ms (a head-only step takes a fraction of that).
+            let mut last = std::time::Instant::now() - std::time::Duration::from_secs(1);
+            let mut on_event = |e: Event| {
+                let throttled = matches!(e, Event::Step { step, steps, .. } if step < steps)
+                    || matches!(e, Event::Features { done, total } if done < total)
+                    || matches!(e, Event::Paused);
+                if !throttled || last.elapsed().as_millis() >= 50 {
+                    last = std::time::Instant::now();
+                    let _ = cx.out.send(Response::Training { id: cx.id, event: e });
+                }
+                !(cx.stale)()
+            };
+            let out = finetune::finetune(
+                m,
+                &source,
+                &config,
+                &mut Hooks {
+                    event: &mut on_event,
+                    control: &control,
+                },
+            )?;
+            let probe = match &state.image {
+                Some(img) => {
+                    let top = |m: &Model| -> Result<Vec<crate::engine::model::Class>> {
+                        let x = m.preprocess.prepare(img).tensor;
+                        Ok(m.top_k(&m.logits(&x), 5)?.remove(0))
+                    };
+                    Some((top(m)?, top(&out.model)?))
+                }
+                None => None,
+            };
+            let info = model_info(&out.model);
+            // The candidate becomes the model; what it started from is kept (a second run
+            // keeps the first one's starting point).
+            let candidate = out.model;
+            state.input = state.image.as_ref().map(|img| candidate.preprocess.prepare(img).tensor);
+            let started = state.model.replace(candidate).expect("a model was open");
+            let editor = std::mem::take(&mut state.editor);
+            let (base, base_editor) = match state.training.take() {
+                Some(s) => (s.base, s.base_editor),
+                None => (started, editor),
+            };
+            state.original_logits = None;
+            state.original_channels = None;
+            let timeline = out.timeline.epochs();
+            state.training = Some(Session {
+                base,
+                base_editor,
+                timeline: out.timeline,
+                val: out.val,
+            });
+            Ok(Response::Trained {
+                id: cx.id,
+                summary: Box::new(out.summary),
+                timeline,
+                info,
+                probe,
+            })
+        }
+        TrainRequest::Scrub(n) => {
+            let (Some(m), Some(s)) = (&state.model, &state.training) else {
+                return Err(Error::invalid("no retrained model to scrub: train one first"));
+            };
+            s.timeline.restore(m, n)?;
+            Ok(Response::Scrubbed {
+                id: cx.id,
+                point: n,
+                epoch: s.timeline.snapshots[n].0,
+            })
+        }
+        TrainRequest::Cell { truth, predicted } => {
+            let (Some(m), Some(s)) = (&state.model, &state.training) else {
+                return Err(Error::invalid("no retrained model: train one first"));
+            };
+            let size = m.preprocess.size as i64;
+            let mut images = Vec::new();
+            for i in s.val.cell(truth, predicted, crate::engine::defaults::CELL_IMAGES) {
+                let view = s.val.picture(i)?;
+                let x = finetune::normalise(m, &s.val.images.get(i as i64).unsqueeze(0));
+                let top = m.top_k(&m.logits(&x), 1)?.remove(0).remove(0);
+                let params = Params {
+                    target: Some(top.index),
+                    ..Params::default()
+                };
+                let e = explain::explain(m, &x, Method::GradCam, &params, &mut |_| !(cx.stale)())?;
+                let map = attribution_map(&e.attribution, Method::GradCam, size, size)?;
+                let overlay = render::overlay(
+                    &view,
+                    &map,
+                    render::Colormap::default_for(Method::GradCam),
+                    defaults::OVERLAY_OPACITY,
+                    defaults::OVERLAY_CLIP,
+                    true,
+                );
+                let (name, source) = match &s.val.files[i] {
+                    Some(p) => (
+                        p.file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        ImageSource::File(p.clone()),
+                    ),
+                    None => {
+                        let rgba = view.to_rgba8();
+                        let name = format!("validation image {i}");
+                        (
+                            name.clone(),
+                            ImageSource::Pixels {
+                                name,
+                                width: rgba.width(),
+                                height: rgba.height(),
+                                rgba: rgba.into_raw(),
+                            },
+                        )
+                    }
+                };
+                images.push(CellImage {
+                    name,
+                    source,
+                    overlay,
+                    predicted: top.label,
+                    probability: top.probability,
+                });
+            }
+            Ok(Response::Cell {
+                id: cx.id,
+                truth,
+                predicted,
+                images,
+            })
+        }
+        TrainRequest::Accept | TrainRequest::Discard => {
+            let accepted = matches!(t, TrainRequest::Accept);
+            let s = state
+                .training
+                .take()
+                .ok_or_else(|| Error::invalid("no retrained model to keep or discard"))?;
+            if !accepted {
+                state.model = Some(s.base);
+                state.editor = s.base_editor;
+            }
+            let m = state.need_model()?;
+            state.input = state.image.as_ref().map(|img| m.preprocess.prepare(img).tensor);
+            state.original_logits = None;
+            state.original_channels = None;
+            let info = model_info(state.need_model()?);
+            Ok(Response::TrainingClosed {
+                id: cx.id,
+                accepted,
+                info,
+            })
+        }
     }
 }
 
@@ -71,6 +237,11 @@ fn edit(state: &mut State, cx: &Ctx, e: EditRequest) -> Result<Response> {
         .model
         .as_mut()
         .ok_or_else(|| Error::invalid("no model is open: open a weights file or pick the builtin model"))?;
+    if state.training.is_some() && !matches!(e, EditRequest::Save { .. } | EditRequest::Evaluate(_)) {
+        return Err(Error::invalid(
+            "the model is a retrained candidate: keep it (Accept) or discard it before editing by hand",
+        ));
+    }
     let ed = &mut state.editor;
     match e {
         EditRequest::Apply(op) => ed.apply(m, op)?,
@@ -142,6 +313,7 @@ fn open_model(state: &mut State, cx: &Ctx, model: ModelSource, arch: Option<Arch
     let info = model_info(&m);
     state.input = state.image.as_ref().map(|img| m.preprocess.prepare(img).tensor);
     state.model = Some(m);
+    state.training = None;
     state.editor = Default::default();
     state.original_logits = None;
     state.original_channels = None;

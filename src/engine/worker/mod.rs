@@ -16,7 +16,9 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use protocol::{EditRequest, EvalSet, Explained, Fault, ImageSource, ModelInfo, Request, Response};
+pub use protocol::{
+    CellImage, EditRequest, EvalSet, Explained, Fault, ImageSource, ModelInfo, Request, Response, TrainRequest,
+};
 
 use super::error::Error;
 use super::guard;

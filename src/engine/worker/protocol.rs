@@ -11,6 +11,7 @@ use crate::engine::data::DatasetName;
 use crate::engine::edit::Op;
 use crate::engine::evaluate::{ClassChange, Evaluation};
 use crate::engine::explain::{Method, Params};
+use crate::engine::finetune::{self, Control, DataSource, Summary};
 use crate::engine::inspect::{Channels, ReceptiveField};
 use crate::engine::metrics::{Curve, Sanity};
 use crate::engine::model::{Class, LayerInfo, ModelSource};
@@ -91,9 +92,44 @@ pub enum Request {
     /// A change to the model by hand, or what to do with the changes. Edits are never
     /// superseded: each applies in order.
     Edit(EditRequest),
+    /// Retraining: start a run (its result becomes a candidate beside the model it started
+    /// from), scrub the candidate's timeline, look into a confusion cell, accept or discard.
+    Train(TrainRequest),
     /// Faults injected on purpose, to test that the engine and the app survive them.
     #[doc(hidden)]
     InjectFault(Fault),
+}
+
+/// What to do about retraining (`engine::finetune`).
+#[derive(Debug, Clone)]
+pub enum TrainRequest {
+    /// A run on the current model (or from scratch); pause and the learning rate go through
+    /// `control`, cancel through the engine.
+    Start {
+        source: DataSource,
+        config: finetune::Config,
+        control: std::sync::Arc<Control>,
+    },
+    /// The candidate's weights at point `n` of its timeline (every view follows).
+    Scrub(usize),
+    /// The validation images of one confusion cell, with the explanation of each.
+    Cell { truth: usize, predicted: usize },
+    /// Keep the candidate (at the point shown) as the model.
+    Accept,
+    /// Back to the model the run started from.
+    Discard,
+}
+
+/// One validation image of a confusion cell.
+#[derive(Debug, Clone)]
+pub struct CellImage {
+    pub name: String,
+    /// Where it comes from, to open it as the input.
+    pub source: ImageSource,
+    /// The image with the Grad-CAM map of the predicted class over it.
+    pub overlay: RgbImage,
+    pub predicted: String,
+    pub probability: f64,
 }
 
 /// What to do to the model's edits (`engine::edit`).
@@ -139,7 +175,11 @@ pub enum Fault {
 impl Request {
     /// Whether a newer request of the same kind makes this one stale (edits never are).
     pub(super) fn supersedable(&self) -> bool {
-        !matches!(self, Request::Edit(_))
+        !matches!(
+            self,
+            Request::Edit(_)
+                | Request::Train(TrainRequest::Start { .. } | TrainRequest::Accept | TrainRequest::Discard)
+        )
     }
 
     /// Requests with the same key supersede each other.
@@ -158,6 +198,15 @@ impl Request {
             Request::Sanity { slot, .. } => (10, *slot),
             Request::InjectFault(_) => (11, 0),
             Request::Edit(_) => (12, 0),
+            Request::Train(t) => (
+                13,
+                match t {
+                    TrainRequest::Start { .. } => 0,
+                    TrainRequest::Scrub(_) => 1,
+                    TrainRequest::Cell { .. } => 2,
+                    TrainRequest::Accept | TrainRequest::Discard => 3,
+                },
+            ),
         }
     }
 
@@ -180,6 +229,11 @@ impl Request {
             Request::Edit(EditRequest::Save { path, .. }) => format!("saving {}", path.display()),
             Request::Edit(EditRequest::Evaluate(_)) => "the evaluation".into(),
             Request::Edit(e) => format!("{e:?}").to_lowercase(),
+            Request::Train(TrainRequest::Start { source, .. }) => format!("training on {source}"),
+            Request::Train(TrainRequest::Scrub(n)) => format!("the timeline's point {n}"),
+            Request::Train(TrainRequest::Cell { .. }) => "the images of the confusion cell".into(),
+            Request::Train(TrainRequest::Accept) => "keeping the retrained model".into(),
+            Request::Train(TrainRequest::Discard) => "going back to the model before training".into(),
         }
     }
 }
@@ -312,6 +366,39 @@ pub enum Response {
         /// Per class, the most damaged first.
         changes: Vec<ClassChange>,
     },
+    /// A running training's report (not final).
+    Training {
+        id: u64,
+        event: finetune::Event,
+    },
+    /// A run finished: the candidate is the model now (the one it started from is kept
+    /// until it is accepted or discarded).
+    Trained {
+        id: u64,
+        summary: Box<Summary>,
+        /// The epoch of each point of the timeline.
+        timeline: Vec<usize>,
+        info: ModelInfo,
+        /// The current image's top classes: the model the run started from, the candidate.
+        probe: Option<(Vec<Class>, Vec<Class>)>,
+    },
+    Scrubbed {
+        id: u64,
+        point: usize,
+        epoch: usize,
+    },
+    Cell {
+        id: u64,
+        truth: usize,
+        predicted: usize,
+        images: Vec<CellImage>,
+    },
+    /// The candidate was accepted (it stays) or discarded (the model before is back).
+    TrainingClosed {
+        id: u64,
+        accepted: bool,
+        info: ModelInfo,
+    },
     Cancelled {
         id: u64,
     },
@@ -340,6 +427,11 @@ impl Response {
             | Response::Edited { id, .. }
             | Response::Saved { id, .. }
             | Response::Evaluated { id, .. }
+            | Response::Training { id, .. }
+            | Response::Trained { id, .. }
+            | Response::Scrubbed { id, .. }
+            | Response::Cell { id, .. }
+            | Response::TrainingClosed { id, .. }
             | Response::Cancelled { id }
             | Response::Failed { id, .. } => *id,
         }
@@ -347,6 +439,6 @@ impl Response {
 
     /// True for the last response to a request (everything but progress).
     pub fn is_final(&self) -> bool {
-        !matches!(self, Response::Progress { .. })
+        !matches!(self, Response::Progress { .. } | Response::Training { .. })
     }
 }

@@ -25,6 +25,18 @@ pub(super) struct State {
     pub original_logits: Option<Tensor>,
     /// The unedited model's channels of one layer for the current image, kept likewise.
     pub original_channels: Option<crate::engine::inspect::Channels>,
+    /// After a training run: the model it started from (the candidate is `model`), until
+    /// the candidate is accepted or discarded.
+    pub training: Option<Session>,
+}
+
+/// A finished run whose candidate is shown: what it started from, its timeline and its
+/// validation images.
+pub(super) struct Session {
+    pub base: Model,
+    pub base_editor: crate::engine::edit::Editor,
+    pub timeline: crate::engine::finetune::Timeline,
+    pub val: crate::engine::finetune::ValSet,
 }
 
 impl State {
@@ -37,6 +49,7 @@ impl State {
             editor: Default::default(),
             original_logits: None,
             original_channels: None,
+            training: None,
         }
     }
 
