@@ -29,6 +29,8 @@ bench: setup
 	target/release/glassbox bench --ui $(SAMPLES) --runs 10
 	@echo "live editing: an edit to all views beside forward+backward, and an undo:"
 	target/release/glassbox bench --edits assets/samples/chelsea.png
+	@echo "retraining: head only at 5/20/50 digits per class, imprinting, whole-network throughput:"
+	target/release/glassbox bench --finetune $$(mktemp -d) --photos $(SAMPLES)
 	@echo "a long session: 10,000 predictions through the engine thread, resident memory:"
 	target/release/glassbox bench --soak 10000 --soak-images $(SAMPLES)
 
@@ -49,6 +51,7 @@ screenshots: build
 bench-peers: refs-deps
 	$(CARGO) build --release
 	bash scripts/bench-peers.sh
+	bash scripts/bench-finetune.sh
 
 fmt:
 	$(CARGO) fmt

@@ -34,9 +34,58 @@ pub struct BenchArgs {
     pub soak: Option<usize>,
     #[arg(long, num_args = 1.., requires = "soak")]
     pub soak_images: Vec<PathBuf>,
+    /// Time retraining instead, writing MNIST digit folders and their features into this
+    /// folder: head-only at 5/20/50 per class, imprinting two classes, whole-network
+    /// throughput (the photos given with --photos are checked to keep their class).
+    #[arg(long)]
+    pub finetune: Option<PathBuf>,
+    #[arg(long, num_args = 1.., requires = "finetune")]
+    pub photos: Vec<PathBuf>,
 }
 
 pub fn run(a: BenchArgs, device: Device) -> Result<()> {
+    if let Some(dir) = &a.finetune {
+        std::fs::create_dir_all(dir)?;
+        let m = a.model.open(device)?;
+        let r = crate::engine::bench::finetune(&m, dir, &a.photos)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "retraining {} on {} ({} threads); head: {} epochs, Adam lr {}, batch {}",
+                r.model, r.device, r.threads, r.epochs, r.lr, r.batch
+            );
+            for h in &r.head {
+                println!(
+                    "  head only, {:>2} digits per class: test accuracy {:.1} % on {} digits; {:.2} s (features {:.2} s, head {:.3} s)",
+                    h.per_class,
+                    h.test_accuracy * 100.0,
+                    r.test_images,
+                    h.wall_s,
+                    h.features_s,
+                    h.head_s
+                );
+            }
+            println!(
+                "  imprinting digit-3 and digit-7 from 20 images each: {:.1} % of 200 new ones right, {:.2} s",
+                r.imprint_accuracy * 100.0,
+                r.imprint_s
+            );
+            println!(
+                "  the same, then 10 epochs of their weights: {:.1} % right, {:.2} s",
+                r.refined_accuracy * 100.0,
+                r.refined_s
+            );
+            for (p, before, after, refined) in &r.photos_top1 {
+                println!("    {p}: top-1 `{before}` before, `{after}` imprinted, `{refined}` refined");
+            }
+            println!(
+                "  whole network, batch {}: {:.1} images/s (forward, backward, Adam step; {} steps)",
+                r.full_batch, r.full_images_per_s, r.full_steps
+            );
+        }
+        return Ok(());
+    }
     if let Some(img) = &a.edits {
         let mut m = a.model.open(device)?;
         let x = m.preprocess.prepare_file(img)?.tensor;

@@ -380,3 +380,239 @@ pub fn edits(model: &mut Model, input: &Tensor, runs: usize) -> Result<EditTimin
         undo_median_ms: ms[ms.len() / 2],
     })
 }
+
+/// Head-only training at one number of images per class.
+#[derive(Debug, Serialize)]
+pub struct HeadRun {
+    pub per_class: usize,
+    pub train_images: usize,
+    pub test_accuracy: f64,
+    /// Reading the images and computing their features.
+    pub features_s: f64,
+    /// Training the head on the cached features (all epochs).
+    pub head_s: f64,
+    pub wall_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FinetuneBench {
+    pub model: String,
+    pub device: String,
+    pub threads: i32,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch: i64,
+    pub head: Vec<HeadRun>,
+    pub test_images: usize,
+    /// Imprinting two digits from 20 images each: accuracy on 100 new images of each.
+    pub imprint_accuracy: f64,
+    pub imprint_s: f64,
+    /// The same, then 10 epochs of the new classes' weights (Adam, lr 0.01).
+    pub refined_accuracy: f64,
+    pub refined_s: f64,
+    /// The sample photos' top-1 before, after imprinting, after refining.
+    pub photos_top1: Vec<(String, String, String, String)>,
+    /// Whole-network fine-tuning: images per second (forward, backward, optimiser step).
+    pub full_images_per_s: f64,
+    pub full_batch: i64,
+    pub full_steps: usize,
+}
+
+/// `glassbox bench --finetune DIR`: MNIST digits as RGB images written into DIR (and the
+/// features Glassbox computes of them, for the PyTorch side of scripts/bench-finetune.sh),
+/// head-only training at 5, 20 and 50 digits per class tested on 1,000 others, imprinting
+/// two new classes, and whole-network fine-tuning throughput.
+pub fn finetune(base: &Model, dir: &std::path::Path, photos: &[std::path::PathBuf]) -> Result<FinetuneBench> {
+    use super::data::{self, DatasetName};
+    use super::finetune::{self as ft, Config, Control, DataSource, Event, Hooks, Scope};
+    let d = data::load(DatasetName::Mnist, &data::data_dir())?;
+    let test_dir = dir.join("test");
+    if !test_dir.exists() {
+        data::write_folder(DatasetName::Mnist, &d.test, &test_dir, "", 100, 0, true)?;
+    }
+    let test = ft::read_data(&base.preprocess, &DataSource::Folder(test_dir.clone()), 0)?;
+    let feats = |images: &Tensor| -> Result<Tensor> {
+        let mut out = Vec::new();
+        let n = images.size()[0];
+        let mut i = 0;
+        while i < n {
+            let len = 32.min(n - i);
+            out.push(ft::features(base, &ft::normalise(base, &images.narrow(0, i, len)))?);
+            i += len;
+        }
+        Ok(Tensor::cat(&out, 0).to_device(Device::Cpu))
+    };
+    let labels = |d: &ft::Data| Tensor::from_slice(&d.labels.iter().map(|&l| l as i64).collect::<Vec<_>>());
+    let test_feats = feats(&test.images)?;
+    let mut exported = vec![
+        ("test.features".to_string(), test_feats.shallow_clone()),
+        ("test.labels".to_string(), labels(&test)),
+    ];
+    let (epochs, lr, batch) = (30, 0.01, 32);
+    let control = Control::default();
+    let mut quiet = |_: Event| true;
+    let mut head = Vec::new();
+    for per_class in [5usize, 20, 50] {
+        let folder = dir.join(format!("train-{per_class}"));
+        if !folder.exists() {
+            data::write_folder(DatasetName::Mnist, &d.train, &folder, "", per_class, 0, true)?;
+        }
+        let t0 = Instant::now();
+        let data = ft::read_data(&base.preprocess, &DataSource::Folder(folder), 0)?;
+        let cfg = Config {
+            epochs,
+            lr,
+            batch,
+            val_split: 0.0,
+            scope: Scope::Head,
+            ..Config::default()
+        };
+        let mut head_start = None;
+        let mut on = |e: Event| {
+            if matches!(e, Event::Epoch(ref s) if s.epoch == 0) {
+                head_start = Some(Instant::now());
+            }
+            true
+        };
+        let out = ft::run(
+            base,
+            &data,
+            &cfg,
+            &mut Hooks {
+                event: &mut on,
+                control: &control,
+            },
+        )?;
+        let wall = t0.elapsed().as_secs_f64();
+        let head_s = head_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        // Test accuracy of the trained head on the test digits' features.
+        let vars = out.model.vs.variables();
+        let arch = out.model.spec.arch;
+        let (w, b) = (&vars[arch.classifier_key()], &vars[&format!("{}.bias", ft::classifier_layer(arch))]);
+        let pred = tch::no_grad(|| test_feats.to_device(w.device()).matmul(&w.tr()) + b).argmax(-1, false);
+        let correct = pred.to_device(Device::Cpu).eq_tensor(&labels(&test)).sum(Kind::Int64).int64_value(&[]);
+        head.push(HeadRun {
+            per_class,
+            train_images: data.labels.len(),
+            test_accuracy: correct as f64 / test.labels.len() as f64,
+            features_s: wall - head_s,
+            head_s,
+            wall_s: wall,
+        });
+        exported.push((format!("train{per_class}.features"), feats(&data.images)?));
+        exported.push((format!("train{per_class}.labels"), labels(&data)));
+    }
+    super::weights::save_safetensors(
+        &dir.join("features.safetensors"),
+        &exported,
+        &Default::default(),
+        super::weights::StoreAs::F32,
+    )?;
+
+    // Imprinting two digits (as new classes) from 20 images each.
+    let new_dir = dir.join("new-classes");
+    let new_test = dir.join("new-classes-test");
+    if !new_dir.exists() {
+        for (folder, n, skip, from) in [(&new_dir, 20, 0, &d.train), (&new_test, 100, 100, &d.test)] {
+            let all = dir.join("all-tmp");
+            let _ = std::fs::remove_dir_all(&all);
+            data::write_folder(DatasetName::Mnist, from, &all, "digit-", n, skip, true)?;
+            std::fs::create_dir_all(folder).map_err(|e| super::error::Error::io(folder, e))?;
+            for c in ["digit-3", "digit-7"] {
+                std::fs::rename(all.join(c), folder.join(c)).map_err(|e| super::error::Error::io(folder, e))?;
+            }
+            let _ = std::fs::remove_dir_all(&all);
+        }
+    }
+    let t0 = Instant::now();
+    let out = ft::finetune(
+        base,
+        &DataSource::Folder(new_dir),
+        &Config {
+            add_classes: true,
+            epochs: 0,
+            val_split: 0.0,
+            ..Config::default()
+        },
+        &mut Hooks {
+            event: &mut quiet,
+            control: &control,
+        },
+    )?;
+    let imprint_s = t0.elapsed().as_secs_f64();
+    let labelled = super::evaluate::folder(&out.model, &new_test)?;
+    let imprint_accuracy = super::evaluate::evaluate(&out.model, &labelled, &mut |_, _| true)?.accuracy;
+    let t0 = Instant::now();
+    let refined = ft::finetune(
+        base,
+        &DataSource::Folder(dir.join("new-classes")),
+        &Config {
+            add_classes: true,
+            epochs: 10,
+            lr: 0.01,
+            val_split: 0.0,
+            ..Config::default()
+        },
+        &mut Hooks {
+            event: &mut quiet,
+            control: &control,
+        },
+    )?;
+    let refined_s = t0.elapsed().as_secs_f64();
+    let refined_accuracy = super::evaluate::evaluate(&refined.model, &labelled, &mut |_, _| true)?.accuracy;
+    let mut photos_top1 = Vec::new();
+    for p in photos {
+        let x = base.preprocess.prepare_file(p)?.tensor;
+        let top = |m: &Model| -> Result<String> { Ok(m.top_k(&m.logits(&x), 1)?[0][0].label.clone()) };
+        photos_top1.push((p.display().to_string(), top(base)?, top(&out.model)?, top(&refined.model)?));
+    }
+
+    // Whole-network fine-tuning throughput on 200 digits, batch 16, without augmentation.
+    let full_batch = 16;
+    let folder = dir.join("train-20");
+    let data = ft::read_data(&base.preprocess, &DataSource::Folder(folder), 0)?;
+    let mut steps: Vec<f64> = Vec::new();
+    let mut on = |e: Event| {
+        if let Event::Step { elapsed, .. } = e {
+            steps.push(elapsed);
+        }
+        true
+    };
+    ft::run(
+        base,
+        &data,
+        &Config {
+            scope: Scope::Full,
+            epochs: 1,
+            batch: full_batch,
+            val_split: 0.0,
+            augment: false,
+            ..Config::default()
+        },
+        &mut Hooks {
+            event: &mut on,
+            control: &control,
+        },
+    )?;
+    // Full batches after the first (warm-up) step: 200 images make 12 of 16 and one of 8.
+    let full_steps = steps.len().saturating_sub(2);
+    let span = steps[steps.len() - 2] - steps[0];
+    Ok(FinetuneBench {
+        model: base.source.to_string(),
+        device: super::Device::from(base.device()).to_string(),
+        threads: tch::get_num_threads(),
+        epochs,
+        lr,
+        batch,
+        head,
+        test_images: test.labels.len(),
+        imprint_accuracy,
+        imprint_s,
+        refined_accuracy,
+        refined_s,
+        photos_top1,
+        full_images_per_s: full_steps as f64 * full_batch as f64 / span,
+        full_batch,
+        full_steps,
+    })
+}
