@@ -269,3 +269,105 @@ fn an_engine_whose_thread_ended_says_so() {
     }
     assert!(e.recv_timeout(Duration::from_millis(10)).is_none());
 }
+
+#[test]
+fn training_through_the_engine_reports_changes_its_rate_cancels_and_keeps_or_discards() {
+    use glassbox::engine::data::DatasetName;
+    use glassbox::engine::finetune::{Config, Control, DataSource, Event, Scope};
+    use glassbox::engine::worker::TrainRequest;
+    use std::sync::Arc;
+    let e = Engine::spawn(glassbox::engine::Device::Cpu);
+    let open = e.send(Request::OpenModel {
+        model: "mnist".into(),
+        arch: None,
+    });
+    wait_for(&e, open);
+    let img = e.send(Request::SetImage {
+        source: ImageSource::File(asset("assets/samples/chelsea.png")),
+    });
+    wait_for(&e, img);
+    let predict = |e: &Engine| {
+        let id = e.send(Request::Predict { top: 10 });
+        match wait_for(e, id).pop().unwrap() {
+            Response::Prediction { top, .. } => top.iter().map(|c| (c.index, c.probability)).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let before = predict(&e);
+    let cfg = Config {
+        scope: Scope::Full,
+        epochs: 2,
+        batch: 8,
+        per_class: 20,
+        ..Config::default()
+    };
+    let source = DataSource::Dataset(DatasetName::Mnist);
+    // A run whose learning rate changes on the way: the record says from when.
+    let control = Arc::new(Control::default());
+    control.set_lr(0.0005).unwrap();
+    let id = e.send(Request::Train(TrainRequest::Start {
+        source: source.clone(),
+        config: cfg.clone(),
+        control: control.clone(),
+    }));
+    let seen = wait_for(&e, id);
+    let epochs = seen
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Response::Training {
+                    event: Event::Epoch(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(epochs, 3, "epoch 0 and two epochs");
+    assert!(seen
+        .iter()
+        .any(|r| matches!(r, Response::Training { event: Event::Plan(p), .. } if p.train_images == 170)));
+    let Response::Trained { summary, timeline, .. } = seen.last().unwrap() else {
+        panic!("{:?}", seen.last())
+    };
+    assert_eq!(timeline, &[0, 1, 2]);
+    assert!(summary.record["glassbox.train.lr_changes"].contains("0.0005 from epoch 1 step 1"));
+    // Edits wait for the candidate to be kept or discarded.
+    let edit = e.send(Request::Edit(glassbox::engine::worker::EditRequest::Undo));
+    assert!(
+        matches!(wait_for(&e, edit).pop().unwrap(), Response::Failed { message, .. } if message.contains("Accept"))
+    );
+    // Discarded: the model before, bit for bit.
+    let d = e.send(Request::Train(TrainRequest::Discard));
+    assert!(matches!(
+        wait_for(&e, d).pop().unwrap(),
+        Response::TrainingClosed { accepted: false, .. }
+    ));
+    assert_eq!(predict(&e), before);
+    // Cancelled mid-run: nothing changes, and the engine goes on.
+    let control = Arc::new(Control::default());
+    let id = e.send(Request::Train(TrainRequest::Start {
+        source,
+        config: Config { epochs: 100, ..cfg },
+        control,
+    }));
+    loop {
+        let r = e.recv_timeout(Duration::from_secs(300)).expect("the engine answers");
+        if matches!(
+            r,
+            Response::Training {
+                event: Event::Step { .. },
+                ..
+            }
+        ) {
+            break;
+        }
+    }
+    e.cancel(id);
+    assert!(matches!(wait_for(&e, id).pop().unwrap(), Response::Cancelled { .. }));
+    assert_eq!(predict(&e), before);
+    let none = e.send(Request::Train(TrainRequest::Accept));
+    assert!(
+        matches!(wait_for(&e, none).pop().unwrap(), Response::Failed { message, .. } if message.contains("no retrained model"))
+    );
+}

@@ -488,9 +488,16 @@ pub fn finetune(base: &Model, dir: &std::path::Path, photos: &[std::path::PathBu
         // Test accuracy of the trained head on the test digits' features.
         let vars = out.model.vs.variables();
         let arch = out.model.spec.arch;
-        let (w, b) = (&vars[arch.classifier_key()], &vars[&format!("{}.bias", ft::classifier_layer(arch))]);
+        let (w, b) = (
+            &vars[arch.classifier_key()],
+            &vars[&format!("{}.bias", ft::classifier_layer(arch))],
+        );
         let pred = tch::no_grad(|| test_feats.to_device(w.device()).matmul(&w.tr()) + b).argmax(-1, false);
-        let correct = pred.to_device(Device::Cpu).eq_tensor(&labels(&test)).sum(Kind::Int64).int64_value(&[]);
+        let correct = pred
+            .to_device(Device::Cpu)
+            .eq_tensor(&labels(&test))
+            .sum(Kind::Int64)
+            .int64_value(&[]);
         head.push(HeadRun {
             per_class,
             train_images: data.labels.len(),
@@ -564,7 +571,12 @@ pub fn finetune(base: &Model, dir: &std::path::Path, photos: &[std::path::PathBu
     for p in photos {
         let x = base.preprocess.prepare_file(p)?.tensor;
         let top = |m: &Model| -> Result<String> { Ok(m.top_k(&m.logits(&x), 1)?[0][0].label.clone()) };
-        photos_top1.push((p.display().to_string(), top(base)?, top(&out.model)?, top(&refined.model)?));
+        photos_top1.push((
+            p.display().to_string(),
+            top(base)?,
+            top(&out.model)?,
+            top(&refined.model)?,
+        ));
     }
 
     // Whole-network fine-tuning throughput on 200 digits, batch 16, without augmentation.

@@ -816,8 +816,13 @@ fn augment(x: &Tensor) -> Result<Tensor> {
 }
 
 /// The memory a run takes, and the batch that fits.
-fn plan_memory(model: &Model, cfg: &Config, scope: &Scope, n_images: usize) -> Result<(i64, i64, i64, Option<String>)> {
-    let budget = super::explain::memory_for_batches(model.device());
+fn plan_memory(
+    model: &Model,
+    cfg: &Config,
+    scope: &Scope,
+    n_images: usize,
+    budget: i64,
+) -> Result<(i64, i64, i64, Option<String>)> {
     let params: i64 = model.vs.variables().values().map(|v| v.numel() as i64).sum();
     let states = match cfg.optimizer {
         Optimizer::Sgd => 1,
@@ -958,7 +963,13 @@ pub fn run(base: &Model, data: &Data, cfg: &Config, hooks: &mut Hooks) -> Result
         let (w, b) = fresh_head(k, feats_n);
         with_head(base, labels.clone(), &w, &b)?
     };
-    let (batch, estimate, budget, note) = plan_memory(&cand, cfg, &scope, data.labels.len())?;
+    let (batch, estimate, budget, note) = plan_memory(
+        &cand,
+        cfg,
+        &scope,
+        data.labels.len(),
+        super::explain::memory_for_batches(device),
+    )?;
     let steps = train_idx.len().div_ceil(batch as usize);
     let plan = Plan {
         mode: cfg.mode(),
@@ -1442,6 +1453,33 @@ mod tests {
         let e = split(&one, 0.2, 1).unwrap_err().to_string();
         assert!(e.contains("class `b` has 1 image"), "{e}");
         assert_eq!(split(&one, 0.0, 1).unwrap().1.len(), 0);
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_is_reduced_or_refused_with_the_estimate() {
+        let m = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
+        let cfg = Config {
+            batch: 256,
+            ..Default::default()
+        };
+        let (b, need, _, note) = plan_memory(&m, &cfg, &Scope::Full, 1000, 1 << 40).unwrap();
+        assert_eq!((b, note), (256, None));
+        // A budget for about 10 images: the batch shrinks and says why.
+        let per_image = m.activation_bytes() * 3;
+        let fixed = need - 256 * per_image;
+        let (b, _, _, note) = plan_memory(&m, &cfg, &Scope::Full, 1000, fixed + 10 * per_image).unwrap();
+        assert_eq!(b, 10);
+        assert!(note.unwrap().contains("batch reduced from 256 to 10"));
+        // Not even one image fits: refused, with the estimate.
+        let e = plan_memory(&m, &cfg, &Scope::Full, 1000, fixed / 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("even for one image") && e.contains("GiB"), "{e}");
+        // Head-only: the cached features must fit.
+        let e = plan_memory(&m, &cfg, &Scope::Head, 10_000_000, 1 << 30)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("features of 10000000 images"), "{e}");
     }
 
     #[test]
