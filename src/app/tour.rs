@@ -21,7 +21,7 @@ pub struct Tour {
     pub central_scroll_max: f32,
 }
 
-const TOUR: &[&str] = &["main", "methods", "activations", "filters", "error"];
+const TOUR: &[&str] = &["main", "methods", "activations", "filters", "error", "retrain"];
 
 impl Tour {
     pub fn new(dir: PathBuf) -> Tour {
@@ -79,6 +79,36 @@ impl GlassboxApp {
                 });
             }
             return;
+        }
+        // The Retrain shot: the small CNN fine-tuned on MNIST for three epochs, then a cell.
+        if settled && TOUR[t.step] == "retrain" {
+            let tr = &self.state.training;
+            let small = self.state.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn");
+            if small && tr.result.is_none() && tr.running.is_none() {
+                let mut f = tr.form.clone();
+                f.source = Some(crate::engine::finetune::DataSource::Dataset(
+                    crate::engine::data::DatasetName::Mnist,
+                ));
+                f.mode = super::state::TrainMode::Full;
+                f.epochs = 3;
+                f.per_class = 200;
+                f.lr = "0.003".into();
+                self.apply(Command::Train(super::command::TrainCommand::Form(f)));
+                self.apply(Command::Train(super::command::TrainCommand::Start));
+                return;
+            }
+            if let (Some(r), None) = (&tr.result, &tr.cell) {
+                // The most confused pair of classes (else the first class).
+                let c = &r.summary.confusion;
+                let (truth, predicted) = (0..c.len())
+                    .flat_map(|t| (0..c[t].len()).map(move |p| (t, p)))
+                    .filter(|(t, p)| t != p)
+                    .max_by_key(|&(t, p)| (c[t][p], std::cmp::Reverse((t, p))))
+                    .filter(|&(t, p)| c[t][p] > 0)
+                    .unwrap_or((0, 0));
+                self.apply(Command::Train(super::command::TrainCommand::Cell { truth, predicted }));
+                return;
+            }
         }
         let Some(t) = self.tour.as_mut() else { return };
         if !settled {
@@ -149,6 +179,10 @@ impl GlassboxApp {
                 let path = std::env::temp_dir().join("notes.txt");
                 let _ = std::fs::write(&path, "this is not an image\n");
                 self.apply(Command::OpenPath(path));
+            }
+            "retrain" => {
+                self.apply(Command::DismissErrors);
+                self.apply(Command::OpenModel("mnist".into(), None));
             }
             _ => {}
         }

@@ -1,6 +1,6 @@
 //! The help window (F1): shortcuts, and what each view and method shows.
 
-use super::{activations, explanations, filters, input, layers, model, prediction};
+use super::{activations, edits, explanations, filters, input, layers, model, prediction, train};
 use crate::app::command::Command;
 use crate::engine::explain::METHODS;
 
@@ -32,6 +32,8 @@ pub fn window(ctx: &egui::Context, out: &mut Vec<Command>) {
             ("Filters", filters::TIP),
             ("Model", model::TIP),
             ("Layers", layers::TIP),
+            ("Edits", edits::TIP),
+            ("Retrain", train::TIP),
         ] {
             ui.label(format!("{name}: {tip}"));
         }

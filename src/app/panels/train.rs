@@ -19,8 +19,11 @@ pub const TIP: &str = "Teach the model new classes, fine-tune it on your own ima
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;
+    // While a run goes on or its candidate waits to be kept or discarded, the panel is open.
+    let pending = s.training.running.is_some() || s.training.result.is_some();
     let header = egui::CollapsingHeader::new("Retrain")
         .default_open(s.settings.show_train)
+        .open(pending.then_some(true))
         .show(ui, |ui| {
             let tr = &s.training;
             form(ui, cx, out);
@@ -63,7 +66,8 @@ fn form(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
                 }
             }
             match &f.source {
-                Some(src) => ui.label(RichText::new(src.to_string()).strong()),
+                Some(DataSource::Folder(p)) => ui.label(RichText::new(p.display().to_string()).strong()),
+                Some(DataSource::Dataset(_)) => ui.weak("its training images"),
                 None => ui.weak("none chosen"),
             };
         });
