@@ -56,18 +56,7 @@ pub(crate) fn class_of(model: &Model, folder: &str) -> Option<i64> {
 
 /// The images of `dir`'s class sub-folders, labelled for `model`.
 pub fn folder(model: &Model, dir: &Path) -> Result<Labelled> {
-    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    subs.sort();
-    if subs.is_empty() {
-        return Err(Error::file(
-            dir,
-            "holds no class folders; give a folder with one sub-folder of images per class, named by label or index",
-        ));
-    }
+    let subs = super::preprocess::class_folders(dir, "named by label or index")?;
     let mut files = Vec::new();
     for sub in subs {
         let name = sub

@@ -378,24 +378,7 @@ pub fn read_data(model_pre: &Preprocess, source: &DataSource, per_class: usize) 
     let per_image = c * s * s;
     match source {
         DataSource::Folder(dir) => {
-            if !dir.is_dir() {
-                return Err(Error::file(
-                    dir,
-                    "is not a folder; give a folder with one sub-folder of images per class",
-                ));
-            }
-            let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| Error::io(dir, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_dir())
-                .collect();
-            subs.sort();
-            if subs.is_empty() {
-                return Err(Error::file(
-                    dir,
-                    "holds no class folders; give a folder with one sub-folder of images per class (the sub-folder's name is the label)",
-                ));
-            }
+            let subs = preprocess::class_folders(dir, "named by its label")?;
             let mut lists = Vec::new();
             for sub in &subs {
                 let mut imgs = preprocess::images_in(sub)?;
@@ -594,7 +577,20 @@ pub fn features(model: &Model, x: &Tensor) -> Result<Tensor> {
 }
 
 /// Features of u8 images in batches; `tick(done)` after each batch, false stops.
-fn features_of(model: &Model, images: &Tensor, tick: &mut dyn FnMut(usize) -> bool) -> Result<Tensor> {
+/// Logits of u8 images, in batches, without gradients.
+fn logits_of(model: &Model, images: &Tensor) -> Tensor {
+    let n = images.size()[0];
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let len = 64.min(n - i);
+        out.push(model.logits(&normalise(model, &images.narrow(0, i, len))));
+        i += len;
+    }
+    Tensor::cat(&out, 0)
+}
+
+pub fn features_of(model: &Model, images: &Tensor, tick: &mut dyn FnMut(usize) -> bool) -> Result<Tensor> {
     let n = images.size()[0];
     let mut out = vec![Tensor::zeros(
         [0, model.spec.arch.features()],
@@ -1072,16 +1068,7 @@ pub fn run(base: &Model, data: &Data, cfg: &Config, hooks: &mut Hooks) -> Result
             Some(vf) => {
                 tch::no_grad(|| vf.matmul(&head_w.as_ref().expect("a head").tr()) + head_b.as_ref().expect("a bias"))
             }
-            None => {
-                let mut out = Vec::new();
-                let mut i = 0;
-                while i < n {
-                    let len = 64.min(n - i);
-                    out.push(m.logits(&normalise(m, &val_x.narrow(0, i, len))));
-                    i += len;
-                }
-                Tensor::cat(&out, 0)
-            }
+            None => logits_of(m, &val_x),
         };
         let (loss, correct, pred) = scores(&logits, &val_y.to_device(logits.device()));
         Ok((Some(loss), Some(correct as f64 / n as f64), pred))
@@ -1347,16 +1334,7 @@ fn base_predictions(base: &Model, val_x: &Tensor, val_f: &Option<Tensor>) -> Res
             let b = vars.get(&bias_key(arch)).expect("a bias");
             tch::no_grad(|| f.matmul(&w.tr()) + b)
         }
-        None => {
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < n {
-                let len = 64.min(n - i);
-                out.push(base.logits(&normalise(base, &val_x.narrow(0, i, len))));
-                i += len;
-            }
-            Tensor::cat(&out, 0)
-        }
+        None => logits_of(base, val_x),
     };
     Vec::<i64>::try_from(&logits.argmax(-1, false).to_device(Device::Cpu)).map_err(Error::from)
 }

@@ -157,6 +157,30 @@ pub fn images_in(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(found)
 }
 
+/// The class sub-folders of a labelled folder (ImageFolder), sorted; none is an error that
+/// says how such a folder looks (`how_named`: how its sub-folders must be named).
+pub fn class_folders(dir: &Path, how_named: &str) -> Result<Vec<std::path::PathBuf>> {
+    if !dir.is_dir() {
+        return Err(Error::file(
+            dir,
+            "is not a folder; give a folder with one sub-folder of images per class",
+        ));
+    }
+    let mut subs: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    subs.sort();
+    if subs.is_empty() {
+        return Err(Error::file(
+            dir,
+            format!("holds no class folders; give a folder with one sub-folder of images per class, {how_named}"),
+        ));
+    }
+    Ok(subs)
+}
+
 /// The most pixels an image may have by default: 16384 x 16384 (268 megapixels).
 pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 16384 * 16384;
 

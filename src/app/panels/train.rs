@@ -228,57 +228,49 @@ fn curves(ui: &mut Ui, tr: &Training) {
             .filter_map(|e| f(e).map(|v| [e.epoch as f64, v]))
             .collect()
     };
+    // One plot: a line per series, dots on the per-epoch validation series.
+    let plot = |ui: &mut Ui, id: &str, top: Option<f64>, series: Vec<(&str, Vec<[f64; 2]>, Color32, bool)>| {
+        let mut p = Plot::new(id)
+            .height(140.0)
+            .width(300.0)
+            .include_x(0.0)
+            .include_y(0.0)
+            .allow_drag(false)
+            .allow_scroll(false)
+            .x_axis_label("epoch")
+            .legend(Legend::default());
+        if let Some(t) = top {
+            p = p.include_y(t);
+        }
+        p.show(ui, |p| {
+            for (name, pts, color, dots) in series {
+                if dots {
+                    p.points(Points::new("", PlotPoints::from(pts.clone())).radius(3.0).color(color));
+                }
+                p.line(Line::new(name, PlotPoints::from(pts)).color(color));
+            }
+        });
+    };
+    let (blue, orange) = (Color32::from_rgb(90, 150, 230), Color32::from_rgb(230, 120, 60));
     ui.horizontal(|ui| {
-        Plot::new("train-loss")
-            .height(140.0)
-            .width(300.0)
-            .include_x(0.0)
-            .include_y(0.0)
-            .allow_drag(false)
-            .allow_scroll(false)
-            .x_axis_label("epoch")
-            .legend(Legend::default())
-            .show(ui, |p| {
-                p.line(
-                    Line::new("train loss (steps)", PlotPoints::from(tr.losses.clone()))
-                        .color(Color32::from_rgb(90, 150, 230)),
-                );
-                let val = per_epoch(&|e| e.val_loss);
-                p.line(
-                    Line::new("validation loss", PlotPoints::from(val.clone())).color(Color32::from_rgb(230, 120, 60)),
-                );
-                p.points(
-                    Points::new("", PlotPoints::from(val))
-                        .radius(3.0)
-                        .color(Color32::from_rgb(230, 120, 60)),
-                );
-            });
-        Plot::new("train-accuracy")
-            .height(140.0)
-            .width(300.0)
-            .include_x(0.0)
-            .include_y(0.0)
-            .include_y(1.0)
-            .allow_drag(false)
-            .allow_scroll(false)
-            .x_axis_label("epoch")
-            .legend(Legend::default())
-            .show(ui, |p| {
-                p.line(
-                    Line::new("train accuracy", PlotPoints::from(per_epoch(&|e| e.train_accuracy)))
-                        .color(Color32::from_rgb(90, 150, 230)),
-                );
-                let val = per_epoch(&|e| e.val_accuracy);
-                p.line(
-                    Line::new("validation accuracy", PlotPoints::from(val.clone()))
-                        .color(Color32::from_rgb(230, 120, 60)),
-                );
-                p.points(
-                    Points::new("", PlotPoints::from(val))
-                        .radius(3.0)
-                        .color(Color32::from_rgb(230, 120, 60)),
-                );
-            });
+        plot(
+            ui,
+            "train-loss",
+            None,
+            vec![
+                ("train loss (steps)", tr.losses.clone(), blue, false),
+                ("validation loss", per_epoch(&|e| e.val_loss), orange, true),
+            ],
+        );
+        plot(
+            ui,
+            "train-accuracy",
+            Some(1.0),
+            vec![
+                ("train accuracy", per_epoch(&|e| e.train_accuracy), blue, false),
+                ("validation accuracy", per_epoch(&|e| e.val_accuracy), orange, true),
+            ],
+        );
     });
     if let Some(last) = tr.epochs.last() {
         let pct = |v: Option<f64>| v.map_or("-".into(), |a| format!("{:.1} %", a * 100.0));
