@@ -1005,6 +1005,19 @@ fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
     });
     assert_eq!(h.state().state.model.as_ref().unwrap().classes, 1002);
     assert_eq!(h.state().state.top[0].label, "digit-7");
+    // Saved, the file holds the new classes and the training record.
+    let saved = dir.path().join("taught.safetensors");
+    h.state_mut()
+        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Save {
+            path: saved.clone(),
+            force: false,
+        }));
+    settle(&mut h, "the save", |a| a.state.notice.is_some() && !a.busy());
+    let m = glassbox::engine::model::Model::open(saved.as_path(), None, tch::Device::Cpu).unwrap();
+    assert_eq!(&m.labels[1000..], ["digit-3", "digit-7"]);
+    assert_eq!(m.metadata["glassbox.train.mode"], "imprint + new classes' weights");
+    assert_eq!(m.metadata["glassbox.train.epochs"], "10");
+    assert!(m.metadata["glassbox.train.data_fingerprint"].starts_with("sha256:"));
 }
 
 #[test]

@@ -94,7 +94,10 @@ impl GlassboxApp {
             }
             Command::SanitySlot(id) => self.run_slot(id, true),
             Command::CancelSlot(id) => self.cancel_slot(id),
-            Command::CancelAll => self.cancel_slot_work(),
+            Command::CancelAll => {
+                self.cancel_slot_work();
+                self.train(TrainCommand::Cancel);
+            }
             Command::SetColormap(c) => {
                 self.state.settings.colormap = c;
                 self.state.slots.iter_mut().for_each(|s| s.overlay_dirty = true);

@@ -15,7 +15,7 @@ pub fn window(ctx: &egui::Context, out: &mut Vec<Command>) {
                 ("Ctrl+S", "export the first explanation as PNG"),
                 ("Ctrl+N", "add a method side by side"),
                 ("1 … 9", "explain that class of the prediction"),
-                ("Esc", "cancel long computations"),
+                ("Esc", "cancel long computations (training too)"),
                 ("F1", "this help"),
             ] {
                 ui.monospace(k);
