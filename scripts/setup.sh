@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0
-APT_PACKAGES=(dataset-fashion-mnist unzip xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1 libegl1 libxkbcommon-x11-0 zenity)
+APT_PACKAGES=(dataset-fashion-mnist unzip xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1 libegl1 libxkbcommon-x11-0 zenity chromium)
 
 say() { printf 'setup: %s\n' "$*"; }
 

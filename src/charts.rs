@@ -155,6 +155,17 @@ pub fn rgb(chart: &Chart, size: (u32, u32)) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The chart as an SVG document.
+pub fn svg(chart: &Chart) -> Result<String> {
+    fonts();
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
+        draw(chart, &root)?;
+    }
+    Ok(s)
+}
+
 /// Writes the chart as PNG or SVG (by the extension of `path`), atomically.
 pub fn save(chart: &Chart, path: &Path) -> Result<()> {
     let ext = path
@@ -169,12 +180,7 @@ pub fn save(chart: &Chart, path: &Path) -> Result<()> {
             crate::engine::render::save_png(&img, path)?;
         }
         "svg" => {
-            fonts();
-            let mut s = String::new();
-            {
-                let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
-                draw(chart, &root)?;
-            }
+            let s = svg(chart)?;
             crate::engine::files::write_atomic(path, s.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
         }

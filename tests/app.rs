@@ -242,6 +242,7 @@ fn steady_frames_upload_no_textures_and_exports_write_files() {
         (ExportWhat::Filters, "filters.png"),
         (ExportWhat::PredictionChart, "top.svg"),
         (ExportWhat::FaithfulnessChart(id), "faith.png"),
+        (ExportWhat::Report, "report.html"),
     ] {
         let p = dir.path().join(name);
         s.state.export(what, &p).unwrap();
@@ -267,6 +268,11 @@ fn steady_frames_upload_no_textures_and_exports_write_files() {
                     let first = c.label.split(',').next().unwrap();
                     assert!(svg.contains(first), "{name} lacks {first}");
                 }
+            }
+            ExportWhat::Report => {
+                let html = std::fs::read_to_string(&p).unwrap();
+                assert_self_contained(&html);
+                assert!(html.contains(&s.state.top[0].label) && html.contains("Model card"));
             }
         }
     }
@@ -1175,4 +1181,34 @@ fn cancel_mid_epoch_leaves_the_model_as_it_was_and_a_nan_learning_rate_is_refuse
         after.iter().map(|c| (c.index, c.probability)).collect::<Vec<_>>(),
         before.iter().map(|c| (c.index, c.probability)).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn the_report_export_holds_the_view_the_edits_and_their_effect() {
+    use glassbox::app::ExportWhat;
+    let mut h = mnist_app_on_conv1();
+    h.state_mut().apply(Command::Edit(glassbox::engine::worker::EditRequest::Apply(
+        "scale fc2.weight[3] 0.5".parse().unwrap(),
+    )));
+    settle(&mut h, "the edit's views", |a| {
+        a.state.edits.len() == 1 && a.state.original_top.is_some() && a.state.views_ready() && !a.busy()
+    });
+    // The Export menu offers it first.
+    h.get_by_label("Export").click();
+    h.run_steps(2);
+    h.get_by_label("Report to take home (HTML)");
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    let dir = tmp();
+    let page = dir.path().join("report.html");
+    h.state_mut().apply(Command::Export(ExportWhat::Report, page.clone()));
+    h.step();
+    assert!(h.state().state.errors.is_empty(), "{:?}", h.state().state.errors);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_self_contained(&html);
+    for want in ["Edits made by hand", "scale fc2.weight[3] 0.5", "before the edits", "tiny-cnn", "conv1"] {
+        assert!(html.contains(want), "{want}");
+    }
+    // The input, the map and the activation grid.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 3);
 }

@@ -11,7 +11,6 @@ use crate::engine::defaults;
 use crate::engine::explain::{Method, Params};
 use crate::engine::finetune::{Config, DataSource, EpochStats, Optimizer, Plan, Scope, Summary};
 use crate::engine::inspect::{ChannelStats, Channels, ReceptiveField};
-use crate::engine::layers::LayerKind;
 use crate::engine::metrics::{Curve, Sanity};
 use crate::engine::model::{Class, ModelSource};
 use crate::engine::render::{self, Colormap, GridLayout, Map};
@@ -120,6 +119,8 @@ pub enum ExportWhat {
     Filters,
     PredictionChart,
     FaithfulnessChart(usize),
+    /// Everything on screen as one self-contained HTML page.
+    Report,
 }
 
 /// Everything on screen.
@@ -373,14 +374,7 @@ impl State {
 
     /// The layer whose channels are shown first: the last block at 14 pixels or more.
     pub fn default_layer(info: &ModelInfo) -> Option<String> {
-        let spatial: Vec<_> = info.layers.iter().filter(|l| defaults::is_spatial(&l.shape)).collect();
-        let mid: Vec<_> = spatial.iter().filter(|l| l.shape[2] >= 14).collect();
-        let pool = if mid.is_empty() { spatial.iter().collect() } else { mid };
-        pool.iter()
-            .rev()
-            .find(|l| l.kind == LayerKind::Block)
-            .or(pool.last())
-            .map(|l| l.name.clone())
+        defaults::default_layer(&info.layers)
     }
 
     pub fn colormap_for(&self, m: Method) -> Colormap {
@@ -409,6 +403,59 @@ impl State {
     pub fn channel_pictures(&self) -> Option<(RgbImage, RgbImage)> {
         let (ch, sel, input) = (self.channels.as_ref()?, self.channel.as_ref()?, self.input.as_ref()?);
         Some(render::channel_pictures(&input.view, ch, sel.channel))
+    }
+
+    /// The report of what is on screen: the image, its prediction (beside the model before
+    /// the edits), every map, the activation grid, and the model card.
+    pub fn report(&self) -> anyhow::Result<crate::report::Report> {
+        use crate::report::{ModelCard, Report, ReportImage};
+        let (Some(input), Some(m)) = (&self.input, &self.model) else {
+            anyhow::bail!("nothing to report yet: open a model and an image");
+        };
+        if self.top.is_empty() {
+            anyhow::bail!("nothing to report yet: the prediction has not arrived");
+        }
+        let label = |i: i64| {
+            m.labels
+                .get(i as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("class {i}"))
+        };
+        let maps = self
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let r = s.result.as_ref()?;
+                Some((s.method.to_string(), label(r.target), self.slot_picture(s)?))
+            })
+            .collect();
+        let mut edits = m.saved_edits.clone();
+        edits.extend(self.edits.iter().cloned());
+        Ok(Report {
+            title: format!("Why {} says what it says", m.source.short_name()),
+            images: vec![ReportImage {
+                name: input.name.rsplit('/').next().unwrap_or(&input.name).to_string(),
+                input: input.view.to_rgb8(),
+                top: self.top.clone(),
+                original_top: self.original_top.clone(),
+                maps,
+                activations: match (&self.channels, &self.grid) {
+                    (Some(c), Some((g, _))) => Some((c.layer.clone(), g.clone())),
+                    _ => None,
+                },
+            }],
+            model: ModelCard {
+                source: m.source.to_string(),
+                arch: m.arch.clone(),
+                classes: m.classes,
+                parameters: m.parameters,
+                input: m.input.clone(),
+                labels: m.labels.clone(),
+                edits,
+                knockouts: self.knockouts.iter().map(|(l, c)| format!("{l}:{c}")).collect(),
+                training: m.training.clone(),
+            },
+        })
     }
 
     /// Writes a view as PNG or a chart as PNG/SVG, atomically.
@@ -449,6 +496,7 @@ impl State {
                     path,
                 )
             }
+            ExportWhat::Report => crate::report::save(&self.report()?, path),
             ExportWhat::FaithfulnessChart(id) => {
                 let s = self.slot(id).ok_or_else(nothing)?;
                 let (d, i) = s.faith.clone().ok_or_else(nothing)?;

@@ -15,6 +15,7 @@ mod finetune;
 mod import;
 mod inspect;
 mod predict;
+mod report;
 mod train;
 
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ pub enum Command {
     Diff(edit::DiffArgs),
     /// Accuracy, per-class accuracy and the confusion matrix on a labelled folder or data set.
     Eval(edit::EvalArgs),
+    /// A self-contained HTML report of images (prediction, maps, activations, edits,
+    /// training record, model card) to take home; it opens offline in any browser.
+    Report(report::ReportArgs),
     /// Time the engine: model load, forward, forward+backward (medians), peak memory.
     Bench(bench::BenchArgs),
     /// Open the desktop app (the default without a command).
@@ -109,6 +113,7 @@ impl Command {
             Command::Edit(_) => "edit",
             Command::Diff(_) => "diff",
             Command::Eval(_) => "eval",
+            Command::Report(_) => "report",
             Command::Bench(_) => "bench",
             Command::Gui(_) => "gui",
             Command::Completions { .. } => "completions",
@@ -168,6 +173,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Edit(a) => edit::run_edit(a, device),
         Command::Diff(a) => edit::run_diff(a, device),
         Command::Eval(a) => edit::run_eval(a, device),
+        Command::Report(a) => report::run(a, device),
         Command::Bench(a) => bench::run(a, device),
         Command::Gui(a) => gui(a, device.into()),
         Command::Completions { shell } => {

@@ -1269,6 +1269,10 @@ pub fn run(base: &Model, data: &Data, cfg: &Config, hooks: &mut Hooks) -> Result
     if let Some(a) = val_accuracy {
         put("val_accuracy", format!("{a:.4}"));
     }
+    if val_accuracy.is_some() {
+        let pc: Vec<(&str, f64)> = per_class.iter().map(|c| (c.label.as_str(), c.accuracy)).collect();
+        put("per_class", serde_json::to_string(&pc).expect("numbers serialise"));
+    }
     if !lr_changes.is_empty() {
         put(
             "lr_changes",
@@ -1303,6 +1307,14 @@ pub fn run(base: &Model, data: &Data, cfg: &Config, hooks: &mut Hooks) -> Result
             files: val_idx.iter().map(|&i| data.files[i as usize].clone()).collect(),
         },
     })
+}
+
+/// A model's training record (`glassbox.train.*` metadata), keys without the prefix.
+pub fn record_of(m: &Model) -> BTreeMap<String, String> {
+    m.metadata
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("glassbox.train.")?.to_string(), v.clone())))
+        .collect()
 }
 
 /// Batch-norm statistics: variables that never take a gradient.

@@ -207,3 +207,54 @@ pub fn assert_grid(img: &image::RgbImage, c: usize, h: usize, w: usize) {
         .count();
     assert_eq!(painted, c, "painted tiles");
 }
+
+/// Renders an HTML file in headless Chromium (Debian `chromium`, installed by `make setup`)
+/// and returns the screenshot.
+pub fn render_html(page: &Path, width: u32, height: u32) -> image::RgbImage {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shot = dir.path().join("page.png");
+    let o = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            &format!("--user-data-dir={}", dir.path().join("profile").display()),
+            &format!("--window-size={width},{height}"),
+            &format!("--screenshot={}", shot.display()),
+            &format!("file://{}", page.canonicalize().expect("the page exists").display()),
+        ])
+        .output()
+        .expect("chromium runs (make setup installs Debian's chromium)");
+    assert!(
+        shot.exists(),
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    image::open(&shot).expect("a PNG screenshot").to_rgb8()
+}
+
+/// Checks that a page names nothing outside itself: every picture is a data URI.
+pub fn assert_self_contained(html: &str) {
+    for bad in [
+        "src=\"http",
+        "src='http",
+        "href=\"http",
+        "src=\"/",
+        "src=\"file:",
+        "url(http",
+        "<script",
+        "<link",
+    ] {
+        assert!(!html.contains(bad), "the page refers outside itself: {bad}");
+    }
+    for (i, _) in html.match_indices("src=\"") {
+        assert!(
+            html[i + 5..].starts_with("data:image/png;base64,"),
+            "{}",
+            &html[i..i + 40.min(html.len() - i)]
+        );
+    }
+}

@@ -61,6 +61,11 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         ui.separator();
         ui.menu_button("Export", |ui| {
             let mut items: Vec<(String, ExportWhat, String)> = vec![
+                (
+                    "Report to take home (HTML)".into(),
+                    ExportWhat::Report,
+                    "report.html".into(),
+                ),
                 ("Input (PNG)".into(), ExportWhat::Input, "input.png".into()),
                 (
                     "Activation grid (PNG)".into(),

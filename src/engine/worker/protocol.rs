@@ -253,6 +253,8 @@ pub struct ModelInfo {
     pub input: String,
     /// The edit log saved in the weights file (edits made before it was saved).
     pub saved_edits: Vec<String>,
+    /// The training record in the weights file (`glassbox.train.*`, without the prefix).
+    pub training: std::collections::BTreeMap<String, String>,
 }
 
 /// One attribution map, as the UI draws it.

@@ -92,6 +92,7 @@ pub(super) fn model_info(m: &Model) -> ModelInfo {
         device: crate::engine::Device::from(m.device()).to_string(),
         input: format!("{}x{}x{}", p.channels(), p.size, p.size),
         saved_edits: crate::engine::edit::saved_log(m),
+        training: crate::engine::finetune::record_of(m),
     }
 }
 
