@@ -116,9 +116,9 @@ pub fn html(r: &Report) -> Result<String> {
             Some(i) => chart[i..].to_string(),
             None => chart,
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<figure class=\"chart\">{chart}<figcaption>What the model says: probability of each class</figcaption></figure></div>\n"
+            "<figure class=\"chart\">{chart}<figcaption>What the model says: probability of each class</figcaption></figure></div>"
         );
         h.push_str("<table><tr><th>class</th><th>probability</th><th>logit</th>");
         if img.original_top.is_some() {
@@ -158,9 +158,9 @@ pub fn html(r: &Report) -> Result<String> {
             h.push_str("</div>\n");
         }
         if let Some((layer, grid)) = &img.activations {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<h3>Inside: the channels of <code>{}</code></h3><figure>{}<figcaption>Every channel of the layer, strongest first</figcaption></figure>\n",
+                "<h3>Inside: the channels of <code>{}</code></h3><figure>{}<figcaption>Every channel of the layer, strongest first</figcaption></figure>",
                 esc(layer),
                 img_tag(grid, layer, grid.width().min(900))?
             );
