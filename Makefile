@@ -27,6 +27,8 @@ bench: setup
 	target/release/glassbox bench --methods assets/samples/chelsea.png
 	@echo "the desktop app, headless: frame building and drop-to-all-views:"
 	target/release/glassbox bench --ui $(SAMPLES) --runs 10
+	@echo "draw a digit: a stroke on the MNIST model's canvas to all views:"
+	target/release/glassbox bench --draw 200
 	@echo "live editing: an edit to all views beside forward+backward, and an undo:"
 	target/release/glassbox bench --edits assets/samples/chelsea.png
 	@echo "retraining: head only at 5/20/50 digits per class, imprinting, whole-network throughput:"

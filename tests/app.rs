@@ -1187,9 +1187,10 @@ fn cancel_mid_epoch_leaves_the_model_as_it_was_and_a_nan_learning_rate_is_refuse
 fn the_report_export_holds_the_view_the_edits_and_their_effect() {
     use glassbox::app::ExportWhat;
     let mut h = mnist_app_on_conv1();
-    h.state_mut().apply(Command::Edit(glassbox::engine::worker::EditRequest::Apply(
-        "scale fc2.weight[3] 0.5".parse().unwrap(),
-    )));
+    h.state_mut()
+        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Apply(
+            "scale fc2.weight[3] 0.5".parse().unwrap(),
+        )));
     settle(&mut h, "the edit's views", |a| {
         a.state.edits.len() == 1 && a.state.original_top.is_some() && a.state.views_ready() && !a.busy()
     });
@@ -1206,9 +1207,93 @@ fn the_report_export_holds_the_view_the_edits_and_their_effect() {
     assert!(h.state().state.errors.is_empty(), "{:?}", h.state().state.errors);
     let html = std::fs::read_to_string(&page).unwrap();
     assert_self_contained(&html);
-    for want in ["Edits made by hand", "scale fc2.weight[3] 0.5", "before the edits", "tiny-cnn", "conv1"] {
+    for want in [
+        "Edits made by hand",
+        "scale fc2.weight[3] 0.5",
+        "before the edits",
+        "tiny-cnn",
+        "conv1",
+    ] {
         assert!(html.contains(want), "{want}");
     }
     // The input, the map and the activation grid.
     assert_eq!(html.matches("data:image/png;base64,").count(), 3);
+}
+
+/// A drag with the mouse through these points (pressed at the first, released at the last).
+fn drag_through(h: &mut Harness<'static, GlassboxApp>, points: &[egui::Pos2]) {
+    let press = |h: &mut Harness<'static, GlassboxApp>, pos, pressed| {
+        h.input_mut().events.push(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    };
+    h.input_mut().events.push(egui::Event::PointerMoved(points[0]));
+    h.step();
+    press(h, points[0], true);
+    h.step();
+    for p in &points[1..] {
+        h.input_mut().events.push(egui::Event::PointerMoved(*p));
+        h.step();
+    }
+    press(h, *points.last().unwrap(), false);
+    h.step();
+}
+
+#[test]
+fn drawing_a_one_is_read_as_a_one_and_every_stroke_updates_the_views() {
+    let mut h = mnist_app_on_conv1();
+    // The canvas: the first picture under the "Draw a digit" heading.
+    h.get_by_label("Draw a digit");
+    let canvas = h.get_by_label("Clear").rect();
+    let heading = h.get_by_label("Draw a digit").rect();
+    let (top, bottom) = (heading.bottom() + 4.0, canvas.top() - 4.0);
+    let x = heading.left() + (bottom - top) / 2.0;
+    // A vertical stroke down the middle.
+    let points: Vec<egui::Pos2> = (0..=12)
+        .map(|i| egui::pos2(x, top + (bottom - top) * (0.15 + 0.7 * i as f32 / 12.0)))
+        .collect();
+    drag_through(&mut h, &points);
+    settle(&mut h, "the drawing's views", |a| {
+        a.state.input.as_ref().is_some_and(|i| i.name == "your drawing") && a.state.views_ready() && !a.busy()
+    });
+    let s = &h.state().state;
+    assert!(!s.canvas.is_empty());
+    // The stroke is a vertical line in the middle columns.
+    let col = |c: usize| (0..28).map(|r| s.canvas.pixels[r * 28 + c]).sum::<f32>();
+    assert!(
+        col(14) > 10.0 && col(3) == 0.0 && col(25) == 0.0,
+        "{} {} {}",
+        col(14),
+        col(3),
+        col(25)
+    );
+    assert_eq!(s.top[0].label, "1", "{:?}", s.top);
+    assert_eq!(s.channels.as_ref().unwrap().layer, "conv1");
+    let ones = s.top[0].probability;
+    // A horizontal stroke across makes it something else; the views follow each stroke.
+    let mid = (top + bottom) / 2.0;
+    let across: Vec<egui::Pos2> = (0..=12)
+        .map(|i| egui::pos2(x - (bottom - top) * 0.35 + (bottom - top) * 0.7 * i as f32 / 12.0, mid))
+        .collect();
+    drag_through(&mut h, &across);
+    settle(&mut h, "the second stroke's views", |a| {
+        a.state.views_ready()
+            && !a.busy()
+            && a.state
+                .top
+                .first()
+                .is_some_and(|c| c.label != "1" || c.probability != ones)
+    });
+    // The eraser and Clear.
+    h.get_by_label("Clear").click();
+    h.step();
+    settle(&mut h, "the empty canvas", |a| {
+        a.state.canvas.is_empty() && a.state.views_ready() && !a.busy()
+    });
+    h.get_by_label("Eraser").click();
+    h.step();
+    assert!(h.state().state.canvas.erase);
 }

@@ -161,3 +161,54 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: crate::engin
         device: dev,
     })
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrawBench {
+    pub strokes: usize,
+    /// From a stroke on the canvas to every view refreshed (prediction, activations, map).
+    pub stroke_to_views_median_ms: f64,
+    pub stroke_to_views_p90_ms: f64,
+    pub device: String,
+}
+
+/// Draw a digit on the small MNIST model, headless: the time from each stroke to all views.
+pub fn draw(strokes: usize, device: crate::engine::Device) -> Result<DrawBench> {
+    use super::command::DrawCommand;
+    let ctx = egui::Context::default();
+    let app = GlassboxApp::new(
+        &ctx,
+        None,
+        Options {
+            model: Some(ModelSource::Builtin("mnist".into())),
+            arch: None,
+            image: None,
+            device,
+            fresh: true,
+            screenshots: None,
+            timings: true,
+        },
+    );
+    let mut h = Headless { ctx, app, t: 0.0 };
+    let ready = |a: &GlassboxApp| a.state.views_ready() && !a.busy();
+    h.until("the first image", ready)?;
+    let mut ms = Vec::new();
+    for k in 0..strokes.max(2) {
+        // Short strokes along a figure eight, as a hand draws.
+        let t = k as f32 * 0.35;
+        let at = |t: f32| (14.0 + 6.0 * t.sin(), 14.0 + 9.0 * (t * 0.5).sin());
+        h.app.apply(Command::Draw(DrawCommand::Stroke {
+            from: at(t),
+            to: at(t + 0.35),
+        }));
+        h.until("the stroke's views", |a| a.all_views_after.is_some() && !a.busy())?;
+        ms.push(h.app.all_views_after.expect("measured").as_secs_f64() * 1e3);
+    }
+    let dev = h.app.state.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    Ok(DrawBench {
+        strokes: ms.len(),
+        stroke_to_views_median_ms: ms[ms.len() / 2],
+        stroke_to_views_p90_ms: ms[(ms.len() * 9 / 10).min(ms.len() - 1)],
+        device: dev,
+    })
+}

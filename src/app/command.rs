@@ -24,6 +24,15 @@ pub enum DialogKind {
     TrainFolder,
 }
 
+/// The drawing canvas.
+#[derive(Debug, Clone)]
+pub enum DrawCommand {
+    Stroke { from: (f32, f32), to: (f32, f32) },
+    Brush(f32),
+    Erase(bool),
+    Clear,
+}
+
 /// Retraining from the Retrain panel.
 #[derive(Debug, Clone)]
 pub enum TrainCommand {
@@ -119,6 +128,9 @@ pub enum Command {
     /// A change to the model by hand, undo, redo, go to a point of the log, reset, save,
     /// evaluate against the original.
     Edit(EditRequest),
+    /// Draw a digit: a stroke between two canvas points (the same point twice: a dab),
+    /// the brush, the eraser, clear. Every change is the model's input at once.
+    Draw(DrawCommand),
     /// Retraining: settings, start, pause, learning rate, cancel, timeline, confusion cells,
     /// accept or discard.
     Train(TrainCommand),

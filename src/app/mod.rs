@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-pub use command::{Command, DialogKind, TrainCommand, View};
+pub use command::{Command, DialogKind, DrawCommand, TrainCommand, View};
 pub use state::{ExportWhat, Settings, Slot, State, MAX_SLOTS};
 
 use crate::engine::arch::Arch;

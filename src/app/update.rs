@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::command::{Command, DialogKind, TrainCommand, View};
+use super::command::{Command, DialogKind, DrawCommand, TrainCommand, View};
 use super::state::{ChannelDetail, Field, Input, Settings, MAX_SLOTS};
 use super::textures::Which;
 use super::{GlassboxApp, Job, Picked};
@@ -132,6 +132,24 @@ impl GlassboxApp {
                 self.send(Job::Fault, Request::InjectFault(fault));
             }
             Command::Train(t) => self.train(t),
+            Command::Draw(d) => {
+                let c = &mut self.state.canvas;
+                match d {
+                    DrawCommand::Stroke { from, to } => c.stroke(from, to),
+                    DrawCommand::Brush(r) => {
+                        c.brush = r.clamp(0.3, 4.0);
+                        return;
+                    }
+                    DrawCommand::Erase(on) => {
+                        c.erase = on;
+                        return;
+                    }
+                    DrawCommand::Clear => c.pixels.iter_mut().for_each(|v| *v = 0.0),
+                }
+                // The drawing is the input: every view follows it.
+                let img = self.state.canvas.image();
+                self.set_image(img);
+            }
         }
     }
 

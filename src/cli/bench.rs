@@ -41,9 +41,25 @@ pub struct BenchArgs {
     pub finetune: Option<PathBuf>,
     #[arg(long, num_args = 1.., requires = "finetune")]
     pub photos: Vec<PathBuf>,
+    /// Time Draw a digit instead: this many strokes on the MNIST model's canvas, headless,
+    /// each to all views refreshed.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(2..=100_000))]
+    pub draw: Option<usize>,
 }
 
 pub fn run(a: BenchArgs, device: Device) -> Result<()> {
+    if let Some(n) = a.draw {
+        let r = crate::app::bench::draw(n, device.into())?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "draw a digit on {}: stroke to all views {:.2} ms median, {:.2} ms p90 ({} strokes; a frame is 16.7 ms)",
+                r.device, r.stroke_to_views_median_ms, r.stroke_to_views_p90_ms, r.strokes
+            );
+        }
+        return Ok(());
+    }
     if let Some(dir) = &a.finetune {
         std::fs::create_dir_all(dir)?;
         let m = a.model.open(device)?;

@@ -1,6 +1,6 @@
 //! The help window (F1): shortcuts, and what each view and method shows.
 
-use super::{activations, edits, explanations, filters, input, layers, model, prediction, train};
+use super::{activations, draw, edits, explanations, filters, input, layers, model, prediction, train};
 use crate::app::command::Command;
 use crate::engine::explain::METHODS;
 
@@ -26,6 +26,7 @@ pub fn window(ctx: &egui::Context, out: &mut Vec<Command>) {
         ui.separator();
         for (name, tip) in [
             ("Input", input::TIP),
+            ("Draw a digit", draw::TIP),
             ("Prediction", prediction::TIP),
             ("Explanation", explanations::TIP),
             ("Activations", activations::TIP),

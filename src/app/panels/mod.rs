@@ -4,6 +4,7 @@
 
 mod activations;
 mod channel;
+mod draw;
 mod edits;
 mod errors;
 mod explanations;
@@ -73,6 +74,10 @@ pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<
             egui::ScrollArea::vertical().id_salt("left-scroll").show(ui, |ui| {
                 input::ui(ui, cx, out);
                 ui.separator();
+                if draw::available(cx) {
+                    draw::ui(ui, cx, out);
+                    ui.separator();
+                }
                 prediction::ui(ui, cx, out);
                 ui.separator();
                 edits::ui(ui, cx, out);
