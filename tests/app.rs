@@ -1297,3 +1297,46 @@ fn drawing_a_one_is_read_as_a_one_and_every_stroke_updates_the_views() {
     h.step();
     assert!(h.state().state.canvas.erase);
 }
+
+#[test]
+fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
+    let mut h = app();
+    open_retrain(&mut h);
+    let buttons = h.query_all_by_role_and_label(Role::Button, "?").count();
+    // Input, Prediction, Edits, Model, Retrain, Explanation, the method, Activations,
+    // Filters, Layers.
+    assert!(buttons >= 10, "{buttons} buttons");
+    let mut seen = std::collections::BTreeSet::new();
+    for k in 0..buttons {
+        let b = h.query_all_by_role_and_label(Role::Button, "?").nth(k).unwrap();
+        b.click();
+        h.run_steps(2);
+        let topic = h.state().state.explain_this.expect("the window's topic");
+        seen.insert(format!("{topic:?}"));
+        // The explanation is up, with its title; Close closes it.
+        h.get_by_label_contains("Explain this: ");
+        h.get_by_role_and_label(Role::Button, "Close").click();
+        h.run_steps(2);
+    }
+    // (Buttons scrolled out of the central area cannot be clicked here.)
+    for want in [
+        "Input",
+        "Prediction",
+        "Edits",
+        "Model",
+        "Retrain",
+        "Explanation",
+        "Method(GradCam)",
+        "Activations",
+        "Layers",
+    ] {
+        assert!(seen.contains(want), "{want}: {seen:?}");
+    }
+    // The formula is shown, e.g. Grad-CAM's.
+    h.state_mut()
+        .apply(Command::ExplainThis(Some(glassbox::app::state::Topic::Method(
+            Method::GradCam,
+        ))));
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("ReLU(Σ_k α_k A^k)").is_some());
+}

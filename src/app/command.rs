@@ -128,6 +128,8 @@ pub enum Command {
     /// A change to the model by hand, undo, redo, go to a point of the log, reset, save,
     /// evaluate against the original.
     Edit(EditRequest),
+    /// Opens (or closes, None) the "Explain this" window on a view or method.
+    ExplainThis(Option<crate::app::state::Topic>),
     /// Draw a digit: a stroke between two canvas points (the same point twice: a dab),
     /// the brush, the eraser, clear. Every change is the model's input at once.
     Draw(DrawCommand),

@@ -167,6 +167,24 @@ pub struct State {
     pub training: Training,
     /// Draw a digit: the canvas of the small models.
     pub canvas: Canvas,
+    /// The "Explain this" window's topic.
+    pub explain_this: Option<Topic>,
+}
+
+/// What "Explain this" explains: a view or a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    Input,
+    Draw,
+    Prediction,
+    Explanation,
+    Activations,
+    Filters,
+    Layers,
+    Edits,
+    Retrain,
+    Model,
+    Method(Method),
 }
 
 /// Side of the drawing canvas, in the model's pixels (MNIST's 28).

@@ -132,6 +132,7 @@ impl GlassboxApp {
                 self.send(Job::Fault, Request::InjectFault(fault));
             }
             Command::Train(t) => self.train(t),
+            Command::ExplainThis(t) => self.state.explain_this = t,
             Command::Draw(d) => {
                 let c = &mut self.state.canvas;
                 match d {

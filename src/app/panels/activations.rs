@@ -16,6 +16,10 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let header = egui::CollapsingHeader::new("Activations")
         .default_open(s.settings.show_activations)
         .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.weak("What is this?");
+                super::explain_this::button(ui, crate::app::state::Topic::Activations, out);
+            });
             let Some(ch) = &s.channels else {
                 ui.label("pick a layer on the right");
                 return;

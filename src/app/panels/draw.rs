@@ -24,7 +24,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     }
     let c = &cx.state.canvas;
     let draw = |d| Command::Draw(d);
-    ui.heading("Draw a digit").on_hover_text(TIP);
+    super::heading(ui, "Draw a digit", TIP, crate::app::state::Topic::Draw, out);
     let side = ui.available_width().clamp(140.0, 224.0);
     let (rect, resp) = ui.allocate_exact_size(Vec2::splat(side), Sense::click_and_drag());
     let cell = side / CANVAS as f32;

@@ -16,7 +16,7 @@ pub const TIP: &str =
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;
-    ui.heading("Edits").on_hover_text(TIP);
+    super::heading(ui, "Edits", TIP, crate::app::state::Topic::Edits, out);
     if let Some(m) = s.model.as_ref().filter(|m| !m.saved_edits.is_empty()) {
         ui.collapsing(
             format!("made before this file was saved ({})", m.saved_edits.len()),

@@ -18,7 +18,7 @@ pub const TIP: &str = "Saliency maps: which input pixels the chosen class depend
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;
     ui.horizontal(|ui| {
-        ui.heading("Explanation").on_hover_text(TIP);
+        super::heading(ui, "Explanation", TIP, crate::app::state::Topic::Explanation, out);
         if let Some(t) = s.target.or(s.explained_target) {
             let label = s
                 .model
@@ -105,6 +105,7 @@ fn slot_ui(ui: &mut Ui, cx: &Ctx, slot: &Slot, out: &mut Vec<Command>) {
             })
             .response
             .on_hover_text(method.describe());
+        super::explain_this::button(ui, crate::app::state::Topic::Method(method), out);
         if cx.state.slots.len() > 1 && ui.small_button("Remove").on_hover_text("Remove this method").clicked() {
             out.push(Command::RemoveSlot(id));
         }

@@ -9,7 +9,7 @@ use crate::app::textures::Which;
 pub const TIP: &str = "The image as the model sees it: resized and centre-cropped to its input size.";
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
-    ui.heading("Input").on_hover_text(TIP);
+    super::heading(ui, "Input", TIP, crate::app::state::Topic::Input, out);
     let s = cx.state;
     let Some(input) = &s.input else {
         ui.label("Drop an image on the window, open one, paste one or pick a sample.");

@@ -11,7 +11,7 @@ use crate::engine::model::LayerInfo;
 pub const TIP: &str = "Every layer by its PyTorch weight name with its output shape; click one to see its channels.";
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
-    ui.heading("Layers").on_hover_text(TIP);
+    super::heading(ui, "Layers", TIP, crate::app::state::Topic::Layers, out);
     let Some(m) = &cx.state.model else {
         return;
     };

@@ -7,6 +7,7 @@ mod channel;
 mod draw;
 mod edits;
 mod errors;
+mod explain_this;
 mod explanations;
 mod filters;
 mod help;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use egui::{Align2, Color32, FontId, Key, Modifiers, Ui, Vec2};
 
 use super::command::{Command, DialogKind};
-use super::state::{ExportWhat, State};
+use super::state::{ExportWhat, State, Topic};
 use super::textures::Textures;
 use crate::engine::explain::Method;
 
@@ -67,6 +68,7 @@ pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<
         egui::Panel::top("errors").show(ui, |ui| errors::ui(ui, cx, out));
     }
     egui::Panel::bottom("status").show(ui, |ui| status::ui(ui, cx, out));
+    explain_this::panel(ui, cx.state.explain_this, out);
     egui::Panel::left("left")
         .resizable(true)
         .default_size(320.0)
@@ -215,4 +217,12 @@ pub fn shortcuts(ctx: &egui::Context, state: &State, out: &mut Vec<Command>) {
             }
         }
     }
+}
+
+/// A view's heading with its "Explain this" button and tooltip.
+pub fn heading(ui: &mut Ui, title: &str, tip: &str, topic: Topic, out: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        ui.heading(title).on_hover_text(tip);
+        explain_this::button(ui, topic, out);
+    });
 }

@@ -19,7 +19,7 @@ pub fn rows_id() -> egui::Id {
 }
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
-    ui.heading("Prediction").on_hover_text(TIP);
+    super::heading(ui, "Prediction", TIP, crate::app::state::Topic::Prediction, out);
     let s = cx.state;
     if s.top.is_empty() {
         ui.label(if cx.busy { "computing…" } else { "no prediction yet" });
