@@ -1332,6 +1332,26 @@ fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
     ] {
         assert!(seen.contains(want), "{want}: {seen:?}");
     }
+    // Every topic's text is drawn (a character without a glyph would stop the app here).
+    use glassbox::app::state::Topic;
+    let mut all = vec![
+        Topic::Input,
+        Topic::Draw,
+        Topic::Prediction,
+        Topic::Explanation,
+        Topic::Activations,
+        Topic::Filters,
+        Topic::Layers,
+        Topic::Edits,
+        Topic::Retrain,
+        Topic::Model,
+    ];
+    all.extend(glassbox::engine::explain::METHODS.iter().map(|m| Topic::Method(*m)));
+    for t in all {
+        h.state_mut().apply(Command::ExplainThis(Some(t)));
+        h.run_steps(2);
+        h.get_by_label_contains("Explain this: ");
+    }
     // The formula is shown, e.g. Grad-CAM's.
     h.state_mut()
         .apply(Command::ExplainThis(Some(glassbox::app::state::Topic::Method(
@@ -1339,4 +1359,48 @@ fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
         ))));
     h.run_steps(2);
     assert!(h.query_by_label_contains("ReLU(Σ_k α_k A^k)").is_some());
+}
+
+#[test]
+fn presentation_mode_at_1280x720_walks_the_views_full_window_with_the_keyboard() {
+    use glassbox::app::state::Focus;
+    let mut h = app_sized(1280.0, 720.0);
+    h.key_press(egui::Key::F5);
+    h.run_steps(3);
+    assert!(h.state().state.present);
+    assert!((h.ctx.zoom_factor() - 1.5).abs() < 1e-3, "large type");
+    let screen = h.ctx.content_rect();
+    let mut walked = Vec::new();
+    for _ in 0..Focus::ALL.len() {
+        h.key_press(egui::Key::PageDown);
+        h.run_steps(3);
+        let f = h.state().state.focus.expect("a view alone");
+        walked.push(f);
+        // Its title is on screen, and nothing of the other views is drawn.
+        let title = h.query_all_by_label(f.name()).next().expect("the view's title").rect();
+        assert!(screen.contains_rect(title), "{f:?} {title:?} in {screen:?}");
+        assert!(h.query_by_label("Layers").is_none(), "the side panels are hidden");
+    }
+    assert_eq!(walked, Focus::ALL);
+    // The prediction, alone: every class row fits in 1280x720 at 1.5x.
+    h.key_press(egui::Key::PageDown);
+    h.run_steps(3);
+    assert_eq!(h.state().state.focus, Some(Focus::Prediction));
+    let top = h.state().state.top.clone();
+    for c in &top {
+        let label = format!("{} {:.1} %", c.label, c.probability * 100.0);
+        let r = h.get_by_role_and_label(Role::Button, &label).rect();
+        assert!(screen.contains_rect(r), "{label}: {r:?}");
+    }
+    h.key_press(egui::Key::PageUp);
+    h.run_steps(3);
+    assert_eq!(h.state().state.focus, Some(Focus::Retrain));
+    // Esc: all views again; F5: the normal look.
+    h.key_press(egui::Key::Escape);
+    h.run_steps(3);
+    assert_eq!(h.state().state.focus, None);
+    h.get_by_label("Layers");
+    h.key_press(egui::Key::F5);
+    h.run_steps(3);
+    assert!(!h.state().state.present && (h.ctx.zoom_factor() - 1.0).abs() < 1e-3);
 }

@@ -128,6 +128,10 @@ pub enum Command {
     /// A change to the model by hand, undo, redo, go to a point of the log, reset, save,
     /// evaluate against the original.
     Edit(EditRequest),
+    /// Presentation mode on or off (F5).
+    Present(bool),
+    /// One view alone, full window (None: every view).
+    Focus(Option<crate::app::state::Focus>),
     /// Opens (or closes, None) the "Explain this" window on a view or method.
     ExplainThis(Option<crate::app::state::Topic>),
     /// Draw a digit: a stroke between two canvas points (the same point twice: a dab),

@@ -100,6 +100,8 @@ pub struct GlassboxApp {
     pub all_views_after: Option<Duration>,
     tour: Option<tour::Tour>,
     timings: bool,
+    /// The presentation look in force (it is set when the mode changes).
+    presented: bool,
 }
 
 impl GlassboxApp {
@@ -138,6 +140,7 @@ impl GlassboxApp {
             all_views_after: None,
             tour: opts.screenshots.map(tour::Tour::new),
             timings: opts.timings,
+            presented: false,
         };
         for m in state::parse_methods(&settings.methods) {
             app.state.push_slot(m);
@@ -205,6 +208,10 @@ impl GlassboxApp {
         self.poll();
         let mut cmds = Vec::new();
         let ctx = ui.ctx().clone();
+        if self.presented != self.state.present {
+            panels::apply_presentation(&ctx, self.state.present);
+            self.presented = self.state.present;
+        }
         panels::shortcuts(&ctx, &self.state, &mut cmds);
         let view = panels::Ctx {
             state: &self.state,

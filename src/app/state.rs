@@ -169,6 +169,52 @@ pub struct State {
     pub canvas: Canvas,
     /// The "Explain this" window's topic.
     pub explain_this: Option<Topic>,
+    /// Presentation mode: large type, high contrast, a pointer highlight.
+    pub present: bool,
+    /// One view alone, full window (presentation mode's PageDown / PageUp walk through them).
+    pub focus: Option<Focus>,
+}
+
+/// A view shown alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    /// The input and the prediction.
+    Prediction,
+    Explanation,
+    Activations,
+    Filters,
+    Retrain,
+}
+
+impl Focus {
+    pub const ALL: [Focus; 5] = [
+        Focus::Prediction,
+        Focus::Explanation,
+        Focus::Activations,
+        Focus::Filters,
+        Focus::Retrain,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Focus::Prediction => "Input and prediction",
+            Focus::Explanation => "Explanation",
+            Focus::Activations => "Activations",
+            Focus::Filters => "Filters",
+            Focus::Retrain => "Retrain",
+        }
+    }
+    /// The next (or previous) view, from none.
+    pub fn step(current: Option<Focus>, forward: bool) -> Focus {
+        let n = Focus::ALL.len();
+        let i = current.and_then(|f| Focus::ALL.iter().position(|x| *x == f));
+        let j = match (i, forward) {
+            (None, true) => 0,
+            (None, false) => n - 1,
+            (Some(i), true) => (i + 1) % n,
+            (Some(i), false) => (i + n - 1) % n,
+        };
+        Focus::ALL[j]
+    }
 }
 
 /// What "Explain this" explains: a view or a method.

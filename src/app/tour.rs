@@ -21,7 +21,7 @@ pub struct Tour {
     pub central_scroll_max: f32,
 }
 
-const TOUR: &[&str] = &["main", "methods", "activations", "filters", "error", "retrain"];
+const TOUR: &[&str] = &["main", "methods", "activations", "filters", "error", "present", "retrain"];
 
 impl Tour {
     pub fn new(dir: PathBuf) -> Tour {
@@ -180,7 +180,13 @@ impl GlassboxApp {
                 let _ = std::fs::write(&path, "this is not an image\n");
                 self.apply(Command::OpenPath(path));
             }
+            "present" => {
+                self.apply(Command::DismissErrors);
+                self.apply(Command::Present(true));
+                self.apply(Command::Focus(Some(super::state::Focus::Explanation)));
+            }
             "retrain" => {
+                self.apply(Command::Present(false));
                 self.apply(Command::DismissErrors);
                 self.apply(Command::OpenModel("mnist".into(), None));
             }

@@ -133,6 +133,13 @@ impl GlassboxApp {
             }
             Command::Train(t) => self.train(t),
             Command::ExplainThis(t) => self.state.explain_this = t,
+            Command::Present(on) => {
+                self.state.present = on;
+                if !on {
+                    self.state.focus = None;
+                }
+            }
+            Command::Focus(f) => self.state.focus = f,
             Command::Draw(d) => {
                 let c = &mut self.state.canvas;
                 match d {

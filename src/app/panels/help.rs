@@ -17,6 +17,12 @@ pub fn window(ctx: &egui::Context, out: &mut Vec<Command>) {
                 ("1 … 9", "explain that class of the prediction"),
                 ("Esc", "cancel long computations (training too)"),
                 ("F1", "this help"),
+                ("F5", "presentation mode: large type, high contrast, pointer ring"),
+                (
+                    "PageDown / PageUp",
+                    "one view after the other, full window (Esc: all views)",
+                ),
+                ("Ctrl+plus / Ctrl+minus", "zoom everything"),
             ] {
                 ui.monospace(k);
                 ui.label(v);

@@ -26,7 +26,7 @@ use std::time::Duration;
 use egui::{Align2, Color32, FontId, Key, Modifiers, Ui, Vec2};
 
 use super::command::{Command, DialogKind};
-use super::state::{ExportWhat, State, Topic};
+use super::state::{ExportWhat, Focus, State, Topic};
 use super::textures::Textures;
 use crate::engine::explain::Method;
 
@@ -69,6 +69,47 @@ pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<
     }
     egui::Panel::bottom("status").show(ui, |ui| status::ui(ui, cx, out));
     explain_this::panel(ui, cx.state.explain_this, out);
+    if let Some(f) = cx.state.focus {
+        // One view alone, full window.
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                if ui.button("< previous").on_hover_text("PageUp").clicked() {
+                    out.push(Command::Focus(Some(Focus::step(Some(f), false))));
+                }
+                ui.heading(f.name());
+                if ui.button("next >").on_hover_text("PageDown").clicked() {
+                    out.push(Command::Focus(Some(Focus::step(Some(f), true))));
+                }
+                if ui.button("All views").on_hover_text("Esc").clicked() {
+                    out.push(Command::Focus(None));
+                }
+            });
+            ui.separator();
+            egui::ScrollArea::vertical()
+                .id_salt("focus-scroll")
+                .show(ui, |ui| match f {
+                    Focus::Prediction => {
+                        ui.horizontal_top(|ui| {
+                            ui.vertical(|ui| {
+                                ui.set_width(ui.available_width() * 0.45);
+                                input::ui(ui, cx, out);
+                                if draw::available(cx) {
+                                    draw::ui(ui, cx, out);
+                                }
+                            });
+                            ui.vertical(|ui| prediction::ui(ui, cx, out));
+                        });
+                    }
+                    Focus::Explanation => explanations::ui(ui, cx, out),
+                    Focus::Activations => activations::ui(ui, cx, out),
+                    Focus::Filters => filters::ui(ui, cx, out),
+                    Focus::Retrain => train::ui(ui, cx, out),
+                });
+        });
+        drop_hint(&ctx);
+        pointer_highlight(&ctx, cx.state.present);
+        return 0.0;
+    }
     egui::Panel::left("left")
         .resizable(true)
         .default_size(320.0)
@@ -111,10 +152,50 @@ pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<
         max = (shown.content_size.y - shown.inner_rect.height()).max(0.0);
     });
     drop_hint(&ctx);
+    pointer_highlight(&ctx, cx.state.present);
     if cx.state.show_help {
         help::window(&ctx, out);
     }
     max
+}
+
+/// In presentation mode, a ring around the pointer so the room can follow it.
+fn pointer_highlight(ctx: &egui::Context, present: bool) {
+    if !present {
+        return;
+    }
+    if let Some(p) = ctx.pointer_hover_pos() {
+        let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("pointer")));
+        painter.circle(
+            p,
+            22.0,
+            Color32::from_rgba_unmultiplied(255, 220, 0, 50),
+            egui::Stroke::new(3.0, Color32::from_rgb(255, 200, 0)),
+        );
+    }
+}
+
+/// Presentation mode's look: everything larger, text at full contrast, thicker lines (set
+/// when the mode changes; Ctrl+plus / Ctrl+minus zoom from there).
+pub fn apply_presentation(ctx: &egui::Context, present: bool) {
+    let zoom = if present { 1.5 } else { 1.0 };
+    {
+        ctx.set_zoom_factor(zoom);
+        let mut v = if present {
+            egui::Visuals::dark()
+        } else {
+            egui::Visuals::default()
+        };
+        if present {
+            v.override_text_color = Some(Color32::WHITE);
+            v.panel_fill = Color32::BLACK;
+            v.window_fill = Color32::BLACK;
+            v.extreme_bg_color = Color32::BLACK;
+            v.widgets.noninteractive.bg_stroke = egui::Stroke::new(1.5, Color32::from_gray(200));
+            v.selection.bg_fill = Color32::from_rgb(0, 90, 200);
+        }
+        ctx.set_visuals(v);
+    }
 }
 
 fn files_dropped(ctx: &egui::Context, out: &mut Vec<Command>) {
@@ -154,6 +235,26 @@ pub fn shortcuts(ctx: &egui::Context, state: &State, out: &mut Vec<Command>) {
             i.consume_key(cmd, Key::N),
         )
     });
+    let (present, next, prev) = ctx.input_mut(|i| {
+        (
+            i.consume_key(Modifiers::NONE, Key::F5),
+            i.consume_key(Modifiers::NONE, Key::PageDown),
+            i.consume_key(Modifiers::NONE, Key::PageUp),
+        )
+    });
+    if present {
+        out.push(Command::Present(!state.present));
+    }
+    // A presenter's clicker sends PageDown / PageUp: one view after the other.
+    if next || prev {
+        out.push(Command::Focus(Some(Focus::step(state.focus, next))));
+    }
+    let esc = if esc && state.focus.is_some() {
+        out.push(Command::Focus(None));
+        false
+    } else {
+        esc
+    };
     if open {
         out.push(Command::Dialog(DialogKind::Image));
     }

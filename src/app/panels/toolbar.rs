@@ -108,6 +108,14 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
                 }
             }
         });
+        let mut present = cx.state.present;
+        if ui
+            .toggle_value(&mut present, "Present")
+            .on_hover_text("Presentation mode (F5): large type, high contrast, a ring around the pointer; PageDown / PageUp show one view after the other, full window; Esc goes back to all views. Ctrl+plus / Ctrl+minus zoom.")
+            .changed()
+        {
+            out.push(Command::Present(present));
+        }
         if ui
             .button("Help")
             .on_hover_text("Shortcuts and what each view shows (F1).")
