@@ -3,4 +3,5 @@ pub mod app;
 pub mod charts;
 pub mod cli;
 pub mod engine;
+pub mod lesson;
 pub mod report;

@@ -1404,3 +1404,70 @@ fn presentation_mode_at_1280x720_walks_the_views_full_window_with_the_keyboard()
     h.run_steps(3);
     assert!(!h.state().state.present && (h.ctx.zoom_factor() - 1.0).abs() < 1e-3);
 }
+
+#[test]
+fn a_lesson_runs_from_start_to_end_and_a_student_can_leave_and_come_back() {
+    use glassbox::app::state::Focus;
+    let mut h = app();
+    drop_file(&mut h, asset("assets/samples/coffee.png"));
+    settle(&mut h, "coffee", |a| {
+        a.state.input.as_ref().is_some_and(|i| i.name.ends_with("coffee.png")) && a.state.views_ready() && !a.busy()
+    });
+    // From the Lessons menu.
+    h.get_by_label("Lessons").click();
+    h.run_steps(2);
+    h.get_by_label("What does a CNN look at?").click();
+    h.run_steps(2);
+    let ready = |a: &GlassboxApp| a.state.views_ready() && !a.busy();
+    settle(&mut h, "step 1", ready);
+    let s = &h.state().state;
+    assert_eq!(s.lesson.as_ref().unwrap().step, 0);
+    assert_eq!(s.input.as_ref().unwrap().name, "chelsea.png", "the step's image");
+    assert_eq!(s.focus, Some(Focus::Prediction));
+    h.get_by_label("Question: Which classes are in the top five, and what do they have in common?");
+    h.get_by_role_and_label(Role::Button, "Show the answer").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Answer: Tiger cat").is_some());
+    let methods = |a: &GlassboxApp| a.state.slots.iter().map(|s| s.method.name()).collect::<Vec<_>>();
+    // Next through every step: each puts its view and methods in place.
+    let want: [(&str, &[&str], Option<i64>); 4] = [
+        ("explanation", &["grad-cam"], None),
+        ("explanation", &["grad-cam", "occlusion"], None),
+        ("explanation", &["grad-cam", "occlusion"], Some(285)),
+        ("explanation", &["grad-cam", "guided-backprop"], None),
+    ];
+    for (k, (view, ms, target)) in want.iter().enumerate() {
+        h.get_by_role_and_label(Role::Button, "Next >").click();
+        h.run_steps(2);
+        settle(&mut h, "the next step", |a| {
+            ready(a)
+                && a.state.slots.iter().all(|s| s.result.is_some())
+                && target.is_none_or(|t| a.state.explained_target == Some(t))
+        });
+        let a = h.state();
+        assert_eq!(a.state.lesson.as_ref().unwrap().step, k + 1);
+        assert_eq!(a.state.focus, Focus::from_name(view));
+        assert_eq!(methods(a), *ms, "step {}", k + 2);
+    }
+    // The last step: Next is disabled.
+    assert!(h.get_by_role_and_label(Role::Button, "Next >").accesskit_node().is_disabled());
+    // Off the script (all views, another layer), then back to the step as it was.
+    h.get_by_role_and_label(Role::Button, "All views").click();
+    h.run_steps(2);
+    let first = h.state().state.slots[0].id;
+    h.state_mut().apply(Command::SetMethod(first, Method::Gradient));
+    settle(&mut h, "exploring", ready);
+    assert_eq!(h.state().state.focus, None);
+    h.get_by_role_and_label(Role::Button, "Show this step again").click();
+    h.run_steps(2);
+    settle(&mut h, "the step again", ready);
+    assert_eq!(methods(h.state()), ["grad-cam", "guided-backprop"]);
+    assert_eq!(h.state().state.focus, Some(Focus::Explanation));
+    // PageUp goes back a step; Close ends the lesson.
+    h.key_press(egui::Key::PageUp);
+    h.run_steps(2);
+    assert_eq!(h.state().state.lesson.as_ref().unwrap().step, 3);
+    h.get_by_role_and_label(Role::Button, "Close lesson").click();
+    h.run_steps(2);
+    assert!(h.state().state.lesson.is_none() && h.state().state.focus.is_none());
+}

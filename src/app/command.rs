@@ -22,6 +22,22 @@ pub enum DialogKind {
     EvalFolder,
     /// A folder of labelled images to train on.
     TrainFolder,
+    /// A lesson file (.toml).
+    Lesson,
+}
+
+/// Running a lesson.
+#[derive(Debug, Clone)]
+pub enum LessonCommand {
+    /// A builtin lesson (by file name) or a lesson file.
+    OpenBuiltin(String),
+    OpenFile(PathBuf),
+    /// Step n (from 0), its model, image, views and settings put in place.
+    Go(usize),
+    /// The current step's settings again (after leaving the script).
+    Again,
+    Answer,
+    Close,
 }
 
 /// The drawing canvas.
@@ -128,6 +144,8 @@ pub enum Command {
     /// A change to the model by hand, undo, redo, go to a point of the log, reset, save,
     /// evaluate against the original.
     Edit(EditRequest),
+    /// Lessons: open one, go to a step, show the step again, show its answer, close.
+    Lesson(LessonCommand),
     /// Presentation mode on or off (F5).
     Present(bool),
     /// One view alone, full window (None: every view).

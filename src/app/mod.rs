@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-pub use command::{Command, DialogKind, DrawCommand, TrainCommand, View};
+pub use command::{Command, DialogKind, DrawCommand, LessonCommand, TrainCommand, View};
 pub use state::{ExportWhat, Settings, Slot, State, MAX_SLOTS};
 
 use crate::engine::arch::Arch;
@@ -102,6 +102,9 @@ pub struct GlassboxApp {
     timings: bool,
     /// The presentation look in force (it is set when the mode changes).
     presented: bool,
+    /// A lesson step's layer, filter and target, put in place once its model and image
+    /// have arrived.
+    lesson_deferred: Option<crate::lesson::Step>,
 }
 
 impl GlassboxApp {
@@ -141,6 +144,7 @@ impl GlassboxApp {
             tour: opts.screenshots.map(tour::Tour::new),
             timings: opts.timings,
             presented: false,
+            lesson_deferred: None,
         };
         for m in state::parse_methods(&settings.methods) {
             app.state.push_slot(m);

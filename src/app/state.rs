@@ -173,6 +173,16 @@ pub struct State {
     pub present: bool,
     /// One view alone, full window (presentation mode's PageDown / PageUp walk through them).
     pub focus: Option<Focus>,
+    /// The lesson being run.
+    pub lesson: Option<LessonRun>,
+}
+
+/// A lesson being run: which step, and whether its answer is shown.
+#[derive(Debug, Clone)]
+pub struct LessonRun {
+    pub lesson: crate::lesson::Lesson,
+    pub step: usize,
+    pub answer_shown: bool,
 }
 
 /// A view shown alone.
@@ -187,6 +197,18 @@ pub enum Focus {
 }
 
 impl Focus {
+    /// The view a lesson names (`lesson::VIEWS`).
+    pub fn from_name(name: &str) -> Option<Focus> {
+        Some(match name {
+            "prediction" => Focus::Prediction,
+            "explanation" => Focus::Explanation,
+            "activations" => Focus::Activations,
+            "filters" => Focus::Filters,
+            "retrain" => Focus::Retrain,
+            _ => return None,
+        })
+    }
+
     pub const ALL: [Focus; 5] = [
         Focus::Prediction,
         Focus::Explanation,

@@ -21,7 +21,15 @@ pub struct Tour {
     pub central_scroll_max: f32,
 }
 
-const TOUR: &[&str] = &["main", "methods", "activations", "filters", "error", "present", "retrain"];
+const TOUR: &[&str] = &[
+    "main",
+    "methods",
+    "activations",
+    "filters",
+    "error",
+    "present",
+    "retrain",
+];
 
 impl Tour {
     pub fn new(dir: PathBuf) -> Tour {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::command::{Command, DialogKind, DrawCommand, TrainCommand, View};
+use super::command::{Command, DialogKind, DrawCommand, LessonCommand, TrainCommand, View};
 use super::state::{ChannelDetail, Field, Input, Settings, MAX_SLOTS};
 use super::textures::Which;
 use super::{GlassboxApp, Job, Picked};
@@ -140,6 +140,7 @@ impl GlassboxApp {
                 }
             }
             Command::Focus(f) => self.state.focus = f,
+            Command::Lesson(l) => self.lesson(l),
             Command::Draw(d) => {
                 let c = &mut self.state.canvas;
                 match d {
@@ -247,6 +248,152 @@ impl GlassboxApp {
             TrainCommand::Discard => {
                 self.send(Job::TrainClose, Request::Train(TrainRequest::Discard));
             }
+        }
+    }
+
+    /// Lessons: open, go to a step (its model, image, methods, view and settings), again,
+    /// answer, close.
+    fn lesson(&mut self, c: LessonCommand) {
+        let opened = match c {
+            LessonCommand::OpenBuiltin(name) => crate::lesson::Lesson::builtin(&name),
+            LessonCommand::OpenFile(path) => crate::lesson::Lesson::read(&path),
+            LessonCommand::Go(n) => {
+                if let Some(run) = self.state.lesson.as_mut() {
+                    run.step = n.min(run.lesson.steps.len() - 1);
+                    run.answer_shown = false;
+                    self.lesson_step();
+                }
+                return;
+            }
+            LessonCommand::Again => {
+                self.lesson_step();
+                return;
+            }
+            LessonCommand::Answer => {
+                if let Some(run) = self.state.lesson.as_mut() {
+                    run.answer_shown = true;
+                }
+                return;
+            }
+            LessonCommand::Close => {
+                self.state.lesson = None;
+                self.state.focus = None;
+                self.lesson_deferred = None;
+                return;
+            }
+        };
+        match opened {
+            Ok(lesson) => {
+                self.state.lesson = Some(super::state::LessonRun {
+                    lesson,
+                    step: 0,
+                    answer_shown: false,
+                });
+                self.lesson_step();
+            }
+            Err(e) => self.state.errors.push(format!("{e:#}")),
+        }
+    }
+
+    /// Puts the current lesson step in place: the model and image it names (opened if they
+    /// differ), its methods, its view alone, the Retrain settings; its layer, filter and
+    /// target once the model and image are there.
+    fn lesson_step(&mut self) {
+        let Some(run) = &self.state.lesson else { return };
+        let l = run.lesson.clone();
+        let k = run.step;
+        let step = l.steps[k].clone();
+        if let Some(name) = l.model_at(k) {
+            let src = if crate::engine::model::BUILTINS.contains(&name.as_str()) {
+                ModelSource::Builtin(name)
+            } else {
+                ModelSource::File(l.path(&name))
+            };
+            if self.state.settings.model != src {
+                self.open_model(src, None);
+            }
+        }
+        if let Some(img) = &step.image {
+            let source = match img.strip_prefix("sample:") {
+                Some(name) => super::SAMPLES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(n, b)| ImageSource::Bytes {
+                        name: n.to_string(),
+                        bytes: b.to_vec(),
+                    }),
+                None => Some(ImageSource::File(l.path(img))),
+            };
+            if let Some(src) = source {
+                self.set_image(src);
+            }
+        }
+        if let Some(methods) = &step.methods {
+            let want: Vec<Method> = methods.iter().filter_map(|m| m.parse().ok()).collect();
+            let ids: Vec<usize> = self.state.slots.iter().map(|s| s.id).collect();
+            for (i, m) in want.iter().enumerate() {
+                match ids.get(i) {
+                    Some(id) if self.state.slot(*id).is_some_and(|s| s.method == *m) => {}
+                    Some(id) => self.apply(Command::SetMethod(*id, *m)),
+                    None => self.apply(Command::AddSlot(*m)),
+                }
+            }
+            for id in ids.iter().skip(want.len().max(1)) {
+                self.apply(Command::RemoveSlot(*id));
+            }
+        }
+        self.state.focus = step.view.as_deref().and_then(super::state::Focus::from_name);
+        if let Some(t) = &step.train {
+            use super::state::TrainMode;
+            let mut f = self.state.training.form.clone();
+            f.source = Some(match t.data.strip_prefix("dataset:") {
+                Some(d) => crate::engine::finetune::DataSource::Dataset(
+                    d.parse().unwrap_or(crate::engine::data::DatasetName::Mnist),
+                ),
+                None => crate::engine::finetune::DataSource::Folder(l.path(&t.data)),
+            });
+            f.mode = match t.mode.as_str() {
+                "add-classes" => TrainMode::AddClasses,
+                "full" => TrainMode::Full,
+                "scratch" => TrainMode::Scratch,
+                _ => TrainMode::Head,
+            };
+            if let Some(e) = t.epochs {
+                f.epochs = e;
+            }
+            if let Some(lr) = &t.lr {
+                f.lr = lr.clone();
+            }
+            if let Some(v) = t.val_split {
+                f.val_split = v;
+            }
+            if let Some(p) = t.per_class {
+                f.per_class = p;
+            }
+            self.state.training.form = f;
+        }
+        self.lesson_deferred = Some(step);
+        self.lesson_deferred_now();
+    }
+
+    /// The deferred layer, filter and target of a lesson step, once no model or image is
+    /// on its way.
+    pub(super) fn lesson_deferred_now(&mut self) {
+        let waiting = self.pending.values().any(|j| matches!(j, Job::Model | Job::Image));
+        if waiting || self.state.model.is_none() {
+            return;
+        }
+        let Some(step) = self.lesson_deferred.take() else {
+            return;
+        };
+        if let Some(l) = step.layer {
+            self.set_layer(l);
+        }
+        if let Some(f) = step.filter {
+            self.set_filter_conv(f);
+        }
+        if let Some(t) = step.target {
+            self.apply(Command::SetTarget(Some(t)));
         }
     }
 
@@ -601,6 +748,9 @@ impl GlassboxApp {
                 Picked::Command(c) => self.apply(c),
                 Picked::Error(e) => self.state.errors.push(e),
             }
+        }
+        if self.lesson_deferred.is_some() {
+            self.lesson_deferred_now();
         }
         self.update_slot_textures();
         if self.busy() {
@@ -980,6 +1130,10 @@ impl GlassboxApp {
                 DialogKind::EvalFolder => d
                     .pick_folder()
                     .map(|dir| Command::Edit(EditRequest::Evaluate(EvalSet::Folder(dir)))),
+                DialogKind::Lesson => d
+                    .add_filter("lessons", &["toml"])
+                    .pick_file()
+                    .map(|p| Command::Lesson(LessonCommand::OpenFile(p))),
                 DialogKind::TrainFolder => d
                     .pick_folder()
                     .map(|dir| Command::Train(TrainCommand::Data(crate::engine::finetune::DataSource::Folder(dir)))),

@@ -14,6 +14,7 @@ mod explain;
 mod finetune;
 mod import;
 mod inspect;
+mod lesson;
 mod predict;
 mod report;
 mod train;
@@ -81,6 +82,9 @@ pub enum Command {
     Diff(edit::DiffArgs),
     /// Accuracy, per-class accuracy and the confusion matrix on a labelled folder or data set.
     Eval(edit::EvalArgs),
+    /// Lessons: check a lesson file (every model, image, layer and folder it names), list the builtin ones.
+    #[command(subcommand)]
+    Lesson(lesson::LessonCommand),
     /// A self-contained HTML report of images (prediction, maps, activations, edits,
     /// training record, model card) to take home; it opens offline in any browser.
     Report(report::ReportArgs),
@@ -114,6 +118,7 @@ impl Command {
             Command::Diff(_) => "diff",
             Command::Eval(_) => "eval",
             Command::Report(_) => "report",
+            Command::Lesson(_) => "lesson",
             Command::Bench(_) => "bench",
             Command::Gui(_) => "gui",
             Command::Completions { .. } => "completions",
@@ -174,6 +179,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Diff(a) => edit::run_diff(a, device),
         Command::Eval(a) => edit::run_eval(a, device),
         Command::Report(a) => report::run(a, device),
+        Command::Lesson(c) => lesson::run(c, device),
         Command::Bench(a) => bench::run(a, device),
         Command::Gui(a) => gui(a, device.into()),
         Command::Completions { shell } => {

@@ -13,6 +13,7 @@ mod filters;
 mod help;
 mod input;
 mod layers;
+mod lesson;
 mod model;
 pub mod prediction;
 mod status;
@@ -64,6 +65,9 @@ pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<
     let ctx = ui.ctx().clone();
     files_dropped(&ctx, out);
     egui::Panel::top("toolbar").show(ui, |ui| toolbar::ui(ui, cx, out));
+    if cx.state.lesson.is_some() {
+        egui::Panel::top("lesson").show(ui, |ui| lesson::ui(ui, cx, out));
+    }
     if !cx.state.errors.is_empty() || cx.state.engine_lost {
         egui::Panel::top("errors").show(ui, |ui| errors::ui(ui, cx, out));
     }
@@ -245,9 +249,20 @@ pub fn shortcuts(ctx: &egui::Context, state: &State, out: &mut Vec<Command>) {
     if present {
         out.push(Command::Present(!state.present));
     }
-    // A presenter's clicker sends PageDown / PageUp: one view after the other.
+    // A presenter's clicker sends PageDown / PageUp: the next lesson step, else the next view.
     if next || prev {
-        out.push(Command::Focus(Some(Focus::step(state.focus, next))));
+        match &state.lesson {
+            Some(run) => {
+                let n = run.lesson.steps.len();
+                let k = if next {
+                    (run.step + 1).min(n - 1)
+                } else {
+                    run.step.saturating_sub(1)
+                };
+                out.push(Command::Lesson(crate::app::command::LessonCommand::Go(k)));
+            }
+            None => out.push(Command::Focus(Some(Focus::step(state.focus, next)))),
+        }
     }
     let esc = if esc && state.focus.is_some() {
         out.push(Command::Focus(None));

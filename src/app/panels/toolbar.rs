@@ -108,6 +108,24 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
                 }
             }
         });
+        ui.menu_button("Lessons", |ui| {
+            for (name, _) in crate::lesson::BUILTIN {
+                if let Ok(l) = crate::lesson::Lesson::builtin(name) {
+                    if ui.button(&l.title).clicked() {
+                        out.push(Command::Lesson(crate::app::command::LessonCommand::OpenBuiltin(
+                            name.to_string(),
+                        )));
+                        ui.close();
+                    }
+                }
+            }
+            if ui.button("Open lesson file…").clicked() {
+                out.push(Command::Dialog(DialogKind::Lesson));
+                ui.close();
+            }
+        })
+        .response
+        .on_hover_text("Step-by-step lessons: each step shows a model, an image and a view, with a short text and a question.");
         let mut present = cx.state.present;
         if ui
             .toggle_value(&mut present, "Present")
