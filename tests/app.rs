@@ -1471,3 +1471,27 @@ fn a_lesson_runs_from_start_to_end_and_a_student_can_leave_and_come_back() {
     h.run_steps(2);
     assert!(h.state().state.lesson.is_none() && h.state().state.focus.is_none());
 }
+
+#[test]
+fn the_sanity_check_shows_each_map_as_the_layers_are_randomised() {
+    let mut h = mnist_app_on_conv1();
+    h.get_by_role_and_label(Role::Button, "Sanity check").click();
+    h.step();
+    settle(&mut h, "the sanity check", |a| a.state.slots[0].sanity.is_some() && !a.busy());
+    let s = h.state().state.slots[0].sanity.clone().unwrap();
+    assert!(s.steps.len() >= 3, "{:?}", s.steps.len());
+    assert!(s.original.is_some() && s.steps.iter().all(|st| st.map.is_some()));
+    // The first randomisation is the top layer; the maps drift from the trained one.
+    assert_eq!(s.steps[0].randomised, "fc2");
+    assert!(s.steps.last().unwrap().spearman < 0.9);
+    h.run_steps(2);
+    h.get_by_label("trained model");
+    assert_eq!(
+        h.query_all_by_label_contains("ρ = ").count(),
+        s.steps.len(),
+        "a caption under each randomised map"
+    );
+    // The maps differ: the trained model's and the fully random one's.
+    let maps = [s.original.as_ref().unwrap(), s.steps.last().unwrap().map.as_ref().unwrap()];
+    assert_ne!(maps[0].data, maps[1].data);
+}

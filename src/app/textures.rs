@@ -45,6 +45,8 @@ pub enum Which {
     Filters,
     /// Image n of the confusion cell shown.
     Cell(usize),
+    /// A slot's sanity check: map n (0: the trained model's, then each randomisation).
+    Sanity(usize, usize),
 }
 
 /// Every texture of the window, with a count of uploads (a test checks that steady frames

@@ -926,6 +926,22 @@ impl GlassboxApp {
                 self.state.filters = Some((conv, shape, picture));
             }
             Response::Sanity { slot, result, .. } => {
+                // The maps side by side: the trained model's, then each randomisation.
+                if let (Some(input), Some(sl)) = (&self.state.input, self.state.slot(slot)) {
+                    let cmap = self.state.colormap_for(sl.method);
+                    let maps = result.original.iter().chain(result.steps.iter().filter_map(|s| s.map.as_ref()));
+                    for (k, m) in maps.enumerate() {
+                        let pic = render::overlay(
+                            &input.view,
+                            m,
+                            cmap,
+                            self.state.settings.opacity as f64,
+                            crate::engine::defaults::OVERLAY_CLIP,
+                            sl.method.is_cam(),
+                        );
+                        self.tex.set(&self.ctx, Which::Sanity(slot, k), &pic);
+                    }
+                }
                 if let Some(s) = self.state.slot_mut(slot) {
                     s.sanity = Some(result);
                     s.sanity_running = None;

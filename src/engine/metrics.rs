@@ -142,11 +142,17 @@ pub struct SanityStep {
     /// The layer group randomised in this step (all groups above it are random too).
     pub randomised: String,
     pub spearman: f64,
+    /// The map of the model randomised down to here (for the side-by-side view).
+    #[serde(skip)]
+    pub map: Option<crate::engine::render::Map>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Sanity {
     pub method: String,
+    /// The trained model's map.
+    #[serde(skip)]
+    pub original: Option<crate::engine::render::Map>,
     pub steps: Vec<SanityStep>,
     /// Passes when the map of the fully randomised model no longer resembles the original.
     pub passed: bool,
@@ -250,19 +256,19 @@ pub fn sanity_check(
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Sanity> {
     let size = (input.size()[2], input.size()[3]);
-    let abs_map = |attribution: &Tensor| -> Result<Vec<f32>> {
+    let abs_map = |attribution: &Tensor| -> Result<(Vec<f32>, crate::engine::render::Map)> {
         let map = attribution_map(attribution, method, size.0, size.1)?;
-        Ok(map.data.iter().map(|v| v.abs()).collect())
+        Ok((map.data.iter().map(|v| v.abs()).collect(), map))
     };
     // The original map also fixes the target every randomised model is explained for.
     let first = explain::explain(model, input, method, p, &mut |_| true)?;
     let target = first.target;
-    let original = abs_map(&first.attribution)?;
+    let (original, original_map) = abs_map(&first.attribution)?;
     let fixed = Params {
         target: Some(target),
         ..p.clone()
     };
-    let map_of = |m: &Model| -> Result<Vec<f32>> {
+    let map_of = |m: &Model| -> Result<(Vec<f32>, crate::engine::render::Map)> {
         abs_map(&explain::explain(m, input, method, &fixed, &mut |_| true)?.attribution)
     };
     let work = duplicate(model);
@@ -272,10 +278,12 @@ pub fn sanity_check(
     let mut steps = Vec::new();
     for (i, g) in groups.iter().enumerate() {
         randomise(&vars, g, p.seed);
-        let s = spearman(&original, &map_of(&work)?);
+        let (values, map) = map_of(&work)?;
+        let s = spearman(&original, &values);
         steps.push(SanityStep {
             randomised: g.clone(),
             spearman: s,
+            map: Some(map),
         });
         if !progress(i + 1, groups.len()) {
             return Err(Error::Cancelled);
@@ -285,6 +293,7 @@ pub fn sanity_check(
     let (passed, verdict) = verdict(last);
     Ok(Sanity {
         method: method.name().to_string(),
+        original: Some(original_map),
         steps,
         passed,
         verdict,

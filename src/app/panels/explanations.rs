@@ -196,6 +196,25 @@ fn slot_ui(ui: &mut Ui, cx: &Ctx, slot: &Slot, out: &mut Vec<Command>) {
                 .map(|st| format!("{}: Spearman {:.3}", st.randomised, st.spearman))
                 .collect();
             ui.colored_label(color, &s.verdict).on_hover_text(steps.join("\n"));
+            // The sanity check as a view: each map as the layers are randomised from the top.
+            egui::ScrollArea::horizontal().id_salt(("sanity", id)).show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    let captions = std::iter::once("trained model".to_string()).chain(
+                        s.steps
+                            .iter()
+                            .map(|st| format!("random to {}\nρ = {:.2}", st.randomised, st.spearman)),
+                    );
+                    for (k, caption) in captions.enumerate() {
+                        let Some(h) = cx.tex.get(Which::Sanity(id, k)).and_then(|t| t.handle.as_ref()) else {
+                            continue;
+                        };
+                        ui.vertical(|ui| {
+                            ui.add(egui::Image::new((h.id(), Vec2::splat(72.0))));
+                            ui.label(egui::RichText::new(caption).small());
+                        });
+                    }
+                });
+            });
         }
         None => {
             if slot.result.is_some()
