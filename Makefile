@@ -27,6 +27,8 @@ bench: setup
 	target/release/glassbox bench --methods assets/samples/chelsea.png
 	@echo "the desktop app, headless: frame building and drop-to-all-views:"
 	target/release/glassbox bench --ui $(SAMPLES) --runs 10
+	@echo "dataset examples: a layer's activations over 1,000 digits beside the plain forward:"
+	target/release/glassbox bench --examples 1000
 	@echo "draw a digit: a stroke on the MNIST model's canvas to all views:"
 	target/release/glassbox bench --draw 200
 	@echo "live editing: an edit to all views beside forward+backward, and an undo:"

@@ -1450,7 +1450,10 @@ fn a_lesson_runs_from_start_to_end_and_a_student_can_leave_and_come_back() {
         assert_eq!(methods(a), *ms, "step {}", k + 2);
     }
     // The last step: Next is disabled.
-    assert!(h.get_by_role_and_label(Role::Button, "Next >").accesskit_node().is_disabled());
+    assert!(h
+        .get_by_role_and_label(Role::Button, "Next >")
+        .accesskit_node()
+        .is_disabled());
     // Off the script (all views, another layer), then back to the step as it was.
     h.get_by_role_and_label(Role::Button, "All views").click();
     h.run_steps(2);
@@ -1477,7 +1480,9 @@ fn the_sanity_check_shows_each_map_as_the_layers_are_randomised() {
     let mut h = mnist_app_on_conv1();
     h.get_by_role_and_label(Role::Button, "Sanity check").click();
     h.step();
-    settle(&mut h, "the sanity check", |a| a.state.slots[0].sanity.is_some() && !a.busy());
+    settle(&mut h, "the sanity check", |a| {
+        a.state.slots[0].sanity.is_some() && !a.busy()
+    });
     let s = h.state().state.slots[0].sanity.clone().unwrap();
     assert!(s.steps.len() >= 3, "{:?}", s.steps.len());
     assert!(s.original.is_some() && s.steps.iter().all(|st| st.map.is_some()));
@@ -1492,6 +1497,79 @@ fn the_sanity_check_shows_each_map_as_the_layers_are_randomised() {
         "a caption under each randomised map"
     );
     // The maps differ: the trained model's and the fully random one's.
-    let maps = [s.original.as_ref().unwrap(), s.steps.last().unwrap().map.as_ref().unwrap()];
+    let maps = [
+        s.original.as_ref().unwrap(),
+        s.steps.last().unwrap().map.as_ref().unwrap(),
+    ];
     assert_ne!(maps[0].data, maps[1].data);
+}
+
+#[test]
+fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() {
+    use glassbox::app::ExamplesCommand;
+    use glassbox::engine::finetune::DataSource;
+    let mut h = mnist_app_on_conv1();
+    h.state_mut().apply(Command::SetLayer("relu2".into()));
+    settle(&mut h, "relu2", |a| {
+        a.state.channels.as_ref().is_some_and(|c| c.layer == "relu2") && a.state.channel.is_some() && !a.busy()
+    });
+    h.run_steps(2);
+    // The section sits under the channel, below the fold: scrolled into view first.
+    h.get_by_label("What does this channel want to see?").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "mnist").click();
+    h.step();
+    h.state_mut().apply(Command::Examples(ExamplesCommand::PerClass(30)));
+    h.step();
+    assert_eq!(
+        h.state().state.examples.source,
+        Some(DataSource::Dataset(glassbox::engine::data::DatasetName::Mnist))
+    );
+    h.get_by_role_and_label(Role::Button, "Find the top 9 images").click();
+    h.step();
+    settle(&mut h, "the top images", |a| {
+        a.state.examples.result.is_some() && !a.busy()
+    });
+    let r = h.state().state.examples.result.clone().unwrap();
+    let first = r.channel;
+    assert_eq!((r.layer.as_str(), r.images.len(), r.searched), ("relu2", 9, 300));
+    assert!(r.images_per_s.is_some_and(|v| v > 0.0));
+    assert!(
+        r.images.windows(2).all(|w| w[0].activation >= w[1].activation),
+        "strongest first"
+    );
+    assert!(r.images.iter().all(|i| i.overlay.width() == 28));
+    // Another channel of the same layer: the activations are kept, so no new pass.
+    let other = (first + 1) % 32;
+    h.state_mut().apply(Command::SelectChannel {
+        channel: other,
+        at: None,
+    });
+    settle(&mut h, "the other channel", |a| {
+        a.state.channel.as_ref().is_some_and(|d| d.channel == other) && !a.busy()
+    });
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Button, "Find the top 9 images").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Find the top 9 images").click();
+    h.step();
+    settle(&mut h, "its top images", |a| {
+        a.state.examples.result.as_ref().is_some_and(|r| r.channel == other) && !a.busy()
+    });
+    let r2 = h.state().state.examples.result.clone().unwrap();
+    assert!(r2.images_per_s.is_none(), "kept from the first search");
+    assert_ne!(
+        r.images.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
+        r2.images.iter().map(|i| i.name.clone()).collect::<Vec<_>>()
+    );
+    // One of them opens as the input.
+    h.run_steps(2);
+    let name = r2.images[0].name.clone();
+    h.query_all_by_role_and_label(Role::Button, "Open").next().unwrap().scroll_to_me();
+    h.run_steps(3);
+    h.query_all_by_role_and_label(Role::Button, "Open").next().unwrap().click();
+    h.step();
+    settle(&mut h, "the example as the input", |a| {
+        a.state.input.as_ref().is_some_and(|i| i.name == name) && a.state.views_ready() && !a.busy()
+    });
 }

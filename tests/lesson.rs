@@ -22,7 +22,11 @@ fn the_builtin_lessons_check_out_and_are_listed() {
     assert_eq!(stdout(&o).matches(", fine").count(), 3, "{}", stdout(&o));
     let o = glassbox(&["lesson", "list"]);
     let text = stdout(&o);
-    for title in ["What does a CNN look at?", "What does a filter do?", "Teach it something new"] {
+    for title in [
+        "What does a CNN look at?",
+        "What does a filter do?",
+        "Teach it something new",
+    ] {
         assert!(text.contains(title), "{text}");
     }
 }
@@ -71,6 +75,10 @@ train = { data = "missing-folder", mode = "add-classes" }
         assert!(out.contains(want), "{want}: {out}");
     }
     // Not TOML, or a field no lesson has: one line naming the file.
-    std::fs::write(&f, "title = \"x\"\n[[step]]\ntitle = \"a\"\ntext = \"b\"\nmodle = \"mnist\"\n").unwrap();
+    std::fs::write(
+        &f,
+        "title = \"x\"\n[[step]]\ntitle = \"a\"\ntext = \"b\"\nmodle = \"mnist\"\n",
+    )
+    .unwrap();
     assert_clean_error(&glassbox(&["lesson", "check", path_str(&f)]), &["broken.toml", "modle"]);
 }

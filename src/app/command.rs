@@ -24,6 +24,17 @@ pub enum DialogKind {
     TrainFolder,
     /// A lesson file (.toml).
     Lesson,
+    /// A folder of images to search for what a channel wants to see.
+    ExamplesFolder,
+}
+
+/// The top images of the chosen channel.
+#[derive(Debug, Clone)]
+pub enum ExamplesCommand {
+    Source(crate::engine::finetune::DataSource),
+    PerClass(usize),
+    /// Search the data for the chosen channel of the shown layer.
+    Find,
 }
 
 /// Running a lesson.
@@ -144,6 +155,8 @@ pub enum Command {
     /// A change to the model by hand, undo, redo, go to a point of the log, reset, save,
     /// evaluate against the original.
     Edit(EditRequest),
+    /// What the chosen channel wants to see: the data, then its top images.
+    Examples(ExamplesCommand),
     /// Lessons: open one, go to a step, show the step again, show its answer, close.
     Lesson(LessonCommand),
     /// Presentation mode on or off (F5).

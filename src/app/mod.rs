@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-pub use command::{Command, DialogKind, DrawCommand, LessonCommand, TrainCommand, View};
+pub use command::{Command, DialogKind, DrawCommand, ExamplesCommand, LessonCommand, TrainCommand, View};
 pub use state::{ExportWhat, Settings, Slot, State, MAX_SLOTS};
 
 use crate::engine::arch::Arch;
@@ -72,6 +72,7 @@ enum Job {
     TrainView,
     Cell,
     TrainClose,
+    Examples,
 }
 
 /// Results of file dialogs and the clipboard, which run off the UI thread.

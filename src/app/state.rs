@@ -175,6 +175,39 @@ pub struct State {
     pub focus: Option<Focus>,
     /// The lesson being run.
     pub lesson: Option<LessonRun>,
+    /// What the chosen channel wants to see: the data to search, the run, the top images.
+    pub examples: Examples,
+}
+
+/// The top images of a channel.
+#[derive(Debug, Clone)]
+pub struct Examples {
+    pub source: Option<DataSource>,
+    pub per_class: usize,
+    pub running: Option<u64>,
+    pub progress: Option<(usize, usize)>,
+    pub result: Option<ExamplesResult>,
+}
+
+impl Default for Examples {
+    fn default() -> Self {
+        Examples {
+            source: None,
+            per_class: 100,
+            running: None,
+            progress: None,
+            result: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExamplesResult {
+    pub layer: String,
+    pub channel: usize,
+    pub images: Vec<crate::engine::worker::ExampleImage>,
+    pub searched: usize,
+    pub images_per_s: Option<f64>,
 }
 
 /// A lesson being run: which step, and whether its answer is shown.

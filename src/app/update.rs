@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::command::{Command, DialogKind, DrawCommand, LessonCommand, TrainCommand, View};
+use super::command::{Command, DialogKind, DrawCommand, ExamplesCommand, LessonCommand, TrainCommand, View};
 use super::state::{ChannelDetail, Field, Input, Settings, MAX_SLOTS};
 use super::textures::Which;
 use super::{GlassboxApp, Job, Picked};
@@ -97,6 +97,11 @@ impl GlassboxApp {
             Command::CancelAll => {
                 self.cancel_slot_work();
                 self.train(TrainCommand::Cancel);
+                if let Some(id) = self.state.examples.running.take() {
+                    self.engine.cancel(id);
+                    self.pending.remove(&id);
+                    self.state.examples.progress = None;
+                }
             }
             Command::SetColormap(c) => {
                 self.state.settings.colormap = c;
@@ -141,6 +146,31 @@ impl GlassboxApp {
             }
             Command::Focus(f) => self.state.focus = f,
             Command::Lesson(l) => self.lesson(l),
+            Command::Examples(e) => match e {
+                ExamplesCommand::Source(src) => self.state.examples.source = Some(src),
+                ExamplesCommand::PerClass(n) => self.state.examples.per_class = n.max(1),
+                ExamplesCommand::Find => {
+                    let (Some(src), Some(ch), Some(d)) = (
+                        self.state.examples.source.clone(),
+                        &self.state.channels,
+                        &self.state.channel,
+                    ) else {
+                        self.state
+                            .errors
+                            .push("pick a channel and the images to search (a folder or a data set) first".into());
+                        return;
+                    };
+                    let req = Request::Examples {
+                        source: src,
+                        per_class: self.state.examples.per_class,
+                        layer: ch.layer.clone(),
+                        channel: d.channel,
+                    };
+                    let id = self.send(Job::Examples, req);
+                    self.state.examples.running = Some(id);
+                    self.state.examples.progress = None;
+                }
+            },
             Command::Draw(d) => {
                 let c = &mut self.state.canvas;
                 match d {
@@ -866,6 +896,9 @@ impl GlassboxApp {
                 self.state.original_channels = original;
                 self.set_channels(channels)
             }
+            Response::Progress { done, total, .. } if job == Job::Examples => {
+                self.state.examples.progress = Some((done, total));
+            }
             Response::Progress {
                 done, total, partial, ..
             } => {
@@ -929,7 +962,10 @@ impl GlassboxApp {
                 // The maps side by side: the trained model's, then each randomisation.
                 if let (Some(input), Some(sl)) = (&self.state.input, self.state.slot(slot)) {
                     let cmap = self.state.colormap_for(sl.method);
-                    let maps = result.original.iter().chain(result.steps.iter().filter_map(|s| s.map.as_ref()));
+                    let maps = result
+                        .original
+                        .iter()
+                        .chain(result.steps.iter().filter_map(|s| s.map.as_ref()));
                     for (k, m) in maps.enumerate() {
                         let pic = render::overlay(
                             &input.view,
@@ -1023,6 +1059,28 @@ impl GlassboxApp {
                 self.on_model(info);
             }
             Response::Scrubbed { .. } => self.refresh_views(),
+            Response::Examples {
+                layer,
+                channel,
+                images,
+                searched,
+                images_per_s,
+                ..
+            } => {
+                for (k, img) in images.iter().enumerate() {
+                    self.tex.set(&self.ctx, Which::Example(k), &img.overlay);
+                }
+                let e = &mut self.state.examples;
+                e.running = None;
+                e.progress = None;
+                e.result = Some(super::state::ExamplesResult {
+                    layer,
+                    channel,
+                    images,
+                    searched,
+                    images_per_s,
+                });
+            }
             Response::Cell {
                 truth,
                 predicted,
@@ -1046,6 +1104,10 @@ impl GlassboxApp {
                 self.on_model(info);
             }
             Response::Cancelled { .. } => {
+                if job == Job::Examples {
+                    self.state.examples.running = None;
+                    self.state.examples.progress = None;
+                }
                 if job == Job::Train {
                     let tr = &mut self.state.training;
                     tr.running = None;
@@ -1086,6 +1148,11 @@ impl GlassboxApp {
                     .state
                     .errors
                     .push(format!("{message}. The previous model stays open.")),
+                Job::Examples => {
+                    self.state.examples.running = None;
+                    self.state.examples.progress = None;
+                    self.state.errors.push(message);
+                }
                 Job::Train => {
                     let tr = &mut self.state.training;
                     tr.running = None;
@@ -1146,6 +1213,11 @@ impl GlassboxApp {
                 DialogKind::EvalFolder => d
                     .pick_folder()
                     .map(|dir| Command::Edit(EditRequest::Evaluate(EvalSet::Folder(dir)))),
+                DialogKind::ExamplesFolder => d.pick_folder().map(|dir| {
+                    Command::Examples(ExamplesCommand::Source(crate::engine::finetune::DataSource::Folder(
+                        dir,
+                    )))
+                }),
                 DialogKind::Lesson => d
                     .add_filter("lessons", &["toml"])
                     .pick_file()

@@ -41,6 +41,10 @@ pub struct BenchArgs {
     pub finetune: Option<PathBuf>,
     #[arg(long, num_args = 1.., requires = "finetune")]
     pub photos: Vec<PathBuf>,
+    /// Time dataset examples instead: every channel's activation of the default layer over
+    /// this many MNIST digits (a tenth of each class), beside the plain forward.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(10..=60_000))]
+    pub examples: Option<usize>,
     /// Time Draw a digit instead: this many strokes on the MNIST model's canvas, headless,
     /// each to all views refreshed.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(2..=100_000))]
@@ -48,6 +52,27 @@ pub struct BenchArgs {
 }
 
 pub fn run(a: BenchArgs, device: Device) -> Result<()> {
+    if let Some(n) = a.examples {
+        let m = a.model.open(device)?;
+        let layer = crate::engine::defaults::default_layer(&m.layers())
+            .ok_or_else(|| anyhow::anyhow!("the model has no layer with channels"))?;
+        let r = crate::engine::bench::examples(&m, &layer, (n / 10).max(1))?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "dataset examples, {} `{}` over {} digits: {:.1} images/s beside the plain forward's {:.1} ({:.2}x); then any channel's top 9 in {:.1} ms",
+                r.model,
+                r.layer,
+                r.images,
+                r.images_per_s,
+                r.forward_images_per_s,
+                r.images_per_s / r.forward_images_per_s,
+                r.top_ms
+            );
+        }
+        return Ok(());
+    }
     if let Some(n) = a.draw {
         let r = crate::app::bench::draw(n, device.into())?;
         if a.json {

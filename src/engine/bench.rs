@@ -604,3 +604,42 @@ pub fn finetune(base: &Model, dir: &std::path::Path, photos: &[std::path::PathBu
         full_steps,
     })
 }
+
+#[derive(Debug, Serialize)]
+pub struct ExamplesBench {
+    pub model: String,
+    pub layer: String,
+    pub images: usize,
+    /// Computing every channel's mean activation of the layer for every image.
+    pub images_per_s: f64,
+    /// The plain forward over the same batches, in the same run.
+    pub forward_images_per_s: f64,
+    /// The top 9 of one channel afterwards (kept activations), milliseconds.
+    pub top_ms: f64,
+}
+
+/// Dataset examples over MNIST digits (`per_class` of each) on `layer`, beside the forward.
+pub fn examples(model: &Model, layer: &str, per_class: usize) -> Result<ExamplesBench> {
+    use super::finetune::{self as ft, DataSource};
+    let source = DataSource::Dataset(super::data::DatasetName::Mnist);
+    let a = super::examples::activations(model, &source, per_class, layer, &mut |_, _| true)?;
+    let n = a.data.images.size()[0];
+    let t0 = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let len = 64.min(n - i);
+        let _ = model.logits(&ft::normalise(model, &a.data.images.narrow(0, i, len)));
+        i += len;
+    }
+    let forward = n as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let _ = a.top(model, 0, super::defaults::EXAMPLES)?;
+    Ok(ExamplesBench {
+        model: model.source.to_string(),
+        layer: layer.to_string(),
+        images: n as usize,
+        images_per_s: a.images_per_s,
+        forward_images_per_s: forward,
+        top_ms: t0.elapsed().as_secs_f64() * 1e3,
+    })
+}

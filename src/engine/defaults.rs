@@ -41,3 +41,6 @@ pub fn default_layer(layers: &[crate::engine::model::LayerInfo]) -> Option<Strin
         .or(pool.last())
         .map(|l| l.name.clone())
 }
+
+/// Images shown for what a channel wants to see (dataset examples).
+pub const EXAMPLES: usize = 9;

@@ -378,7 +378,15 @@ pub fn read_data(model_pre: &Preprocess, source: &DataSource, per_class: usize) 
     let per_image = c * s * s;
     match source {
         DataSource::Folder(dir) => {
-            let subs = preprocess::class_folders(dir, "named by its label")?;
+            // A folder of images without class sub-folders is one class, named by the folder.
+            let subs = match preprocess::class_folders(dir, "named by its label") {
+                Ok(s) => s,
+                Err(e) if dir.is_dir() && preprocess::images_in(dir).is_ok_and(|v| !v.is_empty()) => {
+                    let _ = e;
+                    vec![dir.clone()]
+                }
+                Err(e) => return Err(e),
+            };
             let mut lists = Vec::new();
             for sub in &subs {
                 let mut imgs = preprocess::images_in(sub)?;
@@ -529,7 +537,7 @@ fn view_tensor(p: &Preprocess, img: &image::DynamicImage) -> Tensor {
 }
 
 /// A u8 [C, S, S] tensor as a picture.
-fn picture(t: &Tensor) -> Result<image::DynamicImage> {
+pub fn picture(t: &Tensor) -> Result<image::DynamicImage> {
     let (c, h, w) = (t.size()[0], t.size()[1] as u32, t.size()[2] as u32);
     let raw = Vec::<u8>::try_from(&t.permute([1, 2, 0]).contiguous().flatten(0, -1)).map_err(Error::from)?;
     let bad = || Error::invalid("an image of the wrong size");

@@ -121,7 +121,7 @@ impl Channels {
     }
 }
 
-fn unknown_layer(model: &Model, layer: &str) -> Error {
+pub(crate) fn unknown_layer(model: &Model, layer: &str) -> Error {
     let names: Vec<String> = model
         .layers()
         .into_iter()

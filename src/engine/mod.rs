@@ -8,6 +8,7 @@ pub mod device;
 pub mod edit;
 pub mod error;
 pub mod evaluate;
+pub mod examples;
 pub mod explain;
 pub mod files;
 pub mod finetune;

@@ -101,7 +101,10 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
                             }
                         }
                     });
-                ui.vertical(|ui| channel::ui(ui, cx, out));
+                ui.vertical(|ui| {
+                    channel::ui(ui, cx, out);
+                    super::wants::ui(ui, cx, out);
+                });
             });
         });
     header.header_response.on_hover_text(TIP);

@@ -19,6 +19,7 @@ pub mod prediction;
 mod status;
 mod toolbar;
 mod train;
+mod wants;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -5,7 +5,9 @@ use std::sync::mpsc::Sender;
 
 use tch::Tensor;
 
-use super::protocol::{CellImage, EditRequest, EvalSet, Fault, ImageSource, Request, Response, TrainRequest};
+use super::protocol::{
+    CellImage, EditRequest, EvalSet, ExampleImage, Fault, ImageSource, Request, Response, TrainRequest,
+};
 use super::state::{decode, explained, model_info, Session, State};
 use crate::engine::arch::Arch;
 use crate::engine::defaults;
@@ -43,7 +45,23 @@ impl Ctx<'_> {
 }
 
 pub(super) fn run(state: &mut State, req: Request, cx: &Ctx) -> Result<Response> {
+    // Whatever changes the model makes the kept activations stale.
+    let changes_model = match &req {
+        Request::OpenModel { .. } => true,
+        Request::Edit(e) => !matches!(e, EditRequest::Save { .. } | EditRequest::Evaluate(_)),
+        Request::Train(t) => !matches!(t, TrainRequest::Cell { .. }),
+        _ => false,
+    };
+    if changes_model {
+        state.examples = None;
+    }
     match req {
+        Request::Examples {
+            source,
+            per_class,
+            layer,
+            channel,
+        } => examples(state, cx, source, per_class, layer, channel),
         Request::OpenModel { model, arch } => open_model(state, cx, model, arch),
         Request::SetImage { source } => set_image(state, cx, source),
         Request::Predict { top } => predict(state, cx, top),
@@ -64,6 +82,63 @@ pub(super) fn run(state: &mut State, req: Request, cx: &Ctx) -> Result<Response>
         Request::Edit(e) => edit(state, cx, e),
         Request::Train(t) => train(state, cx, t),
     }
+}
+
+/// The images that most activate a channel; the layer's activations over the data are
+/// computed once and kept.
+fn examples(
+    state: &mut State,
+    cx: &Ctx,
+    source: crate::engine::finetune::DataSource,
+    per_class: usize,
+    layer: String,
+    channel: usize,
+) -> Result<Response> {
+    use crate::engine::examples;
+    let m = state.model.as_ref().ok_or_else(|| Error::invalid("no model is open"))?;
+    let kept = state
+        .examples
+        .as_ref()
+        .is_some_and(|a| a.source == source && a.per_class == per_class && a.layer == layer);
+    let mut images_per_s = None;
+    if !kept {
+        let a = examples::activations(m, &source, per_class, &layer, &mut |d, t| cx.progress(d, t, None))?;
+        images_per_s = Some(a.images_per_s);
+        state.examples = Some(a);
+    }
+    let a = state.examples.as_ref().expect("just computed");
+    let top = a.top(m, channel, crate::engine::defaults::EXAMPLES)?;
+    let images = top
+        .into_iter()
+        .map(|e| {
+            let source = match &e.file {
+                Some(p) => ImageSource::File(p.clone()),
+                None => {
+                    let rgba = e.view.to_rgba8();
+                    ImageSource::Pixels {
+                        name: e.name.clone(),
+                        width: rgba.width(),
+                        height: rgba.height(),
+                        rgba: rgba.into_raw(),
+                    }
+                }
+            };
+            ExampleImage {
+                name: e.name,
+                activation: e.activation,
+                overlay: e.overlay,
+                source,
+            }
+        })
+        .collect();
+    Ok(Response::Examples {
+        id: cx.id,
+        layer,
+        channel,
+        images,
+        searched: a.data.labels.len(),
+        images_per_s,
+    })
 }
 
 /// Retraining: a run makes a candidate (the model it started from is kept), which the

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use protocol::{
-    CellImage, EditRequest, EvalSet, Explained, Fault, ImageSource, ModelInfo, Request, Response, TrainRequest,
+    CellImage, EditRequest, EvalSet, ExampleImage, Explained, Fault, ImageSource, ModelInfo, Request, Response,
+    TrainRequest,
 };
 
 use super::error::Error;

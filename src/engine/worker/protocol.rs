@@ -92,6 +92,14 @@ pub enum Request {
     /// A change to the model by hand, or what to do with the changes. Edits are never
     /// superseded: each applies in order.
     Edit(EditRequest),
+    /// The images of a folder or data set that most activate channel `channel` of `layer`
+    /// (the layer's activations are computed once per model, data and layer, then kept).
+    Examples {
+        source: DataSource,
+        per_class: usize,
+        layer: String,
+        channel: usize,
+    },
     /// Retraining: start a run (its result becomes a candidate beside the model it started
     /// from), scrub the candidate's timeline, look into a confusion cell, accept or discard.
     Train(TrainRequest),
@@ -118,6 +126,17 @@ pub enum TrainRequest {
     Accept,
     /// Back to the model the run started from.
     Discard,
+}
+
+/// One of the images that most activate a channel.
+#[derive(Debug, Clone)]
+pub struct ExampleImage {
+    pub name: String,
+    pub activation: f64,
+    /// The image with the channel's activation over it.
+    pub overlay: RgbImage,
+    /// Where it comes from, to open it as the input.
+    pub source: ImageSource,
 }
 
 /// One validation image of a confusion cell.
@@ -198,6 +217,7 @@ impl Request {
             Request::Sanity { slot, .. } => (10, *slot),
             Request::InjectFault(_) => (11, 0),
             Request::Edit(_) => (12, 0),
+            Request::Examples { .. } => (14, 0),
             Request::Train(t) => (
                 13,
                 match t {
@@ -229,6 +249,7 @@ impl Request {
             Request::Edit(EditRequest::Save { path, .. }) => format!("saving {}", path.display()),
             Request::Edit(EditRequest::Evaluate(_)) => "the evaluation".into(),
             Request::Edit(e) => format!("{e:?}").to_lowercase(),
+            Request::Examples { layer, channel, .. } => format!("the top images of `{layer}` channel {channel}"),
             Request::Train(TrainRequest::Start { source, .. }) => format!("training on {source}"),
             Request::Train(TrainRequest::Scrub(n)) => format!("the timeline's point {n}"),
             Request::Train(TrainRequest::Cell { .. }) => "the images of the confusion cell".into(),
@@ -368,6 +389,15 @@ pub enum Response {
         /// Per class, the most damaged first.
         changes: Vec<ClassChange>,
     },
+    Examples {
+        id: u64,
+        layer: String,
+        channel: usize,
+        images: Vec<ExampleImage>,
+        /// Images searched, and how fast their activations were computed (None: kept from before).
+        searched: usize,
+        images_per_s: Option<f64>,
+    },
     /// A running training's report (not final).
     Training {
         id: u64,
@@ -429,6 +459,7 @@ impl Response {
             | Response::Edited { id, .. }
             | Response::Saved { id, .. }
             | Response::Evaluated { id, .. }
+            | Response::Examples { id, .. }
             | Response::Training { id, .. }
             | Response::Trained { id, .. }
             | Response::Scrubbed { id, .. }

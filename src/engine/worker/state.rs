@@ -28,6 +28,9 @@ pub(super) struct State {
     /// After a training run: the model it started from (the candidate is `model`), until
     /// the candidate is accepted or discarded.
     pub training: Option<Session>,
+    /// A layer's activations over a folder or data set, kept for the top images of its
+    /// channels (forgotten when the model changes).
+    pub examples: Option<crate::engine::examples::Activations>,
 }
 
 /// A finished run whose candidate is shown: what it started from, its timeline and its
@@ -50,6 +53,7 @@ impl State {
             original_logits: None,
             original_channels: None,
             training: None,
+            examples: None,
         }
     }
 
