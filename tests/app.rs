@@ -1549,7 +1549,8 @@ fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() 
         a.state.channel.as_ref().is_some_and(|d| d.channel == other) && !a.busy()
     });
     h.run_steps(2);
-    h.get_by_role_and_label(Role::Button, "Find the top 9 images").scroll_to_me();
+    h.get_by_role_and_label(Role::Button, "Find the top 9 images")
+        .scroll_to_me();
     h.run_steps(3);
     h.get_by_role_and_label(Role::Button, "Find the top 9 images").click();
     h.step();
@@ -1565,11 +1566,105 @@ fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() 
     // One of them opens as the input.
     h.run_steps(2);
     let name = r2.images[0].name.clone();
-    h.query_all_by_role_and_label(Role::Button, "Open").next().unwrap().scroll_to_me();
+    h.query_all_by_role_and_label(Role::Button, "Open")
+        .next()
+        .unwrap()
+        .scroll_to_me();
     h.run_steps(3);
-    h.query_all_by_role_and_label(Role::Button, "Open").next().unwrap().click();
+    h.query_all_by_role_and_label(Role::Button, "Open")
+        .next()
+        .unwrap()
+        .click();
     h.step();
     settle(&mut h, "the example as the input", |a| {
         a.state.input.as_ref().is_some_and(|i| i.name == name) && a.state.views_ready() && !a.busy()
     });
+}
+
+#[test]
+fn a_clicked_value_is_computed_in_the_open_and_the_arrow_keys_move_it() {
+    let mut h = mnist_app_on_conv1();
+    h.state_mut().apply(Command::SetLayer("relu1".into()));
+    settle(&mut h, "relu1", |a| {
+        a.state.channels.as_ref().is_some_and(|c| c.layer == "relu1") && a.state.channel.is_some() && !a.busy()
+    });
+    let c = h.state().state.channel.as_ref().unwrap().channel;
+    // A click on the channel, large (its middle).
+    let big = h
+        .query_all_by_role(Role::Image)
+        .find(|n| {
+            n.accesskit_node()
+                .description()
+                .is_some_and(|d| d.starts_with("The channel, large"))
+                || n.accesskit_node()
+                    .label()
+                    .is_some_and(|l| l.starts_with("The channel, large"))
+        })
+        .map(|n| n.rect());
+    match big {
+        Some(r) => click_at(&mut h, r.center()),
+        None => h.state_mut().apply(Command::RequestField {
+            layer: "relu1".into(),
+            channel: Some(c),
+            y: 14,
+            x: 14,
+        }),
+    }
+    h.step();
+    settle(&mut h, "the value in the open", |a| {
+        a.state.unfolded.is_some() && !a.busy()
+    });
+    let u = h.state().state.unfolded.clone().unwrap();
+    assert_eq!((u.conv.as_str(), u.layer.as_str(), u.channel), ("conv1", "relu1", c));
+    assert!(
+        (u.conv_out - u.network_conv_out).abs() < 1e-4,
+        "{} {}",
+        u.conv_out,
+        u.network_conv_out
+    );
+    let bn = u.batch_norm.as_ref().expect("bn1 between");
+    assert!((u.result - bn.out.max(0.0)).abs() < 1e-5);
+    assert_eq!(u.inputs.len(), 1);
+    assert_eq!(u.inputs[0].products.len(), 9);
+    h.run_steps(2);
+    h.get_by_label_contains("Inside `relu1` channel");
+    h.get_by_label_contains("batch norm `bn1`");
+    // The arrow keys step to the next position.
+    let (y, x) = (u.y, u.x);
+    h.key_press(egui::Key::ArrowRight);
+    h.step();
+    settle(&mut h, "the next position", |a| {
+        a.state.unfolded.as_ref().is_some_and(|u| u.x == x + 1) && !a.busy()
+    });
+    h.key_press(egui::Key::ArrowDown);
+    h.step();
+    settle(&mut h, "the row below", |a| {
+        a.state.unfolded.as_ref().is_some_and(|u| (u.y, u.x) == (y + 1, x + 1)) && !a.busy()
+    });
+    // A depthwise convolution of Lite0 opens the same way: one input channel, its own.
+    drop_file(&mut h, asset("assets/efficientnet-lite0.safetensors"));
+    settle(&mut h, "Lite0", |a| {
+        a.state
+            .model
+            .as_ref()
+            .is_some_and(|m| m.arch.starts_with("efficientnet"))
+            && a.state.views_ready()
+            && !a.busy()
+    });
+    h.state_mut().apply(Command::RequestField {
+        layer: "_blocks.2._depthwise_conv".into(),
+        channel: Some(17),
+        y: 10,
+        x: 20,
+    });
+    settle(&mut h, "the depthwise value", |a| {
+        a.state
+            .unfolded
+            .as_ref()
+            .is_some_and(|u| u.conv == "_blocks.2._depthwise_conv")
+            && !a.busy()
+    });
+    let u = h.state().state.unfolded.clone().unwrap();
+    assert_eq!((u.input_channels, u.inputs[0].channel), (1, 17));
+    assert!((u.conv_out - u.network_conv_out).abs() < 1e-3);
 }

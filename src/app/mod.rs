@@ -73,6 +73,7 @@ enum Job {
     Cell,
     TrainClose,
     Examples,
+    Unfold,
 }
 
 /// Results of file dialogs and the clipboard, which run off the UI thread.

@@ -177,6 +177,10 @@ pub struct State {
     pub lesson: Option<LessonRun>,
     /// What the chosen channel wants to see: the data to search, the run, the top images.
     pub examples: Examples,
+    /// The value clicked in the channel, computed in the open.
+    pub unfolded: Option<crate::engine::convolution::Unfolded>,
+    /// Why it could not be (the layer is not a convolution's output, say).
+    pub unfold_error: Option<String>,
 }
 
 /// The top images of a channel.

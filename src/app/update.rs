@@ -56,9 +56,25 @@ impl GlassboxApp {
             }
             Command::SelectChannel { channel, at } => self.select_channel(channel, at),
             Command::RequestField { layer, channel, y, x } => {
+                // The value there, computed in the open, beside its receptive field.
+                if let Some(c) = channel {
+                    self.send(
+                        Job::Unfold,
+                        Request::Unfold {
+                            layer: layer.clone(),
+                            channel: c,
+                            y,
+                            x,
+                        },
+                    );
+                }
                 self.send(Job::Field, Request::ReceptiveField { layer, channel, y, x });
             }
-            Command::HideField => self.state.field = None,
+            Command::HideField => {
+                self.state.field = None;
+                self.state.unfolded = None;
+                self.state.unfold_error = None;
+            }
             Command::AddSlot(method) => {
                 if self.state.slots.len() < MAX_SLOTS {
                     let id = self.state.push_slot(method);
@@ -1059,6 +1075,10 @@ impl GlassboxApp {
                 self.on_model(info);
             }
             Response::Scrubbed { .. } => self.refresh_views(),
+            Response::Unfolded { result, .. } => {
+                self.state.unfolded = Some(*result);
+                self.state.unfold_error = None;
+            }
             Response::Examples {
                 layer,
                 channel,
@@ -1148,6 +1168,10 @@ impl GlassboxApp {
                     .state
                     .errors
                     .push(format!("{message}. The previous model stays open.")),
+                Job::Unfold => {
+                    self.state.unfolded = None;
+                    self.state.unfold_error = Some(message);
+                }
                 Job::Examples => {
                     self.state.examples.running = None;
                     self.state.examples.progress = None;

@@ -33,8 +33,21 @@ impl LayerKind {
 /// The forward pass context: training flag and the hook every layer output goes through.
 /// The hook returns the tensor the forward continues with (the same one to observe,
 /// a changed one to edit the network).
+/// Where a convolution's kernel sits on its input: stride, padding before the first row
+/// and column (TensorFlow "SAME" padding is computed per input), groups, kernel side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub k: i64,
+    pub stride: i64,
+    pub pad_top: i64,
+    pub pad_left: i64,
+    pub groups: i64,
+}
+
 pub struct Fwd<'h> {
     pub train: bool,
+    /// Sees each convolution's input (before padding) with its geometry.
+    conv_input: Option<&'h mut dyn FnMut(&str, &Tensor, Geometry)>,
     /// Training from this layer on (fine-tuning from a block): the layers before it run as
     /// at inference (batch norm with its running statistics), the rest in training mode.
     train_from: Option<String>,
@@ -46,8 +59,15 @@ impl<'h> Fwd<'h> {
         Fwd {
             train,
             train_from: None,
+            conv_input: None,
             hook,
         }
+    }
+
+    /// The same, also showing every convolution's input to `conv_input`.
+    pub fn with_conv_input(mut self, conv_input: &'h mut dyn FnMut(&str, &Tensor, Geometry)) -> Self {
+        self.conv_input = Some(conv_input);
+        self
     }
 
     /// A training forward in which only `from` and the layers after it train.
@@ -55,6 +75,7 @@ impl<'h> Fwd<'h> {
         Fwd {
             train: false,
             train_from: Some(from.to_owned()),
+            conv_input: None,
             hook,
         }
     }
@@ -81,6 +102,11 @@ pub struct Conv {
     pub name: String,
     conv: nn::Conv2D,
     same: Option<(i64, i64)>,
+    /// Kernel side, stride, padding, groups as built.
+    k: i64,
+    stride: i64,
+    pad: i64,
+    groups: i64,
 }
 
 pub struct ConvSpec {
@@ -106,6 +132,10 @@ impl Conv {
             name: name.to_owned(),
             conv: nn::conv2d(child(p, name), s.cin, s.cout, s.k, cfg),
             same: None,
+            k: s.k,
+            stride: s.stride,
+            pad: s.pad,
+            groups: s.groups,
         }
     }
 
@@ -129,6 +159,26 @@ impl Conv {
     }
 
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        if let Some(hook) = f.conv_input.as_mut() {
+            let (pad_top, pad_left) = match self.same {
+                Some((k, s)) => {
+                    let pad = |n: i64| (((n + s - 1) / s - 1) * s + k - n).max(0) / 2;
+                    (pad(x.size()[2]), pad(x.size()[3]))
+                }
+                None => (self.pad, self.pad),
+            };
+            hook(
+                &self.name,
+                x,
+                Geometry {
+                    k: self.k,
+                    stride: self.stride,
+                    pad_top,
+                    pad_left,
+                    groups: self.groups,
+                },
+            );
+        }
         let y = match self.same {
             Some((k, s)) => {
                 let (h, w) = (x.size()[2], x.size()[3]);

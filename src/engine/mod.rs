@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod bench;
+pub mod convolution;
 pub mod data;
 pub mod defaults;
 pub mod device;

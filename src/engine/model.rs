@@ -357,13 +357,23 @@ impl Model {
         train: bool,
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
     ) -> Tensor {
-        self.forward_with(x, train, None, hook)
+        self.forward_with(x, train, None, hook, None)
+    }
+
+    /// An inference forward that also shows every convolution's input and geometry.
+    pub fn forward_seeing_convs(
+        &self,
+        x: &Tensor,
+        hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
+        conv_input: &mut dyn FnMut(&str, &Tensor, super::layers::Geometry),
+    ) -> Tensor {
+        tch::no_grad(|| self.forward_with(x, false, None, hook, Some(conv_input)))
     }
 
     /// A training forward in which only `from` and the layers after it train (batch norm
     /// before it keeps its running statistics); `None`: every layer trains.
     pub fn forward_train(&self, x: &Tensor, from: Option<&str>) -> Tensor {
-        self.forward_with(x, true, from, &mut |_, _, t| t)
+        self.forward_with(x, true, from, &mut |_, _, t| t, None)
     }
 
     fn forward_with(
@@ -372,12 +382,17 @@ impl Model {
         train: bool,
         from: Option<&str>,
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
+        conv_input: Option<&mut dyn FnMut(&str, &Tensor, super::layers::Geometry)>,
     ) -> Tensor {
-        let fwd = |hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor| {
+        let mut conv_input = conv_input;
+        let mut fwd = |hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor| {
             let mut f = match from {
                 Some(l) if train => Fwd::training_from(l, hook),
                 _ => Fwd::new(train, hook),
             };
+            if let Some(c) = conv_input.take() {
+                f = f.with_conv_input(c);
+            }
             self.net.forward(&x.to_device(self.device()), &mut f)
         };
         if self.knockouts.is_empty() {

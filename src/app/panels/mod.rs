@@ -19,6 +19,7 @@ pub mod prediction;
 mod status;
 mod toolbar;
 mod train;
+mod unfold;
 mod wants;
 
 use std::collections::VecDeque;

@@ -7,7 +7,7 @@ use tch::{nn, Tensor};
 use super::Net;
 use crate::engine::layers::{dropout, join, Act, ActFn, Bn, Conv, Fwd, LayerKind, Linear};
 
-const EPS: f64 = 1e-3;
+pub(crate) const EPS: f64 = 1e-3;
 const MOMENTUM: f64 = 0.01;
 /// (repeats, kernel, stride, expand, in, out) of the seven stages of Lite0.
 const STAGES: [(i64, i64, i64, i64, i64, i64); 7] = [

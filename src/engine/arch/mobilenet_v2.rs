@@ -5,7 +5,7 @@ use tch::{nn, Tensor};
 use super::Net;
 use crate::engine::layers::{dropout, join, Act, ActFn, Bn, Conv, ConvSpec, Fwd, LayerKind, Linear};
 
-const EPS: f64 = 1e-5;
+pub(crate) const EPS: f64 = 1e-5;
 const MOMENTUM: f64 = 0.1;
 /// (expand t, channels c, repeats n, stride s)
 const SETTINGS: [(i64, i64, i64, i64); 7] = [

@@ -139,6 +139,16 @@ impl Arch {
         }
     }
 
+    /// The epsilon of its batch norms.
+    pub fn bn_eps(self) -> f64 {
+        match self {
+            Arch::EfficientNetLite(_) => efficientnet_lite::EPS,
+            Arch::MobileNetV2 => mobilenet_v2::EPS,
+            Arch::ResNet(_) => resnet::EPS,
+            _ => 1e-5,
+        }
+    }
+
     /// The activation function the architecture uses everywhere.
     pub fn activation(self) -> super::layers::ActFn {
         match self {

@@ -5,7 +5,7 @@ use tch::{nn, Tensor};
 use super::Net;
 use crate::engine::layers::{join, Act, ActFn, Bn, Conv, ConvSpec, Fwd, LayerKind, Linear};
 
-const EPS: f64 = 1e-5;
+pub(crate) const EPS: f64 = 1e-5;
 const MOMENTUM: f64 = 0.1;
 
 /// Blocks per stage and whether they are bottlenecks.

@@ -56,6 +56,14 @@ pub(super) fn run(state: &mut State, req: Request, cx: &Ctx) -> Result<Response>
         state.examples = None;
     }
     match req {
+        Request::Unfold { layer, channel, y, x } => {
+            let (m, input) = state.need_input()?;
+            let result = crate::engine::convolution::unfold(m, input, &layer, channel, y, x)?;
+            Ok(Response::Unfolded {
+                id: cx.id,
+                result: Box::new(result),
+            })
+        }
         Request::Examples {
             source,
             per_class,

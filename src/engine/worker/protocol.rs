@@ -92,6 +92,14 @@ pub enum Request {
     /// A change to the model by hand, or what to do with the changes. Edits are never
     /// superseded: each applies in order.
     Edit(EditRequest),
+    /// One value of a layer computed in the open: patch, kernel, products, sum, bias, batch
+    /// norm, activation (`engine::convolution`).
+    Unfold {
+        layer: String,
+        channel: usize,
+        y: usize,
+        x: usize,
+    },
     /// The images of a folder or data set that most activate channel `channel` of `layer`
     /// (the layer's activations are computed once per model, data and layer, then kept).
     Examples {
@@ -218,6 +226,7 @@ impl Request {
             Request::InjectFault(_) => (11, 0),
             Request::Edit(_) => (12, 0),
             Request::Examples { .. } => (14, 0),
+            Request::Unfold { .. } => (15, 0),
             Request::Train(t) => (
                 13,
                 match t {
@@ -249,6 +258,7 @@ impl Request {
             Request::Edit(EditRequest::Save { path, .. }) => format!("saving {}", path.display()),
             Request::Edit(EditRequest::Evaluate(_)) => "the evaluation".into(),
             Request::Edit(e) => format!("{e:?}").to_lowercase(),
+            Request::Unfold { layer, y, x, .. } => format!("the arithmetic of `{layer}` at ({y}, {x})"),
             Request::Examples { layer, channel, .. } => format!("the top images of `{layer}` channel {channel}"),
             Request::Train(TrainRequest::Start { source, .. }) => format!("training on {source}"),
             Request::Train(TrainRequest::Scrub(n)) => format!("the timeline's point {n}"),
@@ -389,6 +399,10 @@ pub enum Response {
         /// Per class, the most damaged first.
         changes: Vec<ClassChange>,
     },
+    Unfolded {
+        id: u64,
+        result: Box<crate::engine::convolution::Unfolded>,
+    },
     Examples {
         id: u64,
         layer: String,
@@ -460,6 +474,7 @@ impl Response {
             | Response::Saved { id, .. }
             | Response::Evaluated { id, .. }
             | Response::Examples { id, .. }
+            | Response::Unfolded { id, .. }
             | Response::Training { id, .. }
             | Response::Trained { id, .. }
             | Response::Scrubbed { id, .. }
