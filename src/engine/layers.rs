@@ -44,10 +44,12 @@ pub struct Geometry {
     pub groups: i64,
 }
 
+/// What sees each convolution's input (before padding) with its geometry.
+pub type ConvInputHook<'h> = &'h mut dyn FnMut(&str, &Tensor, Geometry);
+
 pub struct Fwd<'h> {
     pub train: bool,
-    /// Sees each convolution's input (before padding) with its geometry.
-    conv_input: Option<&'h mut dyn FnMut(&str, &Tensor, Geometry)>,
+    conv_input: Option<ConvInputHook<'h>>,
     /// Training from this layer on (fine-tuning from a block): the layers before it run as
     /// at inference (batch norm with its running statistics), the rest in training mode.
     train_from: Option<String>,
@@ -65,7 +67,7 @@ impl<'h> Fwd<'h> {
     }
 
     /// The same, also showing every convolution's input to `conv_input`.
-    pub fn with_conv_input(mut self, conv_input: &'h mut dyn FnMut(&str, &Tensor, Geometry)) -> Self {
+    pub fn with_conv_input(mut self, conv_input: ConvInputHook<'h>) -> Self {
         self.conv_input = Some(conv_input);
         self
     }

@@ -382,7 +382,7 @@ impl Model {
         train: bool,
         from: Option<&str>,
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
-        conv_input: Option<&mut dyn FnMut(&str, &Tensor, super::layers::Geometry)>,
+        conv_input: Option<super::layers::ConvInputHook<'_>>,
     ) -> Tensor {
         let mut conv_input = conv_input;
         let mut fwd = |hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor| {
