@@ -1668,3 +1668,49 @@ fn a_clicked_value_is_computed_in_the_open_and_the_arrow_keys_move_it() {
     assert_eq!((u.input_channels, u.inputs[0].channel), (1, 17));
     assert!((u.conv_out - u.network_conv_out).abs() < 1e-3);
 }
+
+#[test]
+fn an_image_grown_for_a_channel_and_for_a_class_excites_them() {
+    use glassbox::engine::visualize::Goal;
+    let mut h = mnist_app_on_conv1();
+    h.state_mut().apply(Command::SetLayer("relu2".into()));
+    settle(&mut h, "relu2", |a| {
+        a.state.channels.as_ref().is_some_and(|c| c.layer == "relu2") && a.state.channel.is_some() && !a.busy()
+    });
+    h.run_steps(2);
+    h.get_by_label("Grow an image for this channel").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Grow an image for this channel").click();
+    h.step();
+    settle(&mut h, "the grown image", |a| {
+        a.state.visual.result.is_some() && !a.busy()
+    });
+    let c = h.state().state.channel.as_ref().unwrap().channel;
+    let (goal, first, last) = h.state().state.visual.result.clone().unwrap();
+    assert_eq!(
+        goal,
+        Goal::Channel {
+            layer: "relu2".into(),
+            channel: c
+        }
+    );
+    assert!(last > first, "{first} -> {last}");
+    h.run_steps(2);
+    h.get_by_label_contains("wants to see");
+    // For the class the maps explain.
+    let class = h.state().state.explained_target.unwrap();
+    h.state_mut().apply(Command::Visualize {
+        goal: Goal::Class(class),
+        seed: 3,
+    });
+    settle(&mut h, "the class's image", |a| {
+        a.state
+            .visual
+            .result
+            .as_ref()
+            .is_some_and(|r| r.0 == Goal::Class(class))
+            && !a.busy()
+    });
+    let (_, first, last) = h.state().state.visual.result.clone().unwrap();
+    assert!(last > first);
+}

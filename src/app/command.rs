@@ -155,6 +155,13 @@ pub enum Command {
     /// A change to the model by hand, undo, redo, go to a point of the log, reset, save,
     /// evaluate against the original.
     Edit(EditRequest),
+    /// The seed of the next grown image.
+    VisualSeed(i64),
+    /// Grow an image that maximises a channel or a class (seeded).
+    Visualize {
+        goal: crate::engine::visualize::Goal,
+        seed: i64,
+    },
     /// What the chosen channel wants to see: the data, then its top images.
     Examples(ExamplesCommand),
     /// Lessons: open one, go to a step, show the step again, show its answer, close.

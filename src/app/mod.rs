@@ -74,6 +74,7 @@ enum Job {
     TrainClose,
     Examples,
     Unfold,
+    Visualize,
 }
 
 /// Results of file dialogs and the clipboard, which run off the UI thread.

@@ -177,10 +177,22 @@ pub struct State {
     pub lesson: Option<LessonRun>,
     /// What the chosen channel wants to see: the data to search, the run, the top images.
     pub examples: Examples,
+    /// Feature visualisation: the run and its image.
+    pub visual: Visual,
     /// The value clicked in the channel, computed in the open.
     pub unfolded: Option<crate::engine::convolution::Unfolded>,
     /// Why it could not be (the layer is not a convolution's output, say).
     pub unfold_error: Option<String>,
+}
+
+/// An image grown to maximise a channel or a class.
+#[derive(Debug, Clone, Default)]
+pub struct Visual {
+    pub seed: i64,
+    pub running: Option<u64>,
+    pub progress: Option<(usize, usize)>,
+    /// What it maximised, and its value at the first and the last step.
+    pub result: Option<(crate::engine::visualize::Goal, f64, f64)>,
 }
 
 /// The top images of a channel.

@@ -45,6 +45,8 @@ pub enum Which {
     Filters,
     /// Image n of the confusion cell shown.
     Cell(usize),
+    /// The image grown for a channel or a class.
+    Visual,
     /// Image n of the top images of a channel.
     Example(usize),
     /// A slot's sanity check: map n (0: the trained model's, then each randomisation).

@@ -113,11 +113,15 @@ impl GlassboxApp {
             Command::CancelAll => {
                 self.cancel_slot_work();
                 self.train(TrainCommand::Cancel);
-                if let Some(id) = self.state.examples.running.take() {
+                for id in [self.state.examples.running.take(), self.state.visual.running.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     self.engine.cancel(id);
                     self.pending.remove(&id);
-                    self.state.examples.progress = None;
                 }
+                self.state.examples.progress = None;
+                self.state.visual.progress = None;
             }
             Command::SetColormap(c) => {
                 self.state.settings.colormap = c;
@@ -162,6 +166,17 @@ impl GlassboxApp {
             }
             Command::Focus(f) => self.state.focus = f,
             Command::Lesson(l) => self.lesson(l),
+            Command::VisualSeed(seed) => self.state.visual.seed = seed,
+            Command::Visualize { goal, seed } => {
+                let settings = crate::engine::visualize::Settings {
+                    seed,
+                    ..Default::default()
+                };
+                let id = self.send(Job::Visualize, Request::Visualize { goal, settings });
+                self.state.visual.seed = seed;
+                self.state.visual.running = Some(id);
+                self.state.visual.progress = None;
+            }
             Command::Examples(e) => match e {
                 ExamplesCommand::Source(src) => self.state.examples.source = Some(src),
                 ExamplesCommand::PerClass(n) => self.state.examples.per_class = n.max(1),
@@ -915,6 +930,9 @@ impl GlassboxApp {
             Response::Progress { done, total, .. } if job == Job::Examples => {
                 self.state.examples.progress = Some((done, total));
             }
+            Response::Progress { done, total, .. } if job == Job::Visualize => {
+                self.state.visual.progress = Some((done, total));
+            }
             Response::Progress {
                 done, total, partial, ..
             } => {
@@ -1075,6 +1093,22 @@ impl GlassboxApp {
                 self.on_model(info);
             }
             Response::Scrubbed { .. } => self.refresh_views(),
+            Response::Visualized {
+                goal,
+                picture,
+                objective,
+                ..
+            } => {
+                self.tex.set(&self.ctx, Which::Visual, &picture);
+                let v = &mut self.state.visual;
+                v.running = None;
+                v.progress = None;
+                v.result = Some((
+                    goal,
+                    objective.first().copied().unwrap_or(0.0),
+                    objective.last().copied().unwrap_or(0.0),
+                ));
+            }
             Response::Unfolded { result, .. } => {
                 self.state.unfolded = Some(*result);
                 self.state.unfold_error = None;
@@ -1128,6 +1162,10 @@ impl GlassboxApp {
                     self.state.examples.running = None;
                     self.state.examples.progress = None;
                 }
+                if job == Job::Visualize {
+                    self.state.visual.running = None;
+                    self.state.visual.progress = None;
+                }
                 if job == Job::Train {
                     let tr = &mut self.state.training;
                     tr.running = None;
@@ -1168,6 +1206,11 @@ impl GlassboxApp {
                     .state
                     .errors
                     .push(format!("{message}. The previous model stays open.")),
+                Job::Visualize => {
+                    self.state.visual.running = None;
+                    self.state.visual.progress = None;
+                    self.state.errors.push(message);
+                }
                 Job::Unfold => {
                     self.state.unfolded = None;
                     self.state.unfold_error = Some(message);

@@ -22,6 +22,7 @@ pub mod pickle;
 pub mod preprocess;
 pub mod render;
 pub mod train;
+pub mod visualize;
 pub mod weights;
 pub mod worker;
 

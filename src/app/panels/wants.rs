@@ -63,6 +63,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         let (done, total) = e.progress.unwrap_or((0, 1));
         ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!("{done}/{total} images")));
     }
+    visual(ui, cx, &ch.layer, d.channel, out);
     let Some(r) = &e.result else { return };
     if r.layer != ch.layer || r.channel != d.channel {
         return;
@@ -100,4 +101,66 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
             }
         }
     });
+}
+
+/// (2) Feature visualisation: an image grown to maximise this channel, or the class.
+fn visual(ui: &mut Ui, cx: &Ctx, layer: &str, channel: usize, out: &mut Vec<Command>) {
+    use crate::engine::visualize::Goal;
+    let s = cx.state;
+    let v = &s.visual;
+    ui.label(RichText::new("…and as an image grown to excite it (feature visualisation)").strong())
+        .on_hover_text(
+            "Gradient ascent on the input, with random jitter, scale and blur so the image stays natural; seeded.",
+        );
+    let class = s.explained_target.or(s.top.first().map(|c| c.index));
+    ui.horizontal_wrapped(|ui| {
+        let mut seed = v.seed;
+        let l = ui.label("seed");
+        if ui.add(egui::DragValue::new(&mut seed)).labelled_by(l.id).changed() {
+            out.push(Command::VisualSeed(seed));
+        }
+        if v.running.is_none() {
+            if ui.button("Grow an image for this channel").clicked() {
+                out.push(Command::Visualize {
+                    goal: Goal::Channel {
+                        layer: layer.to_string(),
+                        channel,
+                    },
+                    seed: v.seed,
+                });
+            }
+            if let Some(c) = class {
+                let label = s
+                    .model
+                    .as_ref()
+                    .and_then(|m| m.labels.get(c as usize).cloned())
+                    .unwrap_or_default();
+                if ui.button(format!("…for the class {label}")).clicked() {
+                    out.push(Command::Visualize {
+                        goal: Goal::Class(c),
+                        seed: v.seed,
+                    });
+                }
+            }
+        } else {
+            let (d, t) = v.progress.unwrap_or((0, 1));
+            ui.add(
+                egui::ProgressBar::new(d as f32 / t.max(1) as f32)
+                    .text(format!("step {d}/{t}"))
+                    .desired_width(160.0),
+            );
+            if ui.button("Cancel").on_hover_text("Esc").clicked() {
+                out.push(Command::CancelAll);
+            }
+        }
+    });
+    if let (Some((goal, first, last)), Some(h)) = (&v.result, cx.tex.get(Which::Visual).and_then(|t| t.handle.as_ref()))
+    {
+        ui.horizontal(|ui| {
+            ui.add(egui::Image::new((h.id(), Vec2::splat(160.0))));
+            ui.label(format!(
+                "what {goal} wants to see\n(its value {first:.2} at the start, {last:.2} at the end)"
+            ));
+        });
+    }
 }

@@ -56,6 +56,16 @@ pub(super) fn run(state: &mut State, req: Request, cx: &Ctx) -> Result<Response>
         state.examples = None;
     }
     match req {
+        Request::Visualize { goal, settings } => {
+            let m = state.need_model()?;
+            let v = crate::engine::visualize::visualize(m, &goal, &settings, &mut |d, t| cx.progress(d, t, None))?;
+            Ok(Response::Visualized {
+                id: cx.id,
+                goal,
+                picture: v.picture,
+                objective: v.objective,
+            })
+        }
         Request::Unfold { layer, channel, y, x } => {
             let (m, input) = state.need_input()?;
             let result = crate::engine::convolution::unfold(m, input, &layer, channel, y, x)?;

@@ -92,6 +92,11 @@ pub enum Request {
     /// A change to the model by hand, or what to do with the changes. Edits are never
     /// superseded: each applies in order.
     Edit(EditRequest),
+    /// An image grown to maximise a channel or a class (`engine::visualize`).
+    Visualize {
+        goal: crate::engine::visualize::Goal,
+        settings: crate::engine::visualize::Settings,
+    },
     /// One value of a layer computed in the open: patch, kernel, products, sum, bias, batch
     /// norm, activation (`engine::convolution`).
     Unfold {
@@ -227,6 +232,7 @@ impl Request {
             Request::Edit(_) => (12, 0),
             Request::Examples { .. } => (14, 0),
             Request::Unfold { .. } => (15, 0),
+            Request::Visualize { .. } => (16, 0),
             Request::Train(t) => (
                 13,
                 match t {
@@ -258,6 +264,7 @@ impl Request {
             Request::Edit(EditRequest::Save { path, .. }) => format!("saving {}", path.display()),
             Request::Edit(EditRequest::Evaluate(_)) => "the evaluation".into(),
             Request::Edit(e) => format!("{e:?}").to_lowercase(),
+            Request::Visualize { goal, .. } => format!("the image {goal} wants to see"),
             Request::Unfold { layer, y, x, .. } => format!("the arithmetic of `{layer}` at ({y}, {x})"),
             Request::Examples { layer, channel, .. } => format!("the top images of `{layer}` channel {channel}"),
             Request::Train(TrainRequest::Start { source, .. }) => format!("training on {source}"),
@@ -399,6 +406,12 @@ pub enum Response {
         /// Per class, the most damaged first.
         changes: Vec<ClassChange>,
     },
+    Visualized {
+        id: u64,
+        goal: crate::engine::visualize::Goal,
+        picture: RgbImage,
+        objective: Vec<f64>,
+    },
     Unfolded {
         id: u64,
         result: Box<crate::engine::convolution::Unfolded>,
@@ -475,6 +488,7 @@ impl Response {
             | Response::Evaluated { id, .. }
             | Response::Examples { id, .. }
             | Response::Unfolded { id, .. }
+            | Response::Visualized { id, .. }
             | Response::Training { id, .. }
             | Response::Trained { id, .. }
             | Response::Scrubbed { id, .. }
