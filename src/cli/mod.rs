@@ -15,6 +15,7 @@ mod finetune;
 mod import;
 mod inspect;
 mod lesson;
+mod neuron;
 mod predict;
 mod report;
 mod train;
@@ -82,6 +83,13 @@ pub enum Command {
     Diff(edit::DiffArgs),
     /// Accuracy, per-class accuracy and the confusion matrix on a labelled folder or data set.
     Eval(edit::EvalArgs),
+    /// One value of a channel computed in the open: the input patch, the kernel, their
+    /// products and sum, the bias, batch norm and activation.
+    Conv(neuron::ConvArgs),
+    /// The images of a folder or data set that most activate a channel.
+    Examples(neuron::ExamplesArgs),
+    /// An image grown to excite a channel or a class (feature visualisation).
+    Visualize(neuron::VisualizeArgs),
     /// Lessons: check a lesson file (every model, image, layer and folder it names), list the builtin ones.
     #[command(subcommand)]
     Lesson(lesson::LessonCommand),
@@ -119,6 +127,9 @@ impl Command {
             Command::Eval(_) => "eval",
             Command::Report(_) => "report",
             Command::Lesson(_) => "lesson",
+            Command::Conv(_) => "conv",
+            Command::Examples(_) => "examples",
+            Command::Visualize(_) => "visualize",
             Command::Bench(_) => "bench",
             Command::Gui(_) => "gui",
             Command::Completions { .. } => "completions",
@@ -180,6 +191,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => edit::run_eval(a, device),
         Command::Report(a) => report::run(a, device),
         Command::Lesson(c) => lesson::run(c, device),
+        Command::Conv(a) => neuron::conv(a, device),
+        Command::Examples(a) => neuron::examples(a, device),
+        Command::Visualize(a) => neuron::visualize(a, device),
         Command::Bench(a) => bench::run(a, device),
         Command::Gui(a) => gui(a, device.into()),
         Command::Completions { shell } => {
