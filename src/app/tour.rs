@@ -29,6 +29,11 @@ const TOUR: &[&str] = &[
     "error",
     "present",
     "retrain",
+    "draw",
+    "conv",
+    "neuron",
+    "sanity",
+    "lesson",
 ];
 
 impl Tour {
@@ -118,6 +123,13 @@ impl GlassboxApp {
                 return;
             }
         }
+        // Steps whose content needs the views of the step before it to have arrived.
+        if settled && self.tour_follow_up(TOUR[self.tour.as_ref().map_or(0, |t| t.step)]) {
+            return;
+        }
+        if !settled && std::env::var_os("GLASSBOX_TOUR_DEBUG").is_some() {
+            eprintln!("tour waits: {} errors {:?}", self.describe_work(), self.state.errors);
+        }
         let Some(t) = self.tour.as_mut() else { return };
         if !settled {
             t.frames = 0;
@@ -144,7 +156,56 @@ impl GlassboxApp {
         });
     }
 
+    /// A step's second act, once the views of its setup are there; true when it did something.
+    fn tour_follow_up(&mut self, step: &str) -> bool {
+        use super::command::ExamplesCommand;
+        let s = &self.state;
+        match step {
+            "conv" if s.unfolded.is_none() => {
+                let (Some(ch), Some(d)) = (&s.channels, &s.channel) else { return false };
+                let (layer, c, y, x) = (ch.layer.clone(), d.channel, ch.h / 2, ch.w / 2 - 3);
+                self.apply(Command::RequestField {
+                    layer,
+                    channel: Some(c),
+                    y,
+                    x,
+                });
+                true
+            }
+            "neuron"
+                if s.channels.as_ref().is_some_and(|c| c.layer == "relu2")
+                    && s.channel.is_some()
+                    && !s.examples.result.as_ref().is_some_and(|r| {
+                        r.layer == "relu2" && Some(r.channel) == s.channel.as_ref().map(|d| d.channel)
+                    }) =>
+            {
+                self.apply(Command::Examples(ExamplesCommand::Find));
+                true
+            }
+            "neuron" if s.visual.result.is_none() && s.examples.result.is_some() => {
+                let Some(d) = &s.channel else { return false };
+                self.apply(Command::Visualize {
+                    goal: crate::engine::visualize::Goal::Channel {
+                        layer: "relu2".into(),
+                        channel: d.channel,
+                    },
+                    seed: 0,
+                });
+                true
+            }
+            "sanity" if s.slots.first().is_some_and(|sl| sl.sanity.is_none()) => {
+                let id = s.slots[0].id;
+                self.apply(Command::SanitySlot(id));
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn tour_setup(&mut self, ctx: &egui::Context, step: &str) {
+        if std::env::var_os("GLASSBOX_TOUR_DEBUG").is_some() {
+            eprintln!("tour step {step}");
+        }
         match step {
             "methods" => {
                 let want = [
@@ -192,6 +253,35 @@ impl GlassboxApp {
                 self.apply(Command::DismissErrors);
                 self.apply(Command::Present(true));
                 self.apply(Command::Focus(Some(super::state::Focus::Explanation)));
+            }
+            "draw" => {
+                self.apply(Command::HideField);
+                self.apply(Command::Train(super::command::TrainCommand::Discard));
+                use super::command::DrawCommand;
+                for (from, to) in [((7.0, 7.5), (21.0, 7.5)), ((21.0, 7.5), (13.0, 23.0))] {
+                    self.apply(Command::Draw(DrawCommand::Stroke { from, to }));
+                }
+                self.apply(Command::SetLayer("relu1".into()));
+            }
+            "conv" => {
+                self.apply(Command::Focus(Some(super::state::Focus::Activations)));
+            }
+            "neuron" => {
+                use super::command::ExamplesCommand;
+                self.apply(Command::HideField);
+                self.apply(Command::SetLayer("relu2".into()));
+                self.apply(Command::Examples(ExamplesCommand::Source(
+                    crate::engine::finetune::DataSource::Dataset(crate::engine::data::DatasetName::Mnist),
+                )));
+                self.apply(Command::Examples(ExamplesCommand::PerClass(50)));
+            }
+            "sanity" => {
+                self.apply(Command::Focus(Some(super::state::Focus::Explanation)));
+            }
+            "lesson" => {
+                use super::command::LessonCommand;
+                self.apply(Command::Lesson(LessonCommand::OpenBuiltin("what-does-a-cnn-look-at".into())));
+                self.apply(Command::Lesson(LessonCommand::Go(2)));
             }
             "retrain" => {
                 self.apply(Command::Present(false));

@@ -563,7 +563,9 @@ impl GlassboxApp {
     /// Everything for the current image: one pass for the prediction, the activation grid
     /// and the methods that share a backward; a request of its own for each other method.
     fn analyze_all(&mut self, with_activations: bool) {
-        if self.state.model.is_none() || self.state.input.is_none() {
+        // While another model opens, its arrival analyses everything again; a request now
+        // would name layers of the model that is going away.
+        if self.state.model.is_none() || self.state.input.is_none() || self.model_on_its_way() {
             return;
         }
         self.cancel_slot_work();
@@ -601,7 +603,15 @@ impl GlassboxApp {
     }
 
     /// (Re)computes one slot's map, or runs its sanity check.
+    /// A model is opening: what is on screen belongs to the one going away.
+    fn model_on_its_way(&self) -> bool {
+        self.pending.values().any(|j| *j == Job::Model)
+    }
+
     fn run_slot(&mut self, id: usize, sanity: bool) {
+        if self.model_on_its_way() {
+            return;
+        }
         let Some(slot) = self.state.slot(id) else {
             return;
         };
@@ -663,13 +673,16 @@ impl GlassboxApp {
         self.state.channel = None;
         self.state.field = None;
         self.tex.clear(Which::Field);
-        if self.state.input.is_some() {
+        if self.state.input.is_some() && !self.model_on_its_way() {
             self.send(Job::Activations, Request::Activations { layer });
         }
     }
 
     fn set_filter_conv(&mut self, conv: String) {
         self.state.settings.filter_conv = Some(conv.clone());
+        if self.model_on_its_way() {
+            return;
+        }
         let per_input = self.state.settings.per_input;
         self.send(Job::Filters, Request::Filters { conv, per_input });
     }

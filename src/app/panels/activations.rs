@@ -103,8 +103,6 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
                     });
                 ui.vertical(|ui| {
                     channel::ui(ui, cx, out);
-                    super::unfold::ui(ui, cx, out);
-                    super::wants::ui(ui, cx, out);
                 });
             });
         });

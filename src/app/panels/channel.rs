@@ -55,6 +55,10 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         ui.label(format!("{:.0} %", st.active * 100.0));
         ui.end_row();
     });
+    // A clicked value, computed in the open, right under the channel it belongs to.
+    super::unfold::ui(ui, cx, out);
+    // What it wants to see: its top images in the data, an image grown to excite it.
+    super::wants::ui(ui, cx, out);
     match (&d.kernel, &d.kernel_error) {
         (Some((conv, shape, _)), _) => {
             ui.label(format!("made by `{conv}`, kernel {}", shape_text(shape)))
