@@ -162,7 +162,9 @@ impl GlassboxApp {
         let s = &self.state;
         match step {
             "conv" if s.unfolded.is_none() => {
-                let (Some(ch), Some(d)) = (&s.channels, &s.channel) else { return false };
+                let (Some(ch), Some(d)) = (&s.channels, &s.channel) else {
+                    return false;
+                };
                 let (layer, c, y, x) = (ch.layer.clone(), d.channel, ch.h / 2, ch.w / 2 - 3);
                 self.apply(Command::RequestField {
                     layer,
@@ -280,7 +282,9 @@ impl GlassboxApp {
             }
             "lesson" => {
                 use super::command::LessonCommand;
-                self.apply(Command::Lesson(LessonCommand::OpenBuiltin("what-does-a-cnn-look-at".into())));
+                self.apply(Command::Lesson(LessonCommand::OpenBuiltin(
+                    "what-does-a-cnn-look-at".into(),
+                )));
                 self.apply(Command::Lesson(LessonCommand::Go(2)));
             }
             "retrain" => {

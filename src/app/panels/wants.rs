@@ -63,7 +63,11 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         let (done, total) = e.progress.unwrap_or((0, 1));
         ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!("{done}/{total} images")));
     }
-    if let Some(r) = e.result.as_ref().filter(|r| r.layer == ch.layer && r.channel == d.channel) {
+    if let Some(r) = e
+        .result
+        .as_ref()
+        .filter(|r| r.layer == ch.layer && r.channel == d.channel)
+    {
         top_images(ui, cx, r, out);
     }
     visual(ui, cx, &ch.layer, d.channel, out);
