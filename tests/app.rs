@@ -788,6 +788,9 @@ fn a_knocked_out_channel_is_zero_shown_saved_and_reloaded_with_its_log() {
     let mut h = mnist_app_on_conv1();
     let c = h.state().state.channel.as_ref().unwrap().channel;
     h.get_by_role_and_label(Role::Button, &format!("Knock out channel {c}"))
+        .scroll_to_me();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, &format!("Knock out channel {c}"))
         .click();
     h.step();
     settle(&mut h, "the knock-out", |a| {
@@ -1035,7 +1038,8 @@ fn fine_tuning_the_small_cnn_draws_curves_the_timeline_scrubs_and_a_confusion_ce
     let mut h = mnist_app_on_conv1();
     h.state_mut().apply(Command::SetFilterConv("conv1".into()));
     open_retrain(&mut h);
-    h.get_by_role_and_label(Role::Button, "mnist").click();
+    // The Retrain panel's (the channel view has its own, for the data to search).
+    h.query_all_by_role_and_label(Role::Button, "mnist").next().unwrap().click();
     h.get_by_label("Replace: whole network").click();
     train_form(&mut h, |f| {
         f.epochs = 2;
@@ -1121,7 +1125,8 @@ fn cancel_mid_epoch_leaves_the_model_as_it_was_and_a_nan_learning_rate_is_refuse
     let mut h = mnist_app_on_conv1();
     let before = h.state().state.top.clone();
     open_retrain(&mut h);
-    h.get_by_role_and_label(Role::Button, "mnist").click();
+    // The Retrain panel's (the channel view has its own, for the data to search).
+    h.query_all_by_role_and_label(Role::Button, "mnist").next().unwrap().click();
     h.get_by_label("Replace: whole network").click();
     // A learning rate that is not a number is refused before anything runs.
     h.get_by_label("Learning rate").click();
