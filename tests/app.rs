@@ -1039,7 +1039,10 @@ fn fine_tuning_the_small_cnn_draws_curves_the_timeline_scrubs_and_a_confusion_ce
     h.state_mut().apply(Command::SetFilterConv("conv1".into()));
     open_retrain(&mut h);
     // The Retrain panel's (the channel view has its own, for the data to search).
-    h.query_all_by_role_and_label(Role::Button, "mnist").next().unwrap().click();
+    h.query_all_by_role_and_label(Role::Button, "mnist")
+        .next()
+        .unwrap()
+        .click();
     h.get_by_label("Replace: whole network").click();
     train_form(&mut h, |f| {
         f.epochs = 2;
@@ -1126,7 +1129,10 @@ fn cancel_mid_epoch_leaves_the_model_as_it_was_and_a_nan_learning_rate_is_refuse
     let before = h.state().state.top.clone();
     open_retrain(&mut h);
     // The Retrain panel's (the channel view has its own, for the data to search).
-    h.query_all_by_role_and_label(Role::Button, "mnist").next().unwrap().click();
+    h.query_all_by_role_and_label(Role::Button, "mnist")
+        .next()
+        .unwrap()
+        .click();
     h.get_by_label("Replace: whole network").click();
     // A learning rate that is not a number is refused before anything runs.
     h.get_by_label("Learning rate").click();
@@ -1339,20 +1345,7 @@ fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
     }
     // Every topic's text is drawn (a character without a glyph would stop the app here).
     use glassbox::app::state::Topic;
-    let mut all = vec![
-        Topic::Input,
-        Topic::Draw,
-        Topic::Prediction,
-        Topic::Explanation,
-        Topic::Activations,
-        Topic::Filters,
-        Topic::Layers,
-        Topic::Edits,
-        Topic::Retrain,
-        Topic::Model,
-    ];
-    all.extend(glassbox::engine::explain::METHODS.iter().map(|m| Topic::Method(*m)));
-    for t in all {
+    for t in Topic::all() {
         h.state_mut().apply(Command::ExplainThis(Some(t)));
         h.run_steps(2);
         h.get_by_label_contains("Explain this: ");

@@ -50,6 +50,27 @@ struct Headless {
 }
 
 impl Headless {
+    /// The app on a builtin model (and an image, else the sample), settled on its first views.
+    fn start(model: &str, image: Option<PathBuf>, device: crate::engine::Device) -> Result<Headless> {
+        let ctx = egui::Context::default();
+        let app = GlassboxApp::new(
+            &ctx,
+            None,
+            Options {
+                model: Some(ModelSource::Builtin(model.into())),
+                arch: None,
+                image,
+                device,
+                fresh: true,
+                screenshots: None,
+                timings: true,
+            },
+        );
+        let mut h = Headless { ctx, app, t: 0.0 };
+        h.until("the first image", |a| a.state.views_ready() && !a.busy())?;
+        Ok(h)
+    }
+
     fn frame(&mut self, dropped: Option<PathBuf>, wiggle: bool) -> Duration {
         let mut raw = egui::RawInput {
             screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1600.0, 1000.0))),
@@ -95,23 +116,8 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: crate::engin
     if images.is_empty() {
         bail!("give at least one image to drop");
     }
-    let ctx = egui::Context::default();
-    let app = GlassboxApp::new(
-        &ctx,
-        None,
-        Options {
-            model: Some(ModelSource::Builtin("efficientnet-lite0".into())),
-            arch: None,
-            image: Some(images[0].clone()),
-            device,
-            fresh: true,
-            screenshots: None,
-            timings: true,
-        },
-    );
-    let mut h = Headless { ctx, app, t: 0.0 };
+    let mut h = Headless::start("efficientnet-lite0", Some(images[0].clone()), device)?;
     let ready = |a: &GlassboxApp| a.state.views_ready() && !a.busy();
-    h.until("the first image", ready)?;
     if !h.app.state.errors.is_empty() {
         bail!("{}", h.app.state.errors.join("; "));
     }
@@ -174,23 +180,7 @@ pub struct DrawBench {
 /// Draw a digit on the small MNIST model, headless: the time from each stroke to all views.
 pub fn draw(strokes: usize, device: crate::engine::Device) -> Result<DrawBench> {
     use super::command::DrawCommand;
-    let ctx = egui::Context::default();
-    let app = GlassboxApp::new(
-        &ctx,
-        None,
-        Options {
-            model: Some(ModelSource::Builtin("mnist".into())),
-            arch: None,
-            image: None,
-            device,
-            fresh: true,
-            screenshots: None,
-            timings: true,
-        },
-    );
-    let mut h = Headless { ctx, app, t: 0.0 };
-    let ready = |a: &GlassboxApp| a.state.views_ready() && !a.busy();
-    h.until("the first image", ready)?;
+    let mut h = Headless::start("mnist", None, device)?;
     let mut ms = Vec::new();
     for k in 0..strokes.max(2) {
         // Short strokes along a figure eight, as a hand draws.

@@ -304,6 +304,26 @@ pub enum Topic {
     Method(Method),
 }
 
+impl Topic {
+    /// Every topic: the views, then every method.
+    pub fn all() -> Vec<Topic> {
+        let mut v = vec![
+            Topic::Input,
+            Topic::Draw,
+            Topic::Prediction,
+            Topic::Explanation,
+            Topic::Activations,
+            Topic::Filters,
+            Topic::Layers,
+            Topic::Edits,
+            Topic::Retrain,
+            Topic::Model,
+        ];
+        v.extend(crate::engine::explain::METHODS.iter().map(|m| Topic::Method(*m)));
+        v
+    }
+}
+
 /// Side of the drawing canvas, in the model's pixels (MNIST's 28).
 pub const CANVAS: usize = 28;
 

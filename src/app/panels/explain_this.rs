@@ -144,32 +144,13 @@ pub fn panel(ui: &mut Ui, topic: Option<Topic>, out: &mut Vec<Command>) {
     });
 }
 
-/// Every topic (a test checks each has its text).
-#[cfg(test)]
-fn all_topics() -> Vec<Topic> {
-    let mut v = vec![
-        Topic::Input,
-        Topic::Draw,
-        Topic::Prediction,
-        Topic::Explanation,
-        Topic::Activations,
-        Topic::Filters,
-        Topic::Layers,
-        Topic::Edits,
-        Topic::Retrain,
-        Topic::Model,
-    ];
-    v.extend(METHODS.iter().map(|m| Topic::Method(*m)));
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_view_and_method_has_a_paragraph_and_a_formula() {
-        let topics = all_topics();
+        let topics = Topic::all();
         assert_eq!(topics.len(), 10 + METHODS.len());
         for t in topics {
             let (title, p, f) = text(t);
