@@ -1502,16 +1502,22 @@ fn the_sanity_check_shows_each_map_as_the_layers_are_randomised() {
     assert_ne!(maps[0].data, maps[1].data);
 }
 
-#[test]
-fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() {
-    use glassbox::app::ExamplesCommand;
-    use glassbox::engine::finetune::DataSource;
+/// The MNIST app showing `relu2` with a channel chosen.
+fn mnist_app_on_relu2() -> Harness<'static, GlassboxApp> {
     let mut h = mnist_app_on_conv1();
     h.state_mut().apply(Command::SetLayer("relu2".into()));
     settle(&mut h, "relu2", |a| {
         a.state.channels.as_ref().is_some_and(|c| c.layer == "relu2") && a.state.channel.is_some() && !a.busy()
     });
     h.run_steps(2);
+    h
+}
+
+#[test]
+fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() {
+    use glassbox::app::ExamplesCommand;
+    use glassbox::engine::finetune::DataSource;
+    let mut h = mnist_app_on_relu2();
     // The section sits under the channel, below the fold: scrolled into view first.
     h.get_by_label("What does this channel want to see?").scroll_to_me();
     h.run_steps(3);
@@ -1670,12 +1676,7 @@ fn a_clicked_value_is_computed_in_the_open_and_the_arrow_keys_move_it() {
 #[test]
 fn an_image_grown_for_a_channel_and_for_a_class_excites_them() {
     use glassbox::engine::visualize::Goal;
-    let mut h = mnist_app_on_conv1();
-    h.state_mut().apply(Command::SetLayer("relu2".into()));
-    settle(&mut h, "relu2", |a| {
-        a.state.channels.as_ref().is_some_and(|c| c.layer == "relu2") && a.state.channel.is_some() && !a.busy()
-    });
-    h.run_steps(2);
+    let mut h = mnist_app_on_relu2();
     h.get_by_label("Grow an image for this channel").scroll_to_me();
     h.run_steps(3);
     h.get_by_label("Grow an image for this channel").click();
