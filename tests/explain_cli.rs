@@ -227,6 +227,27 @@ fn sanity_prints_a_correlation_per_step_and_a_verdict() {
     );
     assert!(steps.iter().all(|s| s["spearman"].as_f64().unwrap().abs() <= 1.0));
     assert!(v["verdict"].as_str().unwrap().contains("rank correlation"));
+    // The maps side by side: the trained model's and one per step, 4 pixels apart.
+    let dir = tmp();
+    let strip = dir.path().join("strip.png");
+    let o = glassbox(&[
+        "sanity",
+        &chelsea(),
+        "--method",
+        "grad-cam",
+        "--model",
+        "mnist",
+        "--out",
+        path_str(&strip),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = assert_picture(&strip, 7 * 28 + 6 * 4, 28, 50);
+    let tile = |k: u32| image::imageops::crop_imm(&img, k * 32, 0, 28, 28).to_image();
+    assert_ne!(
+        tile(0).as_raw(),
+        tile(6).as_raw(),
+        "the fully random model's map differs"
+    );
 }
 
 #[test]

@@ -60,6 +60,9 @@ pub struct SanityArgs {
     pub method: MethodArgs,
     #[arg(long)]
     pub json: bool,
+    /// The maps side by side as a PNG strip: the trained model's, then one per randomisation.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 pub fn run(a: ExplainArgs, device: Device) -> Result<()> {
@@ -188,6 +191,40 @@ pub fn sanity(a: SanityArgs, device: Device) -> Result<()> {
         true
     })?;
     bar.finish_and_clear();
+    if let Some(out) = &a.out {
+        let cmap = Colormap::default_for(method);
+        let maps: Vec<_> = s
+            .original
+            .iter()
+            .chain(s.steps.iter().filter_map(|st| st.map.as_ref()))
+            .collect();
+        let tiles: Vec<image::RgbImage> = maps
+            .iter()
+            .map(|m| {
+                crate::engine::render::overlay(
+                    &prepared.view,
+                    m,
+                    cmap,
+                    crate::engine::defaults::OVERLAY_OPACITY,
+                    crate::engine::defaults::OVERLAY_CLIP,
+                    method.is_cam(),
+                )
+            })
+            .collect();
+        let (w, h) = (tiles[0].width(), tiles[0].height());
+        let mut strip = image::RgbImage::from_pixel(
+            w * tiles.len() as u32 + 4 * (tiles.len() as u32 - 1),
+            h,
+            image::Rgb([255, 255, 255]),
+        );
+        for (k, t) in tiles.iter().enumerate() {
+            image::imageops::replace(&mut strip, t, (k as u32 * (w + 4)) as i64, 0);
+        }
+        crate::engine::render::save_png(&strip, out)?;
+        if !a.json {
+            println!("{}: {} maps, the trained model's first", out.display(), tiles.len());
+        }
+    }
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
     } else {
