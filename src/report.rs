@@ -111,11 +111,7 @@ pub fn html(r: &Report) -> Result<String> {
             top: img.top.clone(),
         })?;
         // The SVG's own XML header is not allowed inside HTML.
-        let chart = chart.trim_start_matches(|c| c != '<').to_string();
-        let chart = match chart.find("<svg") {
-            Some(i) => chart[i..].to_string(),
-            None => chart,
-        };
+        let chart = chart.find("<svg").map_or(chart.as_str(), |i| &chart[i..]);
         let _ = writeln!(
             h,
             "<figure class=\"chart\">{chart}<figcaption>What the model says: probability of each class</figcaption></figure></div>"

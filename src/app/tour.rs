@@ -127,9 +127,6 @@ impl GlassboxApp {
         if settled && self.tour_follow_up(TOUR[self.tour.as_ref().map_or(0, |t| t.step)]) {
             return;
         }
-        if !settled && std::env::var_os("GLASSBOX_TOUR_DEBUG").is_some() {
-            eprintln!("tour waits: {} errors {:?}", self.describe_work(), self.state.errors);
-        }
         let Some(t) = self.tour.as_mut() else { return };
         if !settled {
             t.frames = 0;
@@ -205,9 +202,6 @@ impl GlassboxApp {
     }
 
     fn tour_setup(&mut self, ctx: &egui::Context, step: &str) {
-        if std::env::var_os("GLASSBOX_TOUR_DEBUG").is_some() {
-            eprintln!("tour step {step}");
-        }
         match step {
             "methods" => {
                 let want = [

@@ -478,13 +478,7 @@ pub fn finetune(base: &Model, dir: &std::path::Path, photos: &[std::path::PathBu
         let wall = t0.elapsed().as_secs_f64();
         let head_s = head_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
         // Test accuracy of the trained head on the test digits' features.
-        let vars = out.model.vs.variables();
-        let arch = out.model.spec.arch;
-        let (w, b) = (
-            &vars[arch.classifier_key()],
-            &vars[&format!("{}.bias", ft::classifier_layer(arch))],
-        );
-        let pred = tch::no_grad(|| test_feats.to_device(w.device()).matmul(&w.tr()) + b).argmax(-1, false);
+        let pred = tch::no_grad(|| ft::head_logits(&out.model, &test_feats)).argmax(-1, false);
         let correct = pred
             .to_device(Device::Cpu)
             .eq_tensor(&labels(&test))

@@ -381,8 +381,7 @@ pub fn read_data(model_pre: &Preprocess, source: &DataSource, per_class: usize) 
             // A folder of images without class sub-folders is one class, named by the folder.
             let subs = match preprocess::class_folders(dir, "named by its label") {
                 Ok(s) => s,
-                Err(e) if dir.is_dir() && preprocess::images_in(dir).is_ok_and(|v| !v.is_empty()) => {
-                    let _ = e;
+                Err(_) if dir.is_dir() && preprocess::images_in(dir).is_ok_and(|v| !v.is_empty()) => {
                     vec![dir.clone()]
                 }
                 Err(e) => return Err(e),
@@ -582,6 +581,14 @@ pub fn features(model: &Model, x: &Tensor) -> Result<Tensor> {
     feats
         .map(|f| f.flatten(1, -1))
         .ok_or_else(|| Error::invalid(format!("the model has no `{cls}` layer to take features for")))
+}
+
+/// The model's classifier applied to features (the classifier's inputs, `features`).
+pub fn head_logits(model: &Model, features: &Tensor) -> Tensor {
+    let vars = model.vs.variables();
+    let arch = model.spec.arch;
+    let w = &vars[arch.classifier_key()];
+    features.to_device(w.device()).matmul(&w.tr()) + &vars[&bias_key(arch)]
 }
 
 /// Features of u8 images in batches; `tick(done)` after each batch, false stops.
@@ -1073,9 +1080,7 @@ pub fn run(base: &Model, data: &Data, cfg: &Config, hooks: &mut Hooks) -> Result
             return Ok((None, None, Vec::new()));
         }
         let logits = match &val_f {
-            Some(vf) => {
-                tch::no_grad(|| vf.matmul(&head_w.as_ref().expect("a head").tr()) + head_b.as_ref().expect("a bias"))
-            }
+            Some(vf) => tch::no_grad(|| head_logits(m, vf)),
             None => logits_of(m, &val_x),
         };
         let (loss, correct, pred) = scores(&logits, &val_y.to_device(logits.device()));
@@ -1116,7 +1121,7 @@ pub fn run(base: &Model, data: &Data, cfg: &Config, hooks: &mut Hooks) -> Result
             let logits = match &train_f {
                 Some(tf) => {
                     let f = tf.index_select(0, &idx.to_device(tf.device()));
-                    f.matmul(&head_w.as_ref().expect("a head").tr()) + head_b.as_ref().expect("a bias")
+                    head_logits(&cand, &f)
                 }
                 None => {
                     let x = normalise(&cand, &train_x.index_select(0, &idx));
@@ -1347,13 +1352,7 @@ fn base_predictions(base: &Model, val_x: &Tensor, val_f: &Option<Tensor>) -> Res
     }
     let logits = match val_f {
         // Same backbone: the base's head on the cached features.
-        Some(f) => {
-            let vars = base.vs.variables();
-            let arch = base.spec.arch;
-            let w = vars.get(arch.classifier_key()).expect("a classifier");
-            let b = vars.get(&bias_key(arch)).expect("a bias");
-            tch::no_grad(|| f.matmul(&w.tr()) + b)
-        }
+        Some(f) => tch::no_grad(|| head_logits(base, f)),
         None => logits_of(base, val_x),
     };
     Vec::<i64>::try_from(&logits.argmax(-1, false).to_device(Device::Cpu)).map_err(Error::from)
@@ -1398,8 +1397,7 @@ mod tests {
             let x = Tensor::randn([2, arch.default_in_channels(), s, s], (Kind::Float, Device::Cpu));
             let f = features(&m, &x).unwrap();
             assert_eq!(f.size(), [2, arch.features()], "{arch}");
-            let vars = m.vs.variables();
-            let logits = f.matmul(&vars[arch.classifier_key()].tr()) + &vars[&bias_key(arch)];
+            let logits = head_logits(&m, &f);
             let diff = (logits - m.logits(&x)).abs().max().double_value(&[]);
             assert!(diff < 1e-4, "{arch}: {diff}");
         }

@@ -16,10 +16,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let header = egui::CollapsingHeader::new("Activations")
         .default_open(s.settings.show_activations)
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.weak("What is this?");
-                super::explain_this::button(ui, crate::app::state::Topic::Activations, out);
-            });
+            super::explain_this::what_is_this(ui, crate::app::state::Topic::Activations, out);
             let Some(ch) = &s.channels else {
                 ui.label("pick a layer on the right");
                 return;

@@ -126,6 +126,14 @@ pub fn button(ui: &mut Ui, topic: Topic, out: &mut Vec<Command>) {
     }
 }
 
+/// The first line of a collapsible view: "What is this?" and its button.
+pub fn what_is_this(ui: &mut Ui, topic: Topic, out: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        ui.weak("What is this?");
+        button(ui, topic, out);
+    });
+}
+
 /// The open explanation, docked at the bottom of the window (readable from the back of a
 /// classroom, and never over the view it explains).
 pub fn panel(ui: &mut Ui, topic: Option<Topic>, out: &mut Vec<Command>) {

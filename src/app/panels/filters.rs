@@ -14,10 +14,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let header = egui::CollapsingHeader::new("Filters")
         .default_open(s.settings.show_filters)
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.weak("What is this?");
-                super::explain_this::button(ui, crate::app::state::Topic::Filters, out);
-            });
+            super::explain_this::what_is_this(ui, crate::app::state::Topic::Filters, out);
             let convs = s.model.as_ref().map(|m| m.convs.clone()).unwrap_or_default();
             let current = s.settings.filter_conv.clone().unwrap_or_default();
             let mut conv = current.clone();

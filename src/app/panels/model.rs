@@ -12,10 +12,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let open = egui::CollapsingHeader::new("Model")
         .default_open(s.settings.show_model)
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.weak("What is this?");
-                super::explain_this::button(ui, crate::app::state::Topic::Model, out);
-            });
+            super::explain_this::what_is_this(ui, crate::app::state::Topic::Model, out);
             let Some(m) = &s.model else {
                 ui.label("opening…");
                 return;

@@ -25,10 +25,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         .default_open(s.settings.show_train)
         .open(pending.then_some(true))
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.weak("What is this?");
-                super::explain_this::button(ui, crate::app::state::Topic::Retrain, out);
-            });
+            super::explain_this::what_is_this(ui, crate::app::state::Topic::Retrain, out);
             let tr = &s.training;
             form(ui, cx, out);
             ui.separator();

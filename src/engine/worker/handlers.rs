@@ -129,18 +129,7 @@ fn examples(
     let images = top
         .into_iter()
         .map(|e| {
-            let source = match &e.file {
-                Some(p) => ImageSource::File(p.clone()),
-                None => {
-                    let rgba = e.view.to_rgba8();
-                    ImageSource::Pixels {
-                        name: e.name.clone(),
-                        width: rgba.width(),
-                        height: rgba.height(),
-                        rgba: rgba.into_raw(),
-                    }
-                }
-            };
+            let source = ImageSource::of(e.file.as_deref(), &e.name, &e.view);
             ExampleImage {
                 name: e.name,
                 activation: e.activation,
@@ -264,27 +253,15 @@ fn train(state: &mut State, cx: &Ctx, t: TrainRequest) -> Result<Response> {
                     defaults::OVERLAY_CLIP,
                     true,
                 );
-                let (name, source) = match &s.val.files[i] {
-                    Some(p) => (
-                        p.file_name()
-                            .map(|f| f.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                        ImageSource::File(p.clone()),
-                    ),
-                    None => {
-                        let rgba = view.to_rgba8();
-                        let name = format!("validation image {i}");
-                        (
-                            name.clone(),
-                            ImageSource::Pixels {
-                                name,
-                                width: rgba.width(),
-                                height: rgba.height(),
-                                rgba: rgba.into_raw(),
-                            },
-                        )
-                    }
+                let file = s.val.files[i].as_deref();
+                let name = match file {
+                    Some(p) => p
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    None => format!("validation image {i}"),
                 };
+                let source = ImageSource::of(file, &name, &view);
                 images.push(CellImage {
                     name,
                     source,

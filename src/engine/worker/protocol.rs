@@ -36,6 +36,22 @@ pub enum ImageSource {
 }
 
 impl ImageSource {
+    /// An image of a data set: its file when it has one, else its pixels under `name`.
+    pub fn of(file: Option<&std::path::Path>, name: &str, view: &DynamicImage) -> ImageSource {
+        match file {
+            Some(p) => ImageSource::File(p.to_path_buf()),
+            None => {
+                let rgba = view.to_rgba8();
+                ImageSource::Pixels {
+                    name: name.to_string(),
+                    width: rgba.width(),
+                    height: rgba.height(),
+                    rgba: rgba.into_raw(),
+                }
+            }
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             ImageSource::File(p) => p.display().to_string(),
