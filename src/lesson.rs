@@ -89,7 +89,16 @@ pub struct TrainStep {
 
 impl Lesson {
     pub fn parse(text: &str, dir: &Path, name: &str) -> Result<Lesson> {
-        let mut l: Lesson = toml::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {}", e.to_string().trim()))?;
+        let mut l: Lesson = toml::from_str(text).map_err(|e| {
+            // Where and what, without the echoed source line (it may be a megabyte long).
+            let at = e.span().map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" at line {line}, column {col}")
+            });
+            anyhow::anyhow!("{name}: not a lesson{}: {}", at.unwrap_or_default(), e.message().trim())
+        })?;
         if l.steps.is_empty() {
             bail!("{name}: a lesson needs at least one [[step]]");
         }

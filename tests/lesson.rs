@@ -81,4 +81,14 @@ train = { data = "missing-folder", mode = "add-classes" }
     )
     .unwrap();
     assert_clean_error(&glassbox(&["lesson", "check", path_str(&f)]), &["broken.toml", "modle"]);
+    // Nesting 200,000 deep: refused by the parser's depth limit, in one short line.
+    let deep = format!(
+        "title = \"x\"\nabout = {}{}\n",
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    std::fs::write(&f, deep).unwrap();
+    let o = glassbox(&["lesson", "check", path_str(&f)]);
+    assert_clean_error(&o, &["broken.toml", "line 2", "recursion"]);
+    assert!(stderr(&o).len() < 400, "the source line is not echoed");
 }
