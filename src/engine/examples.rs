@@ -35,6 +35,21 @@ pub struct Example {
     pub file: Option<std::path::PathBuf>,
 }
 
+/// The output of `layer` for a batch of u8 images, without gradients.
+fn layer_output(model: &Model, images: &Tensor, layer: &str) -> Result<Tensor> {
+    let x = finetune::normalise(model, images);
+    let mut got = None;
+    let _ = tch::no_grad(|| {
+        model.forward_hooked(&x, false, &mut |name, _, t| {
+            if name == layer {
+                got = Some(t.shallow_clone());
+            }
+            t
+        })
+    });
+    got.ok_or_else(|| super::inspect::unknown_layer(model, layer))
+}
+
 /// The mean activation of every channel of `layer` for every image of `source`, in batches
 /// of 64; `progress(done, total)` false stops.
 pub fn activations(
@@ -51,17 +66,7 @@ pub fn activations(
     let mut i = 0;
     while i < n {
         let len = 64.min(n - i);
-        let x = finetune::normalise(model, &data.images.narrow(0, i, len));
-        let mut got = None;
-        let _ = tch::no_grad(|| {
-            model.forward_hooked(&x, false, &mut |name, _, t| {
-                if name == layer {
-                    got = Some(t.shallow_clone());
-                }
-                t
-            })
-        });
-        let t = got.ok_or_else(|| super::inspect::unknown_layer(model, layer))?;
+        let t = layer_output(model, &data.images.narrow(0, i, len), layer)?;
         if t.dim() != 4 {
             return Err(Error::invalid(format!(
                 "`{layer}` has no spatial channels (shape {:?}); pick a convolution, block or activation layer",
@@ -105,13 +110,13 @@ impl Activations {
         let col = self.means.select(1, channel as i64);
         let k = (k as i64).min(col.size()[0]);
         let (vals, idx) = col.topk(k, 0, true, true);
+        // The chosen images' channels, from one forward of all of them.
+        let maps = layer_output(model, &self.data.images.index_select(0, &idx), &self.layer)?;
         let mut out = Vec::new();
         for j in 0..k {
             let i = idx.int64_value(&[j]) as usize;
-            let img = self.data.images.get(i as i64);
-            let view = finetune::picture(&img)?;
-            let x = finetune::normalise(model, &img.unsqueeze(0));
-            let (_, ch) = super::inspect::channels(model, &x, &self.layer)?;
+            let view = finetune::picture(&self.data.images.get(i as i64))?;
+            let ch = super::inspect::Channels::from_tensor(&self.layer, &maps.narrow(0, j, 1))?;
             let (_, overlay) = super::render::channel_pictures(&view, &ch, channel);
             let name = match &self.data.files[i] {
                 Some(p) => p
