@@ -357,7 +357,8 @@ pub struct Data {
 }
 
 /// At most this many bytes of images held for a run.
-const MAX_DATA_BYTES: i64 = 4 << 30;
+/// (A run holds them twice: as read, and split into training and validation images.)
+const MAX_DATA_BYTES: i64 = 2 << 30;
 /// At most this many bytes of timeline snapshots.
 const TIMELINE_BYTES: i64 = 1 << 30;
 
