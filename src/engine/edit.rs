@@ -414,7 +414,8 @@ fn apply_op(model: &mut Model, op: &Op) -> Result<Before> {
                 let _ = r.zero_();
             }
             Op::Noise(_, sigma, seed) => {
-                let n = seeded_normal(&r.size(), *seed as i64, 0) * *sigma;
+                // Viewed as the target: a single value is a 0-d tensor, the draw [1].
+                let n = seeded_normal(&r.size(), *seed as i64, 0).view(r.size().as_slice()) * *sigma;
                 let _ = r.g_add_(&n.to_device(r.device()).to_kind(r.kind()));
             }
             Op::Preset(_, p) => {
