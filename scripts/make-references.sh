@@ -16,4 +16,5 @@ target/debug/glassbox predict assets/samples/chelsea.png assets/samples/coffee.p
 .venv/bin/python scripts/attribution_refs.py tests/refs "$tmp/raw.safetensors"
 .venv/bin/python scripts/preprocess_refs.py tests/refs
 .venv/bin/python scripts/edit_refs.py tests/refs
+.venv/bin/python scripts/arch_refs.py tests/refs
 chmod 644 tests/refs/*.* tests/refs/preprocess/*

@@ -163,3 +163,96 @@ fn edited_lite0_logits_equal_pytorch_with_the_same_edits() {
         "the edits change the logits ({moved}), so the check means something"
     );
 }
+
+/// Every architecture against its reference implementation (scripts/arch_refs.py:
+/// torchvision, PyPI efficientnet-lite-pytorch, tiny-cnn written out in PyTorch), with the
+/// same synthetic weights (every weight, bias and batch-norm statistic from one formula) and
+/// the same synthetic input: equal key names and shapes, equal logits, equal top-1.
+fn logits_equal_reference(name: &str) {
+    use glassbox::engine::arch::Arch;
+    let refs = weights::load(&asset("tests/refs/arch-logits.safetensors")).unwrap();
+    let expected = refs
+        .get(name)
+        .unwrap_or_else(|| panic!("{name}: no reference logits; run `make refs`"));
+    let arch: Arch = name.parse().unwrap();
+    let m = synthetic_arch(arch);
+
+    // The same parameter and buffer keys with the same shapes: a missed batch-norm buffer
+    // or a misnamed layer fails here, before the logits say that something differs.
+    let mut vars: Vec<(String, Vec<i64>)> = m.vs.variables().into_iter().map(|(k, v)| (k, v.size())).collect();
+    vars.sort();
+    let lines: String = vars.iter().map(|(k, s)| format!("{k} {s:?}\n")).collect();
+    let keys: serde_json::Value = serde_json::from_str(&refs.metadata["keys"]).unwrap();
+    assert_eq!(
+        vars.len() as u64,
+        keys[name]["keys"].as_u64().unwrap(),
+        "{name}: number of state-dict keys"
+    );
+    assert_eq!(
+        sha256(lines.as_bytes()),
+        keys[name]["keys_sha256"].as_str().unwrap(),
+        "{name}: keys and shapes differ from the reference's (ours:\n{lines})"
+    );
+
+    let s = m.preprocess.size as i64;
+    let got = m.logits(&synthetic_input(s, arch.default_in_channels()));
+    assert_eq!(got.size(), expected.size(), "{name}: logits shape");
+    let diff = (&got - expected).abs().max().double_value(&[]);
+    let scale = expected.abs().max().double_value(&[]);
+    eprintln!("{name}: max |logit difference| {diff:.3e}, max |logit| {scale:.3}");
+    // Measured: 0, bit for bit (the same libtorch and kernels). What float32 may differ by
+    // (PyTorch's float32 against float64 logits) is at most 2e-6 of the largest logit. 0.05
+    // added to one element of one batch-norm variance moves the logits by 6e-5 to 1e-3 of it
+    // (5e-6 in ResNet-34, whose residual sum dwarfs one early channel), to one weight by 3e-4
+    // to 3e-3, and batch norms without their statistics (mean 0, variance 1) by 0.6 to 6.
+    assert!(
+        diff <= 2e-5 * scale.max(1.0),
+        "{name}: max |logit difference| {diff} (max |logit| {scale})"
+    );
+    assert_eq!(
+        Vec::<i64>::try_from(got.argmax(-1, false)).unwrap(),
+        Vec::<i64>::try_from(expected.argmax(-1, false)).unwrap(),
+        "{name}: top-1"
+    );
+}
+
+#[test]
+fn every_architecture_has_reference_logits() {
+    let refs = weights::load(&asset("tests/refs/arch-logits.safetensors")).unwrap();
+    let mut have: Vec<&str> = refs.tensors.iter().map(|(n, _)| n.as_str()).collect();
+    let mut want = glassbox::engine::arch::ARCH_NAMES.to_vec();
+    have.sort();
+    want.sort();
+    assert_eq!(have, want);
+}
+
+#[test]
+fn efficientnet_lites_logits_equal_pytorch() {
+    for n in ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] {
+        logits_equal_reference(n);
+    }
+}
+
+#[test]
+fn resnets_logits_equal_torchvision() {
+    for n in ["resnet18", "resnet34", "resnet50"] {
+        logits_equal_reference(n);
+    }
+}
+
+#[test]
+fn vggs_and_alexnet_logits_equal_torchvision() {
+    for n in ["vgg11", "vgg16", "alexnet"] {
+        logits_equal_reference(n);
+    }
+}
+
+#[test]
+fn mobilenet_v2_logits_equal_torchvision() {
+    logits_equal_reference("mobilenet_v2");
+}
+
+#[test]
+fn tiny_cnn_logits_equal_pytorch() {
+    logits_equal_reference("tiny-cnn");
+}
