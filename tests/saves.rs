@@ -81,6 +81,41 @@ fn kill_while_saving(variants: [Vec<String>; 2], out: &Path, kills: usize, seed:
     (old, new)
 }
 
+/// Kills each command of `variants` in turn while it is inside the write for sure: the
+/// test-only pause of `files::write_atomic` (bytes written and synced, not yet named) says
+/// so on stderr, and the kill comes then. Every such kill must leave the previous content
+/// and nothing else in the folder.
+fn kill_inside_the_write(variants: &[Vec<String>; 2], out: &Path, kills: usize) {
+    use std::io::{BufRead, BufReader};
+    let dir = out.parent().unwrap();
+    let before = std::fs::read(out).expect("a previous file to keep");
+    for k in 0..kills {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+            .args(&variants[k % 2])
+            .env(glassbox::engine::files::TEST_PAUSE_VAR, "600000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let paused = lines.any(|l| l.is_ok_and(|l| l.contains("test pause:") && l.contains("not yet renamed")));
+        let _ = child.kill(); // SIGKILL, inside the write
+        let status = child.wait().unwrap();
+        assert!(paused, "kill {k}: the save never reached its pause ({status})");
+        assert!(!status.success(), "kill {k}: the process finished before the kill");
+        assert_eq!(
+            std::fs::read(out).unwrap(),
+            before,
+            "kill {k} inside the write changed the file"
+        );
+        assert_eq!(
+            listing(dir),
+            [out.file_name().unwrap().to_string_lossy().into_owned()],
+            "kill {k} inside the write left other files"
+        );
+    }
+}
+
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
@@ -101,8 +136,10 @@ fn weights_being_saved_survive_a_kill() {
     let outdir = tmp();
     let out = outdir.path().join("imported.safetensors");
     let variant = |src: &Path| vec!["import".into(), s(src), "--out".into(), s(&out), "--force".into()];
-    let (old, new) = kill_while_saving([variant(&sources[0]), variant(&sources[1])], &out, 16, 7);
+    let variants = [variant(&sources[0]), variant(&sources[1])];
+    let (old, new) = kill_while_saving(variants.clone(), &out, 16, 7);
     eprintln!("weights: {old} kills left the previous file, {new} the new one");
+    kill_inside_the_write(&variants, &out, 4);
     // The survivor still opens as a model.
     let o = glassbox(&["layers", "--model", &s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -125,7 +162,9 @@ fn an_export_being_written_survives_a_kill() {
             s(&out),
         ]
     };
-    let (old, new) = kill_while_saving([variant("gradient"), variant("occlusion")], &out, 16, 11);
+    let variants = [variant("gradient"), variant("occlusion")];
+    let (old, new) = kill_while_saving(variants.clone(), &out, 16, 11);
     eprintln!("export: {old} kills left the previous file, {new} the new one");
+    kill_inside_the_write(&variants, &out, 4);
     image::open(&out).expect("the surviving export is a complete PNG");
 }

@@ -96,6 +96,20 @@ fn link_unnamed(file: &File, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The environment variable of the test-only pause in [`write_atomic`].
+pub const TEST_PAUSE_VAR: &str = "GLASSBOX_TEST_SAVE_PAUSE_MS";
+
+/// A test hook (tests/saves.rs), off unless [`TEST_PAUSE_VAR`] is set: once a save's bytes
+/// are written and synced but before they get a name, it says so on stderr and waits that
+/// many milliseconds, so that a test can kill the process there, inside the write, for sure.
+fn test_pause(path: &Path) {
+    let Some(ms) = std::env::var(TEST_PAUSE_VAR).ok().and_then(|v| v.parse::<u64>().ok()) else {
+        return;
+    };
+    eprintln!("glassbox: test pause: {} written, not yet renamed", path.display());
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
 /// Writes a file atomically (see the module comment). The file keeps the permissions of
 /// the one it replaces.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -123,6 +137,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(mut f) => {
             f.write_all(bytes).map_err(|e| Error::io(path, e))?;
             f.sync_all().map_err(|e| Error::io(path, e))?;
+            test_pause(path);
             let _ = f.set_permissions(std::fs::Permissions::from_mode(mode));
             link_unnamed(&f, &hidden).map_err(|e| Error::io(path, e))?;
         }
@@ -135,6 +150,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
                 .map_err(|e| Error::io(dir, e))?;
             f.write_all(bytes).map_err(|e| Error::io(path, e))?;
             f.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+            test_pause(path);
             let _ = f.as_file().set_permissions(std::fs::Permissions::from_mode(mode));
             f.persist(&hidden).map_err(|e| Error::io(path, e.error))?;
         }
