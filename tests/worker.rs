@@ -302,15 +302,69 @@ fn training_through_the_engine_reports_changes_its_rate_cancels_and_keeps_or_dis
         ..Config::default()
     };
     let source = DataSource::Dataset(DatasetName::Mnist);
-    // A run whose learning rate changes on the way: the record says from when.
+    // A run whose learning rate changes on the way, not before it starts: on its first
+    // step the test pauses it, sets the new rate while it waits mid-run, and resumes it.
+    // The steps before use the old rate, the ones after the new, and the record says
+    // from which step.
     let control = Arc::new(Control::default());
-    control.set_lr(0.0005).unwrap();
     let id = e.send(Request::Train(TrainRequest::Start {
         source: source.clone(),
         config: cfg.clone(),
         control: control.clone(),
     }));
-    let seen = wait_for(&e, id);
+    let mut seen = Vec::new();
+    let mut last_step = None;
+    let mut changed_after: Option<(usize, usize)> = None;
+    loop {
+        let r = e.recv_timeout(Duration::from_secs(300)).expect("the engine answers");
+        match &r {
+            Response::Training {
+                event: Event::Step { epoch, step, .. },
+                ..
+            } => {
+                last_step = Some((*epoch, *step));
+                if changed_after.is_none() && !control.paused() {
+                    control.pause(true);
+                }
+            }
+            Response::Training {
+                event: Event::Paused, ..
+            } if changed_after.is_none() => {
+                control.set_lr(0.0005).unwrap();
+                changed_after = last_step;
+                control.pause(false);
+            }
+            _ => {}
+        }
+        let done = r.id() == id && r.is_final();
+        seen.push(r);
+        if done {
+            break;
+        }
+    }
+    let (seen_epoch, seen_step) = changed_after.expect("the run paused mid-run, after a step");
+    let rates: Vec<(usize, usize, f64)> = seen
+        .iter()
+        .filter_map(|r| match r {
+            Response::Training {
+                event: Event::Step { epoch, step, lr, .. },
+                ..
+            } => Some((*epoch, *step, *lr)),
+            _ => None,
+        })
+        .collect();
+    let first_new = rates
+        .iter()
+        .position(|&(_, _, lr)| lr == 0.0005)
+        .expect("some step ran at the new rate");
+    assert!(first_new > 0, "the first steps ran at the old rate: {rates:?}");
+    assert!(rates[..first_new].iter().all(|&(_, _, lr)| lr == cfg.lr), "{rates:?}");
+    assert!(rates[first_new..].iter().all(|&(_, _, lr)| lr == 0.0005), "{rates:?}");
+    let (e1, s1, _) = rates[first_new];
+    assert!(
+        (e1, s1) > (seen_epoch, seen_step),
+        "the new rate applies after the step it was set at: ({e1}, {s1}) vs ({seen_epoch}, {seen_step})"
+    );
     let epochs = seen
         .iter()
         .filter(|r| {
@@ -331,7 +385,8 @@ fn training_through_the_engine_reports_changes_its_rate_cancels_and_keeps_or_dis
         panic!("{:?}", seen.last())
     };
     assert_eq!(timeline, &[0, 1, 2]);
-    assert!(summary.record["glassbox.train.lr_changes"].contains("0.0005 from epoch 1 step 1"));
+    let changes = &summary.record["glassbox.train.lr_changes"];
+    assert_eq!(changes, &format!("[\"0.0005 from epoch {e1} step {s1}\"]"), "{changes}");
     // Edits wait for the candidate to be kept or discarded.
     let edit = e.send(Request::Edit(glassbox::engine::worker::EditRequest::Undo));
     assert!(
