@@ -225,8 +225,18 @@ fn sanity_prints_a_correlation_per_step_and_a_verdict() {
         ["fc2", "fc1", "bn2", "conv2", "bn1", "conv1"],
         "top layer first"
     );
-    assert!(steps.iter().all(|s| s["spearman"].as_f64().unwrap().abs() <= 1.0));
-    assert!(v["verdict"].as_str().unwrap().contains("rank correlation"));
+    let rho: Vec<f64> = steps.iter().map(|s| s["spearman"].as_f64().unwrap()).collect();
+    // Grad-CAM depends on what the model learned: randomising even the top layer alone
+    // leaves little of the map's ranking (measured -0.13 to -0.32 at every step).
+    assert!(rho.iter().all(|r| r.is_finite() && r.abs() < 0.5), "{rho:?}");
+    // The verdict follows the last step (every layer random) and quotes it.
+    let last = *rho.last().unwrap();
+    assert_eq!(v["passed"], last.abs() < 0.5);
+    let verdict = v["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("passes") && verdict.contains(&format!("{last:.2}")),
+        "{verdict}"
+    );
     // The maps side by side: the trained model's and one per step, 4 pixels apart.
     let dir = tmp();
     let strip = dir.path().join("strip.png");
@@ -276,16 +286,33 @@ fn activations_and_filters_grids() {
     assert_clean_error(&o, &["`_fc`", "not channels"]);
 
     let f = dir.path().join("f.png");
+    let lite0 = glassbox::engine::model::Model::open("efficientnet-lite0", None, tch::Device::Cpu).unwrap();
     for layer in ["_conv_stem", "_blocks.3._depthwise_conv", "_blocks.3._project_conv"] {
         let o = glassbox(&["filters", "--layer", layer, "--out", path_str(&f)]);
         assert!(o.status.success(), "{layer}: {}", stderr(&o));
+        // The layout's size, and every clear weight's sign in its cell.
         let img = image::open(&f).unwrap().to_rgb8();
-        // Real content: more than two distinct colours.
-        let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
-        colours.sort();
-        colours.dedup();
-        assert!(colours.len() > 10, "{layer}: {} colours", colours.len());
+        let w = lite0.vs.variables()[&format!("{layer}.weight")].shallow_clone();
+        assert_filters_show(&img, &w, glassbox::engine::defaults::FILTER_TILES as i64, true);
     }
+    // A deeper 3x3 kernel, one tile per input channel (the small CNN's second convolution),
+    // and at most 40 tiles.
+    let o = glassbox(&[
+        "filters",
+        "--model",
+        "mnist",
+        "--layer",
+        "conv2",
+        "--per-input",
+        "--max-tiles",
+        "40",
+        "--out",
+        path_str(&f),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mnist = glassbox::engine::model::Model::open("mnist", None, tch::Device::Cpu).unwrap();
+    let w = mnist.vs.variables()["conv2.weight"].shallow_clone();
+    assert_filters_show(&image::open(&f).unwrap().to_rgb8(), &w, 40, false);
     let o = glassbox(&["filters", "--layer", "_bn0", "--out", path_str(&f)]);
     assert_clean_error(&o, &["not a convolution", "_conv_stem"]);
 }
