@@ -13,6 +13,7 @@ use egui_kittest::{Harness, SnapshotOptions};
 use glassbox::app::bench::DroppedPath;
 use glassbox::app::{Command, GlassboxApp, Options};
 use glassbox::engine::explain::Method;
+use glassbox::engine::model::Model;
 
 fn app() -> Harness<'static, GlassboxApp> {
     app_sized(1600.0, 1000.0)
@@ -247,19 +248,55 @@ fn steady_frames_upload_no_textures_and_exports_write_files() {
         let p = dir.path().join(name);
         s.state.export(what, &p).unwrap();
         // Each file shows what its view shows.
+        let view = s.state.input.as_ref().unwrap().view.to_rgb8();
         match what {
-            ExportWhat::Input | ExportWhat::Overlay(_) => {
-                assert_picture(&p, 224, 224, 1000);
+            ExportWhat::Input => {
+                // The model's own view of the photo, pixel for pixel: made here again.
+                let m = Model::open("efficientnet-lite0", None, tch::Device::Cpu).unwrap();
+                let want = m
+                    .preprocess
+                    .view(&image::open(asset("assets/samples/chelsea.png")).unwrap());
+                assert_eq!(assert_picture(&p, 224, 224, 1000), want.to_rgb8(), "{name}");
+            }
+            ExportWhat::Overlay(_) => {
+                // The map over the photo: changed from it, and the photo shows through.
+                let img = assert_picture(&p, 224, 224, 1000);
+                let (mean, _) = difference(&img, &view);
+                assert!(mean > 10.0, "{name}: {mean} from the photo");
+                let r = correlation(&luminance(&img), &luminance(&view));
+                assert!(r > 0.3, "{name}: the photo shows through, r = {r}");
             }
             ExportWhat::Activations => {
                 let ch = s.state.channels.as_ref().unwrap();
                 assert_grid(&assert_picture(&p, 0, 0, 50), ch.c, ch.h, ch.w);
             }
             ExportWhat::Channel => {
-                assert_picture(&p, 224, 224, 100);
+                // The channel over the photo: changed most where the channel is strongest.
+                let img = assert_picture(&p, 224, 224, 100);
+                let ch = s.state.channels.as_ref().unwrap();
+                let c = s.state.channel.as_ref().unwrap().channel;
+                let (_, per) = difference(&img, &view);
+                let (mut values, mut changes) = (Vec::new(), Vec::new());
+                for y in 0..ch.h {
+                    for x in 0..ch.w {
+                        values.push(ch.data[(c * ch.h + y) * ch.w + x] as f64);
+                        let (px, py) = ((x * 224 + 112) / ch.w, (y * 224 + 112) / ch.h);
+                        changes.push(per[py * 224 + px]);
+                    }
+                }
+                let r = correlation(&values, &changes);
+                assert!(r > 0.6, "{name}: change against the channel's values, r = {r}");
             }
-            ExportWhat::Filters | ExportWhat::FaithfulnessChart(_) => {
-                assert_picture(&p, 0, 0, 10);
+            ExportWhat::Filters => {
+                let (conv, _, _) = s.state.filters.as_ref().unwrap();
+                let m = Model::open("efficientnet-lite0", None, tch::Device::Cpu).unwrap();
+                let w = m.vs.variables()[&format!("{conv}.weight")].shallow_clone();
+                let img = image::open(&p).unwrap().to_rgb8();
+                let tiles = glassbox::engine::defaults::FILTER_TILES as i64;
+                assert_filters_show(&img, &w, tiles, !s.state.settings.per_input);
+            }
+            ExportWhat::FaithfulnessChart(_) => {
+                assert_faithfulness_chart(&image::open(&p).unwrap().to_rgb8());
             }
             ExportWhat::PredictionChart => {
                 let svg = std::fs::read_to_string(&p).unwrap();
@@ -1604,16 +1641,9 @@ fn a_clicked_value_is_computed_in_the_open_and_the_arrow_keys_move_it() {
                     .label()
                     .is_some_and(|l| l.starts_with("The channel, large"))
         })
-        .map(|n| n.rect());
-    match big {
-        Some(r) => click_at(&mut h, r.center()),
-        None => h.state_mut().apply(Command::RequestField {
-            layer: "relu1".into(),
-            channel: Some(c),
-            y: 14,
-            x: 14,
-        }),
-    }
+        .map(|n| n.rect())
+        .expect("the channel, large, is shown as an image to click (a missing widget fails the test)");
+    click_at(&mut h, big.center());
     h.step();
     settle(&mut h, "the value in the open", |a| {
         a.state.unfolded.is_some() && !a.busy()
