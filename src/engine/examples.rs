@@ -35,19 +35,13 @@ pub struct Example {
     pub file: Option<std::path::PathBuf>,
 }
 
-/// The output of `layer` for a batch of u8 images, without gradients.
+/// The output of `layer` for a batch of u8 images, without gradients, from a forward that
+/// ends at the layer.
 fn layer_output(model: &Model, images: &Tensor, layer: &str) -> Result<Tensor> {
     let x = finetune::normalise(model, images);
-    let mut got = None;
-    let _ = tch::no_grad(|| {
-        model.forward_hooked(&x, false, &mut |name, _, t| {
-            if name == layer {
-                got = Some(t.shallow_clone());
-            }
-            t
-        })
-    });
-    got.ok_or_else(|| super::inspect::unknown_layer(model, layer))
+    model
+        .layer_output(&x, layer)
+        .ok_or_else(|| super::inspect::unknown_layer(model, layer))
 }
 
 /// The mean activation of every channel of `layer` for every image of `source`, in batches

@@ -53,6 +53,10 @@ pub struct Fwd<'h> {
     /// Training from this layer on (fine-tuning from a block): the layers before it run as
     /// at inference (batch norm with its running statistics), the rest in training mode.
     train_from: Option<String>,
+    /// An inference forward that ends after this layer: once it is out, every later layer
+    /// passes its input on without computing (`Model::layer_output`).
+    stop_after: Option<String>,
+    stopped: bool,
     hook: &'h mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
 }
 
@@ -62,6 +66,8 @@ impl<'h> Fwd<'h> {
             train,
             train_from: None,
             conv_input: None,
+            stop_after: None,
+            stopped: false,
             hook,
         }
     }
@@ -78,6 +84,8 @@ impl<'h> Fwd<'h> {
             train: false,
             train_from: Some(from.to_owned()),
             conv_input: None,
+            stop_after: None,
+            stopped: false,
             hook,
         }
     }
@@ -92,8 +100,36 @@ impl<'h> Fwd<'h> {
         }
         self.train
     }
+    /// The same, ending after layer `name`: the layers after it compute nothing.
+    pub fn stopping_after(mut self, name: &str) -> Self {
+        self.stop_after = Some(name.to_owned());
+        self
+    }
+
+    /// Whether the layer to stop after is out: a layer then passes its input on.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// A residual connection, `y + skip`; once stopped, `y` alone (the two sides may
+    /// differ in shape then: the layers that would have matched them computed nothing).
+    pub fn residual(&self, y: &Tensor, skip: &Tensor) -> Tensor {
+        if self.stopped {
+            y.shallow_clone()
+        } else {
+            y + skip
+        }
+    }
+
     pub fn emit(&mut self, name: &str, kind: LayerKind, t: Tensor) -> Tensor {
-        (self.hook)(name, kind, t)
+        if self.stopped {
+            return t;
+        }
+        let t = (self.hook)(name, kind, t);
+        if self.stop_after.as_deref() == Some(name) {
+            self.stopped = true;
+        }
+        t
     }
 }
 
@@ -161,6 +197,9 @@ impl Conv {
     }
 
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        if f.stopped() {
+            return x.shallow_clone();
+        }
         if let Some(hook) = f.conv_input.as_mut() {
             let (pad_top, pad_left) = match self.same {
                 Some((k, s)) => {
@@ -218,6 +257,9 @@ impl Bn {
         }
     }
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        if f.stopped() {
+            return x.shallow_clone();
+        }
         let y = x.apply_t(&self.bn, f.training(&self.name));
         f.emit(&self.name, LayerKind::BatchNorm, y)
     }
@@ -240,6 +282,9 @@ impl Act {
         Act { name: name.into(), f }
     }
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        if f.stopped() {
+            return x.shallow_clone();
+        }
         let y = match self.f {
             ActFn::Relu => x.relu(),
             // at::relu6 = hardtanh(0, 6), as nn.ReLU6: no gradient at exactly 0 or 6.
@@ -263,6 +308,9 @@ impl Linear {
         }
     }
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
+        if f.stopped() {
+            return x.shallow_clone();
+        }
         let y = x.apply(&self.lin);
         f.emit(&self.name, LayerKind::Linear, y)
     }

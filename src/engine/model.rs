@@ -357,7 +357,7 @@ impl Model {
         train: bool,
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
     ) -> Tensor {
-        self.forward_with(x, train, None, hook, None)
+        self.forward_with(x, train, None, None, hook, None)
     }
 
     /// An inference forward that also shows every convolution's input and geometry.
@@ -367,13 +367,28 @@ impl Model {
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
         conv_input: &mut dyn FnMut(&str, &Tensor, super::layers::Geometry),
     ) -> Tensor {
-        tch::no_grad(|| self.forward_with(x, false, None, hook, Some(conv_input)))
+        tch::no_grad(|| self.forward_with(x, false, None, None, hook, Some(conv_input)))
     }
 
     /// A training forward in which only `from` and the layers after it train (batch norm
     /// before it keeps its running statistics); `None`: every layer trains.
     pub fn forward_train(&self, x: &Tensor, from: Option<&str>) -> Tensor {
-        self.forward_with(x, true, from, &mut |_, _, t| t, None)
+        self.forward_with(x, true, from, None, &mut |_, _, t| t, None)
+    }
+
+    /// The output of `layer` (None for no such layer) from an inference forward that ends
+    /// there: the layers after it compute nothing, so a layer half-way costs about half a
+    /// forward (dataset examples).
+    pub fn layer_output(&self, x: &Tensor, layer: &str) -> Option<Tensor> {
+        let mut got = None;
+        let mut keep = |name: &str, _: LayerKind, t: Tensor| {
+            if name == layer {
+                got = Some(t.shallow_clone());
+            }
+            t
+        };
+        let _ = tch::no_grad(|| self.forward_with(x, false, None, Some(layer), &mut keep, None));
+        got
     }
 
     fn forward_with(
@@ -381,6 +396,7 @@ impl Model {
         x: &Tensor,
         train: bool,
         from: Option<&str>,
+        stop_after: Option<&str>,
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
         conv_input: Option<super::layers::ConvInputHook<'_>>,
     ) -> Tensor {
@@ -392,6 +408,9 @@ impl Model {
             };
             if let Some(c) = conv_input.take() {
                 f = f.with_conv_input(c);
+            }
+            if let Some(l) = stop_after {
+                f = f.stopping_after(l);
             }
             self.net.forward(&x.to_device(self.device()), &mut f)
         };
@@ -654,6 +673,37 @@ fn labels_for(metadata: &BTreeMap<String, String>, classes: i64, sidecar: Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forward_that_stops_at_a_layer_gives_that_layers_output() {
+        for arch in [
+            Arch::EfficientNetLite(0),
+            Arch::ResNet(18),
+            Arch::ResNet(50),
+            Arch::Vgg(11),
+            Arch::AlexNet,
+            Arch::MobileNetV2,
+            Arch::TinyCnn,
+        ] {
+            tch::manual_seed(3);
+            let m = Model::new_random(arch, 10, if arch == Arch::TinyCnn { 1 } else { 3 }, Device::Cpu);
+            let side = if arch == Arch::TinyCnn { 28 } else { 96 };
+            let x = Tensor::randn(
+                [2, m.preprocess.channels(), side, side],
+                (tch::Kind::Float, Device::Cpu),
+            );
+            let (_, traced) = tch::no_grad(|| m.trace(&x));
+            // The first layer, one in the middle, and the last.
+            for k in [0, traced.len() / 2, traced.len() - 1] {
+                let t = &traced[k];
+                let got = m.layer_output(&x, &t.name).unwrap();
+                assert_eq!(got.size(), t.output.size(), "{arch:?} {}", t.name);
+                let diff = (&got - &t.output).abs().max().double_value(&[]);
+                assert!(diff == 0.0, "{arch:?} {}: {diff}", t.name);
+            }
+            assert!(m.layer_output(&x, "no-such-layer").is_none());
+        }
+    }
 
     #[test]
     fn labels_must_match_the_class_count() {

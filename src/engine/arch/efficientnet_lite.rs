@@ -158,7 +158,7 @@ impl Net for EfficientNetLite {
             y = b.project.fwd(&y, f);
             y = b.bn2.fwd(&y, f);
             if b.residual {
-                y = &y + &input; // not in place: the traced `_bn2` output shares y
+                y = f.residual(&y, &input); // not in place: the traced `_bn2` output shares y
             }
             x = f.emit(&b.name, LayerKind::Block, y);
         }

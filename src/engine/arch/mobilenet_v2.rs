@@ -136,7 +136,7 @@ impl Net for MobileNetV2 {
             y = b.project.fwd(&y, f);
             y = b.bn.fwd(&y, f);
             if b.residual {
-                y = &y + &x; // not in place: the traced BN output shares y
+                y = f.residual(&y, &x); // not in place: the traced BN output shares y
             }
             x = f.emit(&b.name, LayerKind::Block, y);
         }

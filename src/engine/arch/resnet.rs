@@ -173,7 +173,8 @@ impl Net for ResNet {
                 }
                 None => x,
             };
-            let y = b.acts[last].fwd(&(y + identity), f);
+            let y = f.residual(&y, &identity);
+            let y = b.acts[last].fwd(&y, f);
             x = f.emit(&b.name, LayerKind::Block, y);
         }
         let x = f
