@@ -3,8 +3,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/glassbox
 SAMPLES := assets/samples/chelsea.png assets/samples/coffee.png
+SOAK_CYCLES ?= 60
+# The engine's numeric core, for `make mutants` (see TESTING.md).
+MUTANT_FILES := src/engine/metrics.rs src/engine/edit.rs src/engine/evaluate.rs src/engine/preprocess.rs \
+	src/engine/convolution.rs src/engine/render.rs src/engine/finetune.rs
 
-.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots fuzz fuzz-corpus
+.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots fuzz fuzz-corpus mutants
 
 setup:
 	@bash scripts/setup.sh
@@ -31,16 +35,25 @@ bench: setup
 	target/release/glassbox bench --examples 1000
 	@echo "draw a digit: a stroke on the MNIST model's canvas to all views:"
 	target/release/glassbox bench --draw 200
-	@echo "live editing: an edit to all views beside forward+backward, and an undo:"
-	target/release/glassbox bench --edits assets/samples/chelsea.png
+	@echo "live editing: an edit in the app to every view it refreshes beside the same requests on the engine, and an undo:"
+	target/release/glassbox bench --edits assets/samples/chelsea.png --runs 10
 	@echo "retraining: head only at 5/20/50 digits per class, imprinting, whole-network throughput:"
 	target/release/glassbox bench --finetune $$(mktemp -d) --photos $(SAMPLES)
-	@echo "a long session: 10,000 predictions through the engine thread, resident memory:"
-	target/release/glassbox bench --soak 10000 --soak-images $(SAMPLES)
+	@echo "a long session: cycles of every kind of request the app sends; fails if resident memory grows 5 % or more:"
+	target/release/glassbox bench --soak $(SOAK_CYCLES) --soak-images $(SAMPLES)
 
 # Every fuzz target for FUZZ_SECONDS (default 60) each; crashes are kept in tests/fuzz/.
 fuzz: setup
 	bash scripts/fuzz.sh
+
+# Mutation testing of the engine's numeric core with cargo-mutants (slow: hours on two
+# cores; not in CI). In finetune.rs only the imprinting and head functions are mutated.
+# The tests it runs: the unit tests and the integration tests of those parts.
+mutants: setup
+	command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants@27.1.0
+	$(CARGO) mutants $(addprefix --file ,$(MUTANT_FILES)) \
+		--re 'metrics|edit|evaluate|preprocess|convolution|render|finetune::(imprint|head|normalise|features)' \
+		--output target/mutants -- --lib --test edit --test edit_values --test finetune --test attributions --test explain_cli --test reference
 
 # Re-create the committed fuzz corpus (seeds and hostile files; needs Pillow, see the script).
 fuzz-corpus:

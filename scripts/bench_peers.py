@@ -19,10 +19,15 @@ from attribution_refs import GuidedBackpropReLU6, lite0  # noqa: E402
 
 threads, runs, raw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 torch.set_num_threads(threads)
-x = load_file(raw)["input"][:1].float().contiguous()
+saved = load_file(raw)
+x = saved["input"][:1].float().contiguous()
 model, layer = lite0()
 with torch.no_grad():
-    target = int(model(x).argmax())
+    logits = model(x)
+    target = int(logits.argmax())
+# The same network before timing it: its logits equal Glassbox's on the same input.
+diff = (logits - saved["logits"][:1].float()).abs().max().item()
+assert diff <= 1e-3, f"the reference Lite0 differs from Glassbox's: max |logit difference| {diff}"
 
 
 def median_ms(fn, n):
@@ -59,4 +64,4 @@ for name, cls in [("grad-cam", GradCAM), ("grad-cam++", GradCAMPlusPlus)]:
 cam = ScoreCAM(model=model, target_layers=[layer])
 cam.batch_size = 64
 r["score-cam"] = median_ms(lambda: cam(input_tensor=x, targets=tgt), 1)
-print(json.dumps({"threads": threads, "times_ms": r}))
+print(json.dumps({"threads": threads, "logit_max_diff": diff, "times_ms": r}))

@@ -202,3 +202,115 @@ pub fn draw(strokes: usize, device: crate::engine::Device) -> Result<DrawBench> 
         device: dev,
     })
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EditBench {
+    pub model: String,
+    pub edits: usize,
+    /// From the edit command to every view it refreshes (prediction, every open map with
+    /// its deletion and insertion curves, the channel grid, the channel's kernel, the
+    /// filters), through the headless app: median over `edits`.
+    pub app_edit_to_views_ms: f64,
+    /// The same requests the app sent and took answers for, run one after the other
+    /// directly on the engine's handlers (`worker::Direct`): median.
+    pub bound_ms: f64,
+    pub ratio: f64,
+    /// What each edit's views were: the kinds of the requests replayed, with counts.
+    pub views: Vec<String>,
+    pub device: String,
+}
+
+/// An edit in the app, as a user makes it with the views open (two maps with their curves,
+/// a channel with its kernel, the filters of the stem): the time from the edit command to
+/// every view refreshed, beside the same requests run directly on the engine.
+pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result<EditBench> {
+    use crate::engine::edit::{Op, Target};
+    use crate::engine::worker::{Direct, EditRequest, ImageSource, Request};
+    let model = "efficientnet-lite0";
+    let mut h = Headless::start(model, Some(image.to_path_buf()), device)?;
+    let ready = |a: &GlassboxApp| a.state.views_ready() && !a.busy();
+    if !h.app.state.errors.is_empty() {
+        bail!("{}", h.app.state.errors.join("; "));
+    }
+    let stem = h
+        .app
+        .state
+        .model
+        .as_ref()
+        .and_then(|m| m.convs.first().cloned())
+        .ok_or_else(|| anyhow::anyhow!("the model has no convolution"))?;
+    h.app.apply(Command::AddSlot(Method::Gradient));
+    h.app.apply(Command::SetFilterConv(stem.clone()));
+    h.until("two maps and the filters", ready)?;
+    h.app.apply(Command::SelectChannel { channel: 0, at: None });
+    h.until("a channel and its kernel", ready)?;
+    if h.app.state.channel.is_none() || h.app.state.slots.len() < 2 {
+        bail!("the views to refresh did not open: {}", h.app.describe_work());
+    }
+    let mut app_ms = Vec::new();
+    let mut replays = Vec::new();
+    for k in 0..runs.max(1) {
+        h.app.answered.clear();
+        let op = Op::Scale(
+            Target {
+                param: format!("{stem}.weight"),
+                index: vec![k as i64 % 8],
+            },
+            0.5,
+        );
+        let t0 = Instant::now();
+        h.app.apply(Command::Edit(EditRequest::Apply(op)));
+        h.until("the edit's views", ready)?;
+        app_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        if !h.app.state.errors.is_empty() {
+            bail!("{}", h.app.state.errors.join("; "));
+        }
+        replays.push(std::mem::take(&mut h.app.answered));
+    }
+    let dev = h.app.state.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();
+    drop(h);
+    let mut views: Vec<String> = Vec::new();
+    for r in &replays[0] {
+        let kind = format!("{r:?}")
+            .split([' ', '(', '{'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        views.push(kind);
+    }
+    let mut counted: Vec<String> = Vec::new();
+    for v in &views {
+        if !counted.iter().any(|c| c.starts_with(&format!("{v} x"))) {
+            counted.push(format!("{v} x{}", views.iter().filter(|w| *w == v).count()));
+        }
+    }
+    // The bound: the engine's handlers in this thread, on the same model and image, each
+    // edit's requests in the order the app's answers came.
+    let mut d = Direct::new(device);
+    d.run(Request::OpenModel {
+        model: ModelSource::Builtin(model.into()),
+        arch: None,
+    })?;
+    d.run(Request::SetImage {
+        source: ImageSource::File(image.to_path_buf()),
+    })?;
+    let mut bound = Vec::new();
+    for reqs in replays {
+        let t0 = Instant::now();
+        for r in reqs {
+            d.run(r)?;
+        }
+        bound.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let app_median = median(&mut app_ms);
+    let bound_median = median(&mut bound);
+    Ok(EditBench {
+        model: model.into(),
+        edits: app_ms.len(),
+        app_edit_to_views_ms: app_median,
+        bound_ms: bound_median,
+        ratio: app_median / bound_median,
+        views: counted,
+        device: dev,
+    })
+}

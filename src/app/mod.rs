@@ -27,7 +27,7 @@ pub use state::{ExportWhat, Settings, Slot, State, MAX_SLOTS};
 
 use crate::engine::arch::Arch;
 use crate::engine::model::ModelSource;
-use crate::engine::worker::{Engine, ImageSource};
+use crate::engine::worker::{Engine, ImageSource, Request};
 use crate::engine::Device;
 use textures::Textures;
 
@@ -103,6 +103,11 @@ pub struct GlassboxApp {
     pub all_views_after: Option<Duration>,
     tour: Option<tour::Tour>,
     timings: bool,
+    /// With `timings`: the requests sent and not yet answered, by id.
+    sent: HashMap<u64, Request>,
+    /// With `timings`: the requests whose answers the app took, in the order they came
+    /// (`glassbox bench` runs the same ones directly on the engine for its bound).
+    pub answered: Vec<Request>,
     /// The presentation look in force (it is set when the mode changes).
     presented: bool,
     /// A lesson step's layer, filter and target, put in place once its model and image
@@ -146,6 +151,8 @@ impl GlassboxApp {
             all_views_after: None,
             tour: opts.screenshots.map(tour::Tour::new),
             timings: opts.timings,
+            sent: HashMap::new(),
+            answered: Vec::new(),
             presented: false,
             lesson_deferred: None,
         };

@@ -349,6 +349,7 @@ impl GlassboxApp {
                     lesson,
                     step: 0,
                     answer_shown: false,
+                    model: None,
                 });
                 self.lesson_step();
             }
@@ -357,21 +358,31 @@ impl GlassboxApp {
     }
 
     /// Puts the current lesson step in place: the model and image it names (opened if they
-    /// differ), its methods, its view alone, the Retrain settings; its layer, filter and
-    /// target once the model and image are there.
+    /// differ, unless the lesson's own training changed that model: see `LessonModel`), its
+    /// methods, its view alone, the Retrain settings; its layer, filter and target once the
+    /// model and image are there.
     fn lesson_step(&mut self) {
         let Some(run) = &self.state.lesson else { return };
         let l = run.lesson.clone();
         let k = run.step;
         let step = l.steps[k].clone();
+        let placed = run.model.clone();
         if let Some(name) = l.model_at(k) {
             let src = if crate::engine::model::BUILTINS.contains(&name.as_str()) {
                 ModelSource::Builtin(name)
             } else {
                 ModelSource::File(l.path(&name))
             };
-            if self.state.settings.model != src {
-                self.open_model(src, None);
+            let current = self.state.settings.model.clone();
+            let changed_here = placed.is_some_and(|m| m.named == src && m.now == current);
+            let now = if current == src || changed_here {
+                current
+            } else {
+                self.open_model(src.clone(), None);
+                src.clone()
+            };
+            if let Some(run) = self.state.lesson.as_mut() {
+                run.model = Some(super::state::LessonModel { named: src, now });
             }
         }
         if let Some(img) = &step.image {
@@ -447,7 +458,11 @@ impl GlassboxApp {
         let Some(step) = self.lesson_deferred.take() else {
             return;
         };
-        if let Some(l) = step.layer {
+        // A layer already shown stays as it is, with the channel the student chose there.
+        let st = &self.state;
+        let shown =
+            |l: &String| st.settings.layer.as_ref() == Some(l) && st.channels.as_ref().is_some_and(|c| c.layer == *l);
+        if let Some(l) = step.layer.filter(|l| !shown(l)) {
             self.set_layer(l);
         }
         if let Some(f) = step.filter {
@@ -455,6 +470,17 @@ impl GlassboxApp {
         }
         if let Some(t) = step.target {
             self.apply(Command::SetTarget(Some(t)));
+        }
+    }
+
+    /// Training replaced the model in place (a candidate, the kept or the discarded one): if it
+    /// was the lesson's model, the lesson's model is now the new one (see `LessonModel`).
+    fn lesson_model_follows(&mut self, new: &ModelSource) {
+        let current = &self.state.settings.model;
+        if let Some(m) = self.state.lesson.as_mut().and_then(|r| r.model.as_mut()) {
+            if m.now == *current {
+                m.now = new.clone();
+            }
         }
     }
 
@@ -470,7 +496,11 @@ impl GlassboxApp {
     }
 
     fn send(&mut self, job: Job, req: Request) -> u64 {
+        let copy = self.timings.then(|| req.clone());
         let id = self.engine.send(req);
+        if let Some(req) = copy {
+            self.sent.insert(id, req);
+        }
         // A newer request of the same job supersedes the older one.
         self.pending.retain(|_, j| *j != job);
         self.pending.insert(id, job);
@@ -856,7 +886,13 @@ impl GlassboxApp {
     fn respond(&mut self, r: Response) {
         let id = r.id();
         let job = if r.is_final() {
-            self.pending.remove(&id)
+            let job = self.pending.remove(&id);
+            if let Some(req) = self.sent.remove(&id) {
+                if job.is_some() && !matches!(r, Response::Failed { .. } | Response::Cancelled { .. }) {
+                    self.answered.push(req);
+                }
+            }
+            job
         } else {
             self.pending.get(&id).copied()
         };
@@ -1103,6 +1139,7 @@ impl GlassboxApp {
                     timeline,
                     probe,
                 });
+                self.lesson_model_follows(&info.source);
                 self.on_model(info);
             }
             Response::Scrubbed { .. } => self.refresh_views(),
@@ -1168,6 +1205,7 @@ impl GlassboxApp {
                 } else {
                     "discarded the retrained model: the model before training is back".into()
                 });
+                self.lesson_model_follows(&info.source);
                 self.on_model(info);
             }
             Response::Cancelled { .. } => {

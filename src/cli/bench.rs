@@ -24,13 +24,15 @@ pub struct BenchArgs {
     /// building (median, p99) and drop-to-all-views beside decode+forward+backward.
     #[arg(long, num_args = 1..)]
     pub ui: Vec<PathBuf>,
-    /// Time live editing instead, on this image: an edit and every view it refreshes beside
-    /// forward+backward, and the undo of an edit to the largest parameter.
+    /// Time live editing instead, on this image: an edit in the headless app to every view
+    /// it refreshes beside the same requests run directly on the engine; the engine alone
+    /// beside forward+backward; and the undo of an edit to the largest parameter.
     #[arg(long)]
     pub edits: Option<PathBuf>,
-    /// Hold a long session instead: this many predictions through the engine thread,
-    /// alternating the images given with --soak-images, reporting resident memory.
-    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(10..=10_000_000))]
+    /// Hold a long session instead: this many cycles of every kind of request the app
+    /// sends, through the engine thread, alternating the images given with --soak-images;
+    /// fails (exit 1) when resident memory grows 5 % or more after the warm-up.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(2..=1_000_000))]
     pub soak: Option<usize>,
     #[arg(long, num_args = 1.., requires = "soak")]
     pub soak_images: Vec<PathBuf>,
@@ -41,6 +43,10 @@ pub struct BenchArgs {
     pub finetune: Option<PathBuf>,
     #[arg(long, num_args = 1.., requires = "finetune")]
     pub photos: Vec<PathBuf>,
+    /// With --finetune: the smallest sizes that run every part (a check that the benchmark
+    /// works, not figures to quote).
+    #[arg(long, requires = "finetune")]
+    pub smallest: bool,
     /// Time dataset examples instead: every channel's activation of the default layer over
     /// this many MNIST digits (a tenth of each class), beside the plain forward.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(10..=60_000))]
@@ -88,7 +94,12 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
     if let Some(dir) = &a.finetune {
         std::fs::create_dir_all(dir)?;
         let m = a.model.open(device)?;
-        let r = crate::engine::bench::finetune(&m, dir, &a.photos)?;
+        let sizes = if a.smallest {
+            crate::engine::bench::FinetuneSizes::smallest()
+        } else {
+            crate::engine::bench::FinetuneSizes::full()
+        };
+        let r = crate::engine::bench::finetune(&m, dir, &a.photos, &sizes)?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -108,8 +119,10 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
                 );
             }
             println!(
-                "  imprinting digit-3 and digit-7 from 20 images each: {:.1} % of 200 new ones right, {:.2} s",
+                "  imprinting digit-3 and digit-7 from {} images each: {:.1} % of {} new ones right, {:.2} s",
+                r.imprint_train,
                 r.imprint_accuracy * 100.0,
+                2 * r.imprint_test,
                 r.imprint_s
             );
             println!(
@@ -121,26 +134,60 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
                 println!("    {p}: top-1 `{before}` before, `{after}` imprinted, `{refined}` refined");
             }
             println!(
-                "  whole network, batch {}: {:.1} images/s (forward, backward, Adam step; {} steps)",
-                r.full_batch, r.full_images_per_s, r.full_steps
+                "  whole network, batch {}: {:.1} images/s, the median of {} runs of {} steps ({}; forward, backward, Adam step)",
+                r.full_batch,
+                r.full_images_per_s,
+                r.full_runs_images_per_s.len(),
+                r.full_steps,
+                r.full_runs_images_per_s
+                    .iter()
+                    .map(|v| format!("{v:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         return Ok(());
     }
     if let Some(img) = &a.edits {
+        // Through the app (the figure users feel), then the engine alone under its own name.
+        let app = crate::app::bench::edits(img, a.runs, device.into())?;
         let mut m = a.model.open(device)?;
         let x = m.preprocess.prepare_file(img)?.tensor;
-        let r = crate::engine::bench::edits(&mut m, &x, a.runs)?;
+        let engine = crate::engine::bench::edits(&mut m, &x, a.runs)?;
         if a.json {
-            println!("{}", serde_json::to_string(&r)?);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "model": app.model,
+                    "device": app.device,
+                    "edits": app.edits,
+                    "app_edit_to_views_ms": app.app_edit_to_views_ms,
+                    "bound_ms": app.bound_ms,
+                    "ratio": app.ratio,
+                    "views": app.views,
+                    "engine_edit_to_views_ms": engine.edit_to_views_ms,
+                    "engine_forward_backward_ms": engine.bound_ms,
+                    "undo_param": engine.undo_param,
+                    "undo_shape": engine.undo_shape,
+                    "undo_median_ms": engine.undo_median_ms,
+                })
+            );
         } else {
             println!(
-                "edit to all views {:.1} ms vs bound (forward+backward) {:.1} ms: {:.2}x (median of {})",
-                r.edit_to_views_ms, r.bound_ms, r.ratio, a.runs
+                "an edit in the app to every view it refreshes ({}): {:.1} ms vs the same requests run directly on the engine {:.1} ms: {:.2}x (median of {})",
+                app.views.join(", "),
+                app.app_edit_to_views_ms,
+                app.bound_ms,
+                app.ratio,
+                app.edits
+            );
+            println!(
+                "the engine alone (edit, prediction, channels, Grad-CAM): {:.1} ms beside forward+backward {:.1} ms",
+                engine.edit_to_views_ms, engine.bound_ms
             );
             println!(
                 "undo of an edit to `{}` {:?}: {:.3} ms (median)",
-                r.undo_param, r.undo_shape, r.undo_median_ms
+                engine.undo_param, engine.undo_shape, engine.undo_median_ms
             );
         }
         return Ok(());
@@ -154,13 +201,30 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!(
-                "{} predictions of {} in {:.0} s; resident memory (MiB) after each tenth:",
-                r.predictions, r.model, r.seconds
+                "{} cycles on {} in {:.0} s, each of: {}",
+                r.cycles,
+                r.model,
+                r.seconds,
+                r.request_kinds.join(", ")
             );
+            println!("resident memory (MiB) after each tenth:");
             for (k, mib) in &r.rss_mib {
                 println!("  after {k:>6}: {mib:8.1}");
             }
-            println!("growth from the first tenth to the end: {:+.2} %", r.growth_percent);
+            println!(
+                "after the warm-up {:.1} MiB, at the end {:.1} MiB: {:+.2} %",
+                r.rss_start_mib, r.rss_end_mib, r.growth_percent
+            );
+        }
+        if r.growth_percent >= crate::engine::bench::SOAK_GROWTH_LIMIT_PERCENT {
+            bail!(
+                "resident memory grew {:.2} % after the warm-up ({:.1} to {:.1} MiB over {} cycles), {} % or more: a leak",
+                r.growth_percent,
+                r.rss_start_mib,
+                r.rss_end_mib,
+                r.cycles,
+                crate::engine::bench::SOAK_GROWTH_LIMIT_PERCENT
+            );
         }
         return Ok(());
     }

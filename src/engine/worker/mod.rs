@@ -137,6 +137,38 @@ impl Drop for Engine {
     }
 }
 
+/// The engine's request handlers called in the caller's own thread: no worker thread, no
+/// channel to the app, no guard. `glassbox bench` measures the app against it: the same
+/// requests, run here one after the other, are the bound the app's path cannot beat.
+pub struct Direct {
+    state: State,
+    out: Sender<Response>,
+    reports: Receiver<Response>,
+}
+
+impl Direct {
+    pub fn new(device: Device) -> Direct {
+        let (out, reports) = channel();
+        Direct {
+            state: State::new(device.into()),
+            out,
+            reports,
+        }
+    }
+
+    /// Runs one request to its end; progress reports are dropped.
+    pub fn run(&mut self, req: Request) -> super::error::Result<Response> {
+        let cx = Ctx {
+            id: 0,
+            out: &self.out,
+            stale: &|| false,
+        };
+        let r = handlers::run(&mut self.state, req, &cx);
+        while self.reports.try_recv().is_ok() {}
+        r
+    }
+}
+
 /// The engine thread's stack: libtorch and deep networks recurse more than Rust's default
 /// 2 MiB for spawned threads allows comfortably.
 const ENGINE_STACK: usize = 32 << 20;

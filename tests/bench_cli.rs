@@ -1,0 +1,166 @@
+//! Every `glassbox bench` mode runs, at its smallest size, and prints the fields its
+//! sentence in BENCHMARKS.md quotes: the benchmarks cannot rot unseen. (The figures
+//! themselves are `make bench`'s, from the release build; nothing here is timed.)
+mod common;
+
+use common::*;
+
+fn chelsea() -> String {
+    path_str(&asset("assets/samples/chelsea.png")).to_owned()
+}
+
+fn bench_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let o = glassbox(&all);
+    assert!(o.status.success(), "bench {args:?}: {}", stderr(&o));
+    serde_json::from_str(stdout(&o).trim()).unwrap_or_else(|e| panic!("bench {args:?}: {e}: {}", stdout(&o)))
+}
+
+fn positive(v: &serde_json::Value, field: &str) -> f64 {
+    let x = v[field].as_f64().unwrap_or_else(|| panic!("`{field}` missing: {v}"));
+    assert!(x.is_finite() && x > 0.0, "`{field}` = {x}");
+    x
+}
+
+#[test]
+fn core_and_methods() {
+    let v = bench_json(&["--runs", "1", "--model", "mnist", "--methods", &chelsea()]);
+    let timings = v["core"]["timings"].as_array().unwrap();
+    assert!(timings.len() >= 3, "{v}");
+    let methods = v["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), glassbox::engine::explain::METHODS.len(), "{v}");
+    for m in methods {
+        positive(m, "median_ms");
+        positive(m, "bound_ms");
+    }
+}
+
+#[test]
+fn the_app_headless_drop_and_frames() {
+    let v = bench_json(&["--ui", &chelsea(), "--runs", "1"]);
+    for f in [
+        "frame_median_ms",
+        "frame_p99_ms",
+        "drop_to_views_median_ms",
+        "bound_median_ms",
+        "ratio",
+    ] {
+        positive(&v, f);
+    }
+}
+
+#[test]
+fn an_edit_through_the_app_beside_the_same_requests_on_the_engine() {
+    let v = bench_json(&["--edits", &chelsea(), "--runs", "1"]);
+    for f in [
+        "app_edit_to_views_ms",
+        "bound_ms",
+        "ratio",
+        "engine_edit_to_views_ms",
+        "undo_median_ms",
+    ] {
+        positive(&v, f);
+    }
+    // The bound replays what the app refreshed: the analysis (prediction, channels, maps),
+    // both maps' curves, the channel's kernel and the filters, after the edit itself.
+    let views: Vec<&str> = v["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    for kind in [
+        "Edit x1",
+        "Analyze x1",
+        "Faithfulness x2",
+        "ChannelKernel x1",
+        "Filters x1",
+    ] {
+        assert!(views.contains(&kind), "{kind} not among {views:?}");
+    }
+}
+
+#[test]
+fn dataset_examples_beside_the_forward() {
+    let v = bench_json(&["--examples", "10", "--model", "mnist"]);
+    assert_eq!(v["images"], 10);
+    for f in ["images_per_s", "forward_images_per_s", "read_s", "top_ms"] {
+        positive(&v, f);
+    }
+}
+
+#[test]
+fn draw_a_digit() {
+    let v = bench_json(&["--draw", "2"]);
+    assert_eq!(v["strokes"], 2);
+    positive(&v, "stroke_to_views_median_ms");
+}
+
+#[test]
+fn retraining_at_the_smallest_sizes() {
+    let dir = tmp();
+    let v = bench_json(&["--finetune", path_str(dir.path()), "--smallest", "--photos", &chelsea()]);
+    assert_eq!(v["head"].as_array().unwrap().len(), 1, "{v}");
+    positive(&v["head"][0], "wall_s");
+    positive(&v, "full_images_per_s");
+    assert_eq!(v["full_runs_images_per_s"].as_array().unwrap().len(), 1);
+    assert_eq!(v["photos_top1"][0][1], "tiger cat", "{v}");
+    // The features the PyTorch side of scripts/bench-finetune.sh reads.
+    assert!(dir.path().join("features.safetensors").exists());
+}
+
+#[test]
+fn a_soak_sends_every_kind_of_request_and_its_exit_code_follows_the_growth() {
+    let o = glassbox(&[
+        "bench",
+        "--soak",
+        "3",
+        "--soak-images",
+        &chelsea(),
+        path_str(&asset("assets/samples/coffee.png")),
+        "--model",
+        "mnist",
+        "--json",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(stdout(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let kinds: Vec<&str> = v["request_kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    for k in [
+        "SetImage",
+        "Predict",
+        "Analyze",
+        "Activations",
+        "Explain",
+        "Faithfulness",
+        "ChannelKernel",
+        "Filters",
+        "ReceptiveField",
+        "Unfold",
+        "Sanity",
+        "Edit",
+        "Edit(Undo)",
+        "Visualize",
+        "Examples",
+        "Train(Start)",
+        "Train(Discard)",
+    ] {
+        assert!(kinds.contains(&k), "{k} not among {kinds:?}");
+    }
+    assert_eq!(v["cycles"], 3);
+    let (start, end) = (positive(&v, "rss_start_mib"), positive(&v, "rss_end_mib"));
+    let growth = v["growth_percent"].as_f64().unwrap();
+    assert!((growth - (end - start) / start * 100.0).abs() < 1e-6, "{v}");
+    // 5 % or more after the warm-up fails the run, with the figures in one line.
+    if growth >= 5.0 {
+        assert_clean_error(&o, &["resident memory grew", "a leak"]);
+    } else {
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
