@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::app::*;
 use common::*;
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -15,66 +16,10 @@ use glassbox::app::{Command, GlassboxApp, Options};
 use glassbox::engine::explain::Method;
 use glassbox::engine::model::Model;
 
-fn app() -> Harness<'static, GlassboxApp> {
-    app_sized(1600.0, 1000.0)
-}
-
-/// The app in a window of this size, settled on its first image.
-fn app_sized(w: f32, h: f32) -> Harness<'static, GlassboxApp> {
-    let mut h = Harness::builder().with_size(egui::Vec2::new(w, h)).build_eframe(|cc| {
-        GlassboxApp::new(
-            &cc.egui_ctx,
-            None,
-            Options {
-                model: None,
-                arch: None,
-                image: None,
-                device: glassbox::engine::Device::Cpu,
-                fresh: true,
-                screenshots: None,
-                timings: false,
-            },
-        )
-    });
-    settle(&mut h, "the first image's views", |a| {
-        a.state.views_ready() && !a.busy()
-    });
-    h
-}
-
 /// Snapshot comparisons, in one place: kittest's default colour threshold and at most 100
 /// differing pixels, so that a changed label (or number) fails.
 fn snapshot_options() -> SnapshotOptions {
     SnapshotOptions::new().max_failed_pixels(100)
-}
-
-/// Steps frames until `done` holds (the engine works on its own thread meanwhile).
-fn settle(h: &mut Harness<'static, GlassboxApp>, what: &str, done: impl Fn(&GlassboxApp) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(settle_limit()),
-            "timed out waiting for {what}; errors: {:?}; {}",
-            h.state().state.errors,
-            h.state().describe_work()
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.step();
-}
-
-/// How long a test waits for background work (SETTLE_SECONDS, default 600).
-fn settle_limit() -> u64 {
-    std::env::var("SETTLE_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(600)
-}
-
-fn drop_file(h: &mut Harness<'static, GlassboxApp>, p: PathBuf) {
-    h.input_mut().dropped_files.push(Arc::new(DroppedPath(p)));
-    h.step();
 }
 
 #[test]
@@ -727,20 +672,6 @@ fn a_random_walk_of_1200_actions_ends_with_the_app_responsive() {
     );
 }
 
-/// A click (press and release) at a point of the window.
-fn click_at(h: &mut Harness<'static, GlassboxApp>, pos: egui::Pos2) {
-    let ev = &mut h.input_mut().events;
-    ev.push(egui::Event::PointerMoved(pos));
-    for pressed in [true, false] {
-        ev.push(egui::Event::PointerButton {
-            pos,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: egui::Modifiers::NONE,
-        });
-    }
-}
-
 #[test]
 fn an_image_dropped_while_a_model_opens_is_the_one_shown() {
     // Found by the random walk: the opened model re-sent the previous image, which
@@ -1266,28 +1197,6 @@ fn the_report_export_holds_the_view_the_edits_and_their_effect() {
     }
     // The input, the map and the activation grid.
     assert_eq!(html.matches("data:image/png;base64,").count(), 3);
-}
-
-/// A drag with the mouse through these points (pressed at the first, released at the last).
-fn drag_through(h: &mut Harness<'static, GlassboxApp>, points: &[egui::Pos2]) {
-    let press = |h: &mut Harness<'static, GlassboxApp>, pos, pressed| {
-        h.input_mut().events.push(egui::Event::PointerButton {
-            pos,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: egui::Modifiers::NONE,
-        });
-    };
-    h.input_mut().events.push(egui::Event::PointerMoved(points[0]));
-    h.step();
-    press(h, points[0], true);
-    h.step();
-    for p in &points[1..] {
-        h.input_mut().events.push(egui::Event::PointerMoved(*p));
-        h.step();
-    }
-    press(h, *points.last().unwrap(), false);
-    h.step();
 }
 
 #[test]

@@ -226,12 +226,24 @@ pub struct ExamplesResult {
     pub images_per_s: Option<f64>,
 }
 
-/// A lesson being run: which step, and whether its answer is shown.
+/// A lesson being run: which step, whether its answer is shown, and the model it put in place.
 #[derive(Debug, Clone)]
 pub struct LessonRun {
     pub lesson: crate::lesson::Lesson,
     pub step: usize,
     pub answer_shown: bool,
+    /// The model the lesson put in place, and the model that stands for it now.
+    pub model: Option<LessonModel>,
+}
+
+/// The model a lesson's steps name, and what stands for it now: the same model, or what the
+/// lesson's own training made of it (the candidate, then the kept model). A step that names
+/// `named` leaves `now` in place instead of opening `named` again: the lesson changed it.
+/// (Edits change the model in place, so they are kept anyway.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct LessonModel {
+    pub named: ModelSource,
+    pub now: ModelSource,
 }
 
 /// A view shown alone.

@@ -121,6 +121,26 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     }
 }
 
+/// Undo and redo beside the kernel editor, the same as the Edits panel's (whose buttons are
+/// plain "Undo" / "Redo": these are labelled apart, both can be on screen at once).
+fn undo_redo(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
+    let s = cx.state;
+    if ui
+        .add_enabled(!s.edits.is_empty(), egui::Button::new("Undo edit"))
+        .on_hover_text("Undo the last edit (Ctrl+Z): the model as it was before it, bit for bit.")
+        .clicked()
+    {
+        out.push(Command::Edit(EditRequest::Undo));
+    }
+    if ui
+        .add_enabled(s.redoable > 0, egui::Button::new("Redo edit"))
+        .on_hover_text("Redo the edit just undone (Ctrl+Shift+Z or Ctrl+Y).")
+        .clicked()
+    {
+        out.push(Command::Edit(EditRequest::Redo));
+    }
+}
+
 /// How a click on a kernel value changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Brush {
@@ -130,8 +150,8 @@ enum Brush {
 }
 
 /// The editor of the filter that made the chosen channel: its values (click one to paint it
-/// with the brush), operations on the whole filter, presets for 3x3 kernels, and the
-/// channel's knock-out.
+/// with the brush), operations on the whole filter, presets for 3x3 kernels, the channel's
+/// knock-out, and undo / redo right beside it.
 pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Command>) {
     let s = cx.state;
     let Some(ch) = &s.channels else { return };
@@ -144,13 +164,16 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
     } else {
         ("Knock out channel", Op::Knockout(ch.layer.clone(), d.channel as i64))
     };
-    if ui
-        .button(format!("{label} {}", d.channel))
-        .on_hover_text("A knocked-out channel is zero in every forward and backward.")
-        .clicked()
-    {
-        out.push(Command::Edit(EditRequest::Apply(op)));
-    }
+    ui.horizontal_wrapped(|ui| {
+        if ui
+            .button(format!("{label} {}", d.channel))
+            .on_hover_text("A knocked-out channel is zero in every forward and backward.")
+            .clicked()
+        {
+            out.push(Command::Edit(EditRequest::Apply(op)));
+        }
+        undo_redo(ui, cx, out);
+    });
     let Some((conv, shape, _)) = &d.kernel else { return };
     if shape.len() != 4 || d.kernel_values.len() as i64 != shape.iter().product::<i64>() {
         return;

@@ -251,6 +251,21 @@ pub fn shortcuts(ctx: &egui::Context, state: &State, out: &mut Vec<Command>) {
     if present {
         out.push(Command::Present(!state.present));
     }
+    // Ctrl+Z undoes the last edit of the model, Ctrl+Shift+Z or Ctrl+Y redoes it, anywhere but
+    // in a text field (where they undo the typing). The most specific first: consume_key
+    // ignores an extra Shift.
+    if !ctx.text_edit_focused() {
+        let (redo, undo) = ctx.input_mut(|i| {
+            let redo = i.consume_key(cmd | Modifiers::SHIFT, Key::Z) | i.consume_key(cmd, Key::Y);
+            (redo, i.consume_key(cmd, Key::Z))
+        });
+        if undo && !state.edits.is_empty() {
+            out.push(Command::Edit(crate::engine::worker::EditRequest::Undo));
+        }
+        if redo && state.redoable > 0 {
+            out.push(Command::Edit(crate::engine::worker::EditRequest::Redo));
+        }
+    }
     // A presenter's clicker sends PageDown / PageUp: the next lesson step, else the next view.
     if next || prev {
         match &state.lesson {

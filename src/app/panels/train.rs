@@ -19,8 +19,11 @@ pub const TIP: &str = "Teach the model new classes, fine-tune it on your own ima
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;
-    // While a run goes on or its candidate waits to be kept or discarded, the panel is open.
-    let pending = s.training.running.is_some() || s.training.result.is_some();
+    // While a run goes on or its candidate waits to be kept or discarded, the panel is open;
+    // so it is when shown alone (a lesson's training step).
+    let pending = s.training.running.is_some()
+        || s.training.result.is_some()
+        || s.focus == Some(crate::app::state::Focus::Retrain);
     let header = egui::CollapsingHeader::new("Retrain")
         .default_open(s.settings.show_train)
         .open(pending.then_some(true))

@@ -1,0 +1,103 @@
+//! Helpers of the app's kittest tests (`tests/app.rs`, `tests/app_lessons.rs`): the app in
+//! a window, frames stepped until the background work lands, a dropped file, a click at a
+//! point, a drag.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use glassbox::app::bench::DroppedPath;
+use glassbox::app::{GlassboxApp, Options};
+
+pub fn app() -> Harness<'static, GlassboxApp> {
+    app_sized(1600.0, 1000.0)
+}
+
+/// The app in a window of this size, settled on its first image.
+pub fn app_sized(w: f32, h: f32) -> Harness<'static, GlassboxApp> {
+    let mut h = Harness::builder().with_size(egui::Vec2::new(w, h)).build_eframe(|cc| {
+        GlassboxApp::new(
+            &cc.egui_ctx,
+            None,
+            Options {
+                model: None,
+                arch: None,
+                image: None,
+                device: glassbox::engine::Device::Cpu,
+                fresh: true,
+                screenshots: None,
+                timings: false,
+            },
+        )
+    });
+    settle(&mut h, "the first image's views", |a| {
+        a.state.views_ready() && !a.busy()
+    });
+    h
+}
+
+/// Steps frames until `done` holds (the engine works on its own thread meanwhile).
+pub fn settle(h: &mut Harness<'static, GlassboxApp>, what: &str, done: impl Fn(&GlassboxApp) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(settle_limit()),
+            "timed out waiting for {what}; errors: {:?}; {}",
+            h.state().state.errors,
+            h.state().describe_work()
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.step();
+}
+
+/// How long a test waits for background work (SETTLE_SECONDS, default 600).
+pub fn settle_limit() -> u64 {
+    std::env::var("SETTLE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600)
+}
+
+pub fn drop_file(h: &mut Harness<'static, GlassboxApp>, p: PathBuf) {
+    h.input_mut().dropped_files.push(Arc::new(DroppedPath(p)));
+    h.step();
+}
+
+/// A click (press and release) at a point of the window.
+pub fn click_at(h: &mut Harness<'static, GlassboxApp>, pos: egui::Pos2) {
+    let ev = &mut h.input_mut().events;
+    ev.push(egui::Event::PointerMoved(pos));
+    for pressed in [true, false] {
+        ev.push(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+}
+
+/// A drag with the mouse through these points (pressed at the first, released at the last).
+pub fn drag_through(h: &mut Harness<'static, GlassboxApp>, points: &[egui::Pos2]) {
+    let press = |h: &mut Harness<'static, GlassboxApp>, pos, pressed| {
+        h.input_mut().events.push(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    };
+    h.input_mut().events.push(egui::Event::PointerMoved(points[0]));
+    h.step();
+    press(h, points[0], true);
+    h.step();
+    for p in &points[1..] {
+        h.input_mut().events.push(egui::Event::PointerMoved(*p));
+        h.step();
+    }
+    press(h, *points.last().unwrap(), false);
+    h.step();
+}
