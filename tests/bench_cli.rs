@@ -18,6 +18,16 @@ fn bench_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(stdout(&o).trim()).unwrap_or_else(|e| panic!("bench {args:?}: {e}: {}", stdout(&o)))
 }
 
+/// A JSON array of strings.
+fn strings<'a>(v: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    v[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("`{field}` missing: {v}"))
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect()
+}
+
 fn positive(v: &serde_json::Value, field: &str) -> f64 {
     let x = v[field].as_f64().unwrap_or_else(|| panic!("`{field}` missing: {v}"));
     assert!(x.is_finite() && x > 0.0, "`{field}` = {x}");
@@ -65,12 +75,7 @@ fn an_edit_through_the_app_beside_the_same_requests_on_the_engine() {
     }
     // The bound replays what the app refreshed: the analysis (prediction, channels, maps),
     // both maps' curves, the channel's kernel and the filters, after the edit itself.
-    let views: Vec<&str> = v["views"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_str().unwrap())
-        .collect();
+    let views = strings(&v, "views");
     for kind in [
         "Edit x1",
         "Analyze x1",
@@ -126,12 +131,7 @@ fn a_soak_sends_every_kind_of_request_and_its_exit_code_follows_the_growth() {
     ]);
     let v: serde_json::Value =
         serde_json::from_str(stdout(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
-    let kinds: Vec<&str> = v["request_kinds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
+    let kinds = strings(&v, "request_kinds");
     for k in [
         "SetImage",
         "Predict",

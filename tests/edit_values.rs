@@ -6,8 +6,11 @@
 //! The model is the small CNN with random weights: conv1 [16,1,3,3], bn1 [16],
 //! conv2 [32,16,3,3], bn2 [32], fc1 [128,1568] + [128], fc2 [10,128] + [10].
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::variables;
 use glassbox::engine::arch::Arch;
 use glassbox::engine::edit::{Editor, Op};
 use glassbox::engine::model::Model;
@@ -16,14 +19,6 @@ use tch::{Device, Kind, Tensor};
 fn tiny(seed: i64) -> Model {
     tch::manual_seed(seed);
     Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu)
-}
-
-/// Every variable of the model (weights and batch-norm statistics), copied.
-fn snapshot(m: &Model) -> BTreeMap<String, Tensor> {
-    m.vs.variables()
-        .into_iter()
-        .map(|(k, t)| (k, t.detach().copy()))
-        .collect()
 }
 
 fn flat(t: &Tensor) -> Vec<f32> {
@@ -91,9 +86,9 @@ fn only_target(
 /// checked that nothing else moved.
 fn edit_values(seed: i64, op: &str, param: &str, index: &[i64]) -> (Vec<f32>, Vec<f32>) {
     let mut m = tiny(seed);
-    let before = snapshot(&m);
+    let before = variables(&m);
     apply(&mut m, &[op]);
-    only_target(&before, &snapshot(&m), param, index)
+    only_target(&before, &variables(&m), param, index)
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -303,9 +298,9 @@ fn randomize_puts_batch_norm_back_to_one_and_zero() {
         ("randomize bn2.running_var[4] 1", "bn2.running_var", vec![4], 1.0),
         ("randomize bn2.weight[30] 1", "bn2.weight", vec![30], 1.0),
     ] {
-        let before = snapshot(&m);
+        let before = variables(&m);
         let mut ed = apply(&mut m, &[op]);
-        let (old, new) = only_target(&before, &snapshot(&m), param, &index);
+        let (old, new) = only_target(&before, &variables(&m), param, &index);
         assert!(old.iter().all(|&o| o != want), "{op}: {old:?} already {want}");
         assert!(
             new.iter().all(|&x| x.to_bits() == want.to_bits()),
@@ -373,14 +368,14 @@ fn every_preset_writes_its_kernel_to_the_one_filter() {
     }
     // A preset replaces one 3x3 kernel: other shapes are refused and nothing changes.
     let mut m = tiny(7);
-    let before = snapshot(&m);
+    let before = variables(&m);
     let mut ed = Editor::default();
     let e = ed
         .apply(&mut m, "preset fc1.weight[0,0] edge".parse().unwrap())
         .unwrap_err()
         .to_string();
     assert!(e.contains("3x3"), "{e}");
-    for (n, t) in snapshot(&m) {
+    for (n, t) in variables(&m) {
         assert!(t.equal(&before[&n]), "{n} changed by a refused preset");
     }
 }

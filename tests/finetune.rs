@@ -387,7 +387,7 @@ fn lite0_learns_two_digits_by_imprinting_and_the_photos_keep_their_class() {
     digit_folder(&data, &[3, 7], 20, 0);
     let test = dir.path().join("test");
     std::fs::create_dir(&test).unwrap();
-    digit_folder(&test, &[3, 7], 15, 20);
+    digit_folder(&test, &[3, 7], 50, 20);
     let accuracy = |epochs: &str| {
         let out = dir.path().join(format!("lite0-digits-{epochs}.safetensors"));
         let flags = format!("--add-classes --epochs {epochs} --lr 0.01 --val-split 0");
@@ -396,12 +396,14 @@ fn lite0_learns_two_digits_by_imprinting_and_the_photos_keep_their_class() {
         let v: serde_json::Value = serde_json::from_str(&e).unwrap();
         (out, v["accuracy"].as_f64().unwrap())
     };
-    // 1000 old classes and two new ones: imprinting alone puts most new digits in them,
-    // ten epochs of their weights (the old ones frozen) all of them.
+    // 1000 old classes and two new ones: imprinting alone puts about half of 100 unseen
+    // digits in the right new class (BENCHMARKS: 47 % of 200), so the bound sits well
+    // below that, far above chance (2 of 1002 classes); ten epochs of the new rows (the
+    // old ones frozen) nearly all of them.
     let (_, imprinted) = accuracy("0");
     let (out, refined) = accuracy("10");
     eprintln!("new digits right: imprinted {imprinted}, refined {refined}");
-    assert!(imprinted >= 0.5, "imprinted: {imprinted}");
+    assert!(imprinted >= 0.3, "imprinted: {imprinted}");
     assert!(refined >= 0.9, "refined: {refined}");
     for photo in ["assets/samples/chelsea.png", "assets/samples/coffee.png"] {
         let top = |m: &str| {

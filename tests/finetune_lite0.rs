@@ -12,8 +12,11 @@
 //! - whole-network: every weight and every batch norm's statistics move, by that rule.
 //!
 //! Eight images, a batch of eight (one step per epoch) and two epochs keep it cheap.
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::variables;
 use glassbox::engine::finetune::{self, Config, Control, DataSource, Hooks, Optimizer, Outcome, Scope};
 use glassbox::engine::model::Model;
 use tch::{Device, Kind, Tensor};
@@ -52,13 +55,6 @@ fn tune(cfg: &Config) -> (Model, Outcome) {
     };
     let out = finetune::finetune(&base, &lesson_data(), cfg, &mut hooks).unwrap();
     (base, out)
-}
-
-fn vars(m: &Model) -> BTreeMap<String, Tensor> {
-    m.vs.variables()
-        .into_iter()
-        .map(|(k, t)| (k, t.detach().copy()))
-        .collect()
 }
 
 fn f64s(t: &Tensor) -> Vec<f64> {
@@ -200,7 +196,7 @@ fn from_a_middle_layer_trains_from_there_and_leaves_the_layers_before_bit_for_bi
     assert_eq!(out.model.metadata["glassbox.train.mode"], "from _blocks.10");
     assert_eq!(out.summary.plan.train_images, 8);
     assert_eq!(out.summary.plan.steps_per_epoch, 1);
-    let (b, a) = (vars(&base), vars(&out.model));
+    let (b, a) = (variables(&base), variables(&out.model));
     assert_eq!(
         b.keys().collect::<Vec<_>>(),
         a.keys().collect::<Vec<_>>(),
@@ -268,7 +264,7 @@ fn the_whole_network_trains_every_weight_and_batch_norm_by_its_momentum() {
     let t0 = std::time::Instant::now();
     let (base, mut out) = tune(&config(Scope::Full));
     assert_eq!(out.summary.mode, "full");
-    let (b, a) = (vars(&base), vars(&out.model));
+    let (b, a) = (variables(&base), variables(&out.model));
     assert_eq!(b.keys().collect::<Vec<_>>(), a.keys().collect::<Vec<_>>());
     for (name, old) in &b {
         if name.starts_with("_fc.") {

@@ -47,12 +47,31 @@ struct Headless {
     ctx: egui::Context,
     app: GlassboxApp,
     t: f64,
+    /// Set by egui's repaint callback when something asks for a frame now (the engine's
+    /// answer, through the app's waker): how eframe's event loop learns to draw.
+    wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
 }
+
+/// While busy the app asks for a frame every 16 ms (`request_repaint_after`); an answer
+/// of the engine asks for one at once.
+const BUSY_REPAINT: Duration = Duration::from_millis(16);
+/// One refresh of a 60 Hz display: with vsync no two frames are closer.
+const REFRESH: Duration = Duration::from_micros(16_667);
 
 impl Headless {
     /// The app on a builtin model (and an image, else the sample), settled on its first views.
     fn start(model: &str, image: Option<PathBuf>, device: crate::engine::Device) -> Result<Headless> {
         let ctx = egui::Context::default();
+        let wake = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let w = wake.clone();
+        ctx.set_request_repaint_callback(move |info| {
+            if info.delay.is_zero() {
+                if let Ok(mut now) = w.0.lock() {
+                    *now = true;
+                }
+                w.1.notify_all();
+            }
+        });
         let app = GlassboxApp::new(
             &ctx,
             None,
@@ -66,7 +85,7 @@ impl Headless {
                 timings: true,
             },
         );
-        let mut h = Headless { ctx, app, t: 0.0 };
+        let mut h = Headless { ctx, app, t: 0.0, wake };
         h.until("the first image", |a| a.state.views_ready() && !a.busy())?;
         Ok(h)
     }
@@ -95,6 +114,9 @@ impl Headless {
         t0.elapsed()
     }
 
+    /// Frames as eframe draws them on a 60 Hz display until `done`: one whenever something
+    /// asks for a frame now (an engine answer, a spinner), else every 16 ms while the app is
+    /// busy, and never two within one display refresh (vsync).
     fn until(&mut self, what: &str, done: impl Fn(&GlassboxApp) -> bool) -> Result<()> {
         let start = Instant::now();
         while !done(&self.app) {
@@ -104,8 +126,19 @@ impl Headless {
                     self.app.state.errors
                 );
             }
+            let t0 = Instant::now();
             self.frame(None, false);
-            std::thread::sleep(Duration::from_millis(1));
+            if let Some(rest) = REFRESH.checked_sub(t0.elapsed()) {
+                std::thread::sleep(rest);
+            }
+            let (flag, cv) = &*self.wake;
+            let now = flag
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the repaint flag is poisoned"))?;
+            let (mut now, _) = cv
+                .wait_timeout_while(now, BUSY_REPAINT, |now| !*now)
+                .map_err(|_| anyhow::anyhow!("the repaint flag is poisoned"))?;
+            *now = false;
         }
         Ok(())
     }
@@ -217,6 +250,9 @@ pub struct EditBench {
     pub ratio: f64,
     /// What each edit's views were: the kinds of the requests replayed, with counts.
     pub views: Vec<String>,
+    /// Requests the app sent per edit (median), answered or superseded: more than the
+    /// replayed ones is work the bound does not do.
+    pub requests_sent: usize,
     pub device: String,
 }
 
@@ -249,8 +285,10 @@ pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result
     }
     let mut app_ms = Vec::new();
     let mut replays = Vec::new();
+    let mut sent = Vec::new();
     for k in 0..runs.max(1) {
         h.app.answered.clear();
+        let sent_before = h.app.sent_count;
         let op = Op::Scale(
             Target {
                 param: format!("{stem}.weight"),
@@ -266,6 +304,7 @@ pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result
             bail!("{}", h.app.state.errors.join("; "));
         }
         replays.push(std::mem::take(&mut h.app.answered));
+        sent.push(h.app.sent_count - sent_before);
     }
     let dev = h.app.state.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();
     drop(h);
@@ -311,6 +350,10 @@ pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result
         bound_ms: bound_median,
         ratio: app_median / bound_median,
         views: counted,
+        requests_sent: {
+            sent.sort_unstable();
+            sent[sent.len() / 2]
+        },
         device: dev,
     })
 }

@@ -108,11 +108,19 @@ pub struct GlassboxApp {
     /// With `timings`: the requests whose answers the app took, in the order they came
     /// (`glassbox bench` runs the same ones directly on the engine for its bound).
     pub answered: Vec<Request>,
+    /// With `timings`: every request sent so far, answered or not (superseded, cancelled).
+    pub sent_count: usize,
     /// The presentation look in force (it is set when the mode changes).
     presented: bool,
     /// A lesson step's layer, filter and target, put in place once its model and image
     /// have arrived.
     lesson_deferred: Option<crate::lesson::Step>,
+}
+
+/// The engine's wake-up for this window: a repaint now, so an answer is drawn when it comes.
+fn waker(ctx: &egui::Context) -> crate::engine::worker::Waker {
+    let ctx = ctx.clone();
+    std::sync::Arc::new(move || ctx.request_repaint())
 }
 
 impl GlassboxApp {
@@ -137,7 +145,7 @@ impl GlassboxApp {
                 settings: settings.clone(),
                 ..State::default()
             },
-            engine: Engine::spawn(opts.device),
+            engine: Engine::spawn_waking(opts.device, Some(waker(ctx))),
             device: opts.device,
             ctx: ctx.clone(),
             tex: Textures::default(),
@@ -153,6 +161,7 @@ impl GlassboxApp {
             timings: opts.timings,
             sent: HashMap::new(),
             answered: Vec::new(),
+            sent_count: 0,
             presented: false,
             lesson_deferred: None,
         };

@@ -500,6 +500,7 @@ impl GlassboxApp {
         let id = self.engine.send(req);
         if let Some(req) = copy {
             self.sent.insert(id, req);
+            self.sent_count += 1;
         }
         // A newer request of the same job supersedes the older one.
         self.pending.retain(|_, j| *j != job);
@@ -537,7 +538,7 @@ impl GlassboxApp {
 
     /// A new engine thread, opening the model and image again (after the engine was lost).
     fn restart_engine(&mut self) {
-        self.engine = Engine::spawn(self.device);
+        self.engine = Engine::spawn_waking(self.device, Some(super::waker(&self.ctx)));
         self.state.engine_lost = false;
         self.pending.clear();
         self.state.errors.clear();

@@ -165,6 +165,7 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
                     "bound_ms": app.bound_ms,
                     "ratio": app.ratio,
                     "views": app.views,
+                    "requests_sent": app.requests_sent,
                     "engine_edit_to_views_ms": engine.edit_to_views_ms,
                     "engine_forward_backward_ms": engine.bound_ms,
                     "undo_param": engine.undo_param,
@@ -174,8 +175,9 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
             );
         } else {
             println!(
-                "an edit in the app to every view it refreshes ({}): {:.1} ms vs the same requests run directly on the engine {:.1} ms: {:.2}x (median of {})",
+                "an edit in the app to every view it refreshes ({}; {} requests sent): {:.1} ms vs the same requests run directly on the engine {:.1} ms: {:.2}x (median of {})",
                 app.views.join(", "),
+                app.requests_sent,
                 app.app_edit_to_views_ms,
                 app.bound_ms,
                 app.ratio,

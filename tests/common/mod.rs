@@ -525,3 +525,12 @@ pub fn luminance(img: &image::RgbImage) -> Vec<f64> {
         .map(|p| 0.299 * p.0[0] as f64 + 0.587 * p.0[1] as f64 + 0.114 * p.0[2] as f64)
         .collect()
 }
+
+/// Every variable of a model (weights and batch-norm statistics), copied: a snapshot to
+/// compare with after an edit or a training run.
+pub fn variables(m: &glassbox::engine::model::Model) -> std::collections::BTreeMap<String, tch::Tensor> {
+    m.vs.variables()
+        .into_iter()
+        .map(|(k, t)| (k, t.detach().copy()))
+        .collect()
+}

@@ -14,6 +14,7 @@ pub fn window(ctx: &egui::Context, out: &mut Vec<Command>) {
                 ("Ctrl+Shift+V", "paste an image from the clipboard"),
                 ("Ctrl+S", "export the first explanation as PNG"),
                 ("Ctrl+N", "add a method side by side"),
+                ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo the last edit of the model"),
                 ("1 … 9", "explain that class of the prediction"),
                 ("Esc", "cancel long computations (training too)"),
                 ("F1", "this help"),

@@ -1,14 +1,13 @@
 //! One handler per request. Each reads the engine state, does its work, and returns the
 //! response; it changes the state only once it has succeeded.
 
-use std::sync::mpsc::Sender;
-
 use tch::Tensor;
 
 use super::protocol::{
     CellImage, EditRequest, EvalSet, ExampleImage, Fault, ImageSource, Request, Response, TrainRequest,
 };
 use super::state::{decode, explained, model_info, Session, State};
+use super::Outbox;
 use crate::engine::arch::Arch;
 use crate::engine::defaults;
 use crate::engine::edit;
@@ -24,7 +23,7 @@ use crate::engine::render::{self, attribution_map, FilterMode, Map};
 /// and whether it went stale (superseded, cancelled, or the engine is closing).
 pub(super) struct Ctx<'a> {
     pub id: u64,
-    pub out: &'a Sender<Response>,
+    pub out: &'a Outbox,
     pub stale: &'a dyn Fn() -> bool,
 }
 

@@ -27,6 +27,28 @@ use super::Device;
 use handlers::Ctx;
 use state::State;
 
+/// Called on the engine thread after each answer it sends: the app's wake-up (egui's
+/// `request_repaint`, which is how eframe learns to draw a frame now), so that an answer is
+/// shown at once instead of at the next timed repaint.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Where the engine's answers go: the channel, then the wake-up, if any.
+#[derive(Clone)]
+pub(super) struct Outbox {
+    tx: Sender<Response>,
+    wake: Option<Waker>,
+}
+
+impl Outbox {
+    pub(super) fn send(&self, r: Response) -> Result<(), std::sync::mpsc::SendError<Response>> {
+        let sent = self.tx.send(r);
+        if let Some(w) = &self.wake {
+            w();
+        }
+        sent
+    }
+}
+
 pub struct Engine {
     tx: Option<Sender<(u64, Request)>>,
     rx: Receiver<Response>,
@@ -43,9 +65,15 @@ pub struct Engine {
 impl Engine {
     /// Starts the engine thread on `device`.
     pub fn spawn(device: Device) -> Engine {
+        Engine::spawn_waking(device, None)
+    }
+
+    /// The same, calling `wake` after each answer (and progress report) it sends.
+    pub fn spawn_waking(device: Device, wake: Option<Waker>) -> Engine {
         let device: tch::Device = device.into();
         let (tx, req_rx) = channel::<(u64, Request)>();
         let (resp_tx, rx) = channel::<Response>();
+        let resp_tx = Outbox { tx: resp_tx, wake };
         let newest = Arc::new(Mutex::new(HashMap::new()));
         let cancelled = Arc::new(Mutex::new(Vec::new()));
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -142,16 +170,16 @@ impl Drop for Engine {
 /// requests, run here one after the other, are the bound the app's path cannot beat.
 pub struct Direct {
     state: State,
-    out: Sender<Response>,
+    out: Outbox,
     reports: Receiver<Response>,
 }
 
 impl Direct {
     pub fn new(device: Device) -> Direct {
-        let (out, reports) = channel();
+        let (tx, reports) = channel();
         Direct {
             state: State::new(device.into()),
-            out,
+            out: Outbox { tx, wake: None },
             reports,
         }
     }
@@ -176,7 +204,7 @@ const ENGINE_STACK: usize = 32 << 20;
 /// Runs one request under the guard: a libtorch error or a panic comes back as Failed,
 /// naming the request, and the engine keeps the model and image it had (requests change
 /// the state only once they have succeeded).
-fn handle(state: &mut State, id: u64, req: Request, out: &Sender<Response>, stale: &dyn Fn() -> bool) -> Response {
+fn handle(state: &mut State, id: u64, req: Request, out: &Outbox, stale: &dyn Fn() -> bool) -> Response {
     let what = req.describe();
     let cx = Ctx { id, out, stale };
     match guard::catch(&what, || handlers::run(state, req, &cx)) {
