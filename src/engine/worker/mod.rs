@@ -40,8 +40,9 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub(super) fn send(&self, r: Response) -> Result<(), std::sync::mpsc::SendError<Response>> {
-        let sent = self.tx.send(r);
+    /// False when nobody listens any more (the engine was dropped).
+    pub(super) fn send(&self, r: Response) -> bool {
+        let sent = self.tx.send(r).is_ok();
         if let Some(w) = &self.wake {
             w();
         }
@@ -100,7 +101,7 @@ impl Engine {
                         return; // the thread ends; callers see the engine gone
                     }
                     let resp = handle(&mut state, id, req, &resp_tx, &stale);
-                    if resp_tx.send(resp).is_err() {
+                    if !resp_tx.send(resp) {
                         break;
                     }
                 }
