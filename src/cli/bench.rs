@@ -214,8 +214,8 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
                 println!("  after {k:>6}: {mib:8.1}");
             }
             println!(
-                "after the warm-up {:.1} MiB, at the end {:.1} MiB: {:+.2} %",
-                r.rss_start_mib, r.rss_end_mib, r.growth_percent
+                "after the warm-up ({} cycles) {:.1} MiB, at the end {:.1} MiB: {:+.2} %",
+                r.warm_up_cycles, r.rss_start_mib, r.rss_end_mib, r.growth_percent
             );
         }
         if r.growth_percent >= crate::engine::bench::SOAK_GROWTH_LIMIT_PERCENT {

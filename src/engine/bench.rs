@@ -234,8 +234,10 @@ pub struct Soak {
     pub cycles: usize,
     /// The request kinds every cycle sent (the names of `worker::Request`'s variants).
     pub request_kinds: Vec<String>,
-    /// Resident memory after the warm-up (the first tenth of the cycles, at least one).
+    /// Resident memory after the warm-up (a tenth of the cycles, at least one round of the
+    /// ten methods, never the whole run).
     pub rss_start_mib: f64,
+    pub warm_up_cycles: usize,
     /// Resident memory after the last cycle.
     pub rss_end_mib: f64,
     /// From `rss_start_mib` to `rss_end_mib`, in percent.
@@ -307,14 +309,25 @@ pub fn soak(model: super::model::ModelSource, images: &[std::path::PathBuf], n: 
         .map(|l| l.shape.clone())
         .unwrap_or_default();
     let (h, w) = (shape.get(2).copied().unwrap_or(1), shape.get(3).copied().unwrap_or(1));
+    // The model's input side (`ModelInfo::input` is CxHxW), for the occlusion window the
+    // app uses at that size.
+    let side: i64 = info
+        .input
+        .rsplit('x')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(224);
     let cheap = Params {
         steps: 4,
         samples: 4,
         ..Params::default()
-    };
+    }
+    .with_window_for(side);
     let mut kinds: Vec<&'static str> = Vec::new();
     let start = Instant::now();
-    let warm_up = (n / 10).max(1);
+    // Warm-up: a tenth of the cycles, and at least one round of the methods (each has its
+    // own largest allocation, which the heap keeps once made), and never the whole run.
+    let warm_up = (n / 10).max(METHODS.len()).min(n - 1);
     let marks: Vec<usize> = (1..=10).map(|k| n * k / 10).collect();
     let mut rss = Vec::new();
     let mut rss_start = 0.0;
@@ -461,6 +474,7 @@ pub fn soak(model: super::model::ModelSource, images: &[std::path::PathBuf], n: 
         cycles: n,
         request_kinds: kinds.iter().map(|k| k.to_string()).collect(),
         rss_start_mib: rss_start,
+        warm_up_cycles: warm_up,
         rss_end_mib: rss_end,
         growth_percent: if rss_start > 0.0 {
             (rss_end - rss_start) / rss_start * 100.0
