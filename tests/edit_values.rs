@@ -16,9 +16,26 @@ use glassbox::engine::edit::{Editor, Op};
 use glassbox::engine::model::Model;
 use tch::{Device, Kind, Tensor};
 
+/// The small CNN with weights from the test's own generator, seeded: not libtorch's global
+/// one, which the tests of this file, running in parallel threads, would share.
 fn tiny(seed: i64) -> Model {
-    tch::manual_seed(seed);
-    Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu)
+    use rand::{Rng, SeedableRng};
+    let m = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed as u64);
+    let mut vars: Vec<(String, Tensor)> = m.vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (name, mut v) in vars {
+            let (lo, hi) = if name.ends_with("running_var") {
+                (0.5, 1.5)
+            } else {
+                (-0.2, 0.2)
+            };
+            let vals: Vec<f32> = (0..v.numel()).map(|_| rng.random_range(lo..hi)).collect();
+            v.copy_(&Tensor::from_slice(&vals).view(v.size().as_slice()));
+        }
+    });
+    m
 }
 
 fn flat(t: &Tensor) -> Vec<f32> {
