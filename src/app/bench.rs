@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{Command, GlassboxApp, Options};
+use crate::engine::bench::median;
 use crate::engine::explain::Method;
 use crate::engine::model::ModelSource;
 
@@ -36,11 +37,6 @@ pub struct UiBench {
     pub bound_median_ms: f64,
     pub ratio: f64,
     pub device: String,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 struct Headless {
@@ -308,19 +304,21 @@ pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result
     }
     let dev = h.app.state.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();
     drop(h);
-    let mut views: Vec<String> = Vec::new();
-    for r in &replays[0] {
-        let kind = format!("{r:?}")
-            .split([' ', '(', '{'])
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        views.push(kind);
-    }
+    // The kinds of the first edit's requests (the variant's name), in order, with counts.
+    let kinds: Vec<String> = replays[0]
+        .iter()
+        .map(|r| {
+            format!("{r:?}")
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
     let mut counted: Vec<String> = Vec::new();
-    for v in &views {
-        if !counted.iter().any(|c| c.starts_with(&format!("{v} x"))) {
-            counted.push(format!("{v} x{}", views.iter().filter(|w| *w == v).count()));
+    for (i, k) in kinds.iter().enumerate() {
+        if !kinds[..i].contains(k) {
+            counted.push(format!("{k} x{}", kinds.iter().filter(|w| *w == k).count()));
         }
     }
     // The bound: the engine's handlers in this thread, on the same model and image, each

@@ -620,7 +620,7 @@ pub struct FinetuneBench {
 }
 
 /// The middle value (the upper one of an even count); `v` is sorted on the way.
-fn median(v: &mut [f64]) -> f64 {
+pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
