@@ -366,7 +366,7 @@ impl eframe::Storage for Mem {
 
 #[test]
 fn the_app_remembers_model_image_methods_and_layer() {
-    use eframe::App as _;
+    use eframe::{App as _, Storage as _};
     let mut h = app();
     let id = h.state().state.slots[0].id;
     h.state_mut().apply(Command::SetMethod(id, Method::GradCamPlusPlus));
@@ -397,6 +397,22 @@ fn the_app_remembers_model_image_methods_and_layer() {
     // --fresh ignores it.
     let fresh = GlassboxApp::new(&ctx, Some(&mem), opts(true));
     assert_eq!(fresh.state.settings, glassbox::app::Settings::default());
+    // Remembered values out of range come back into it; broken settings start fresh and
+    // say so in the error bar.
+    let stored = mem.get_string(eframe::APP_KEY).unwrap();
+    mem.set_string(eframe::APP_KEY, stored.replacen("opacity:", "opacity: 7.5, _old_opacity:", 1));
+    let clamped = GlassboxApp::new(&ctx, Some(&mem), opts(false));
+    assert_eq!(clamped.state.settings.opacity, 1.0);
+    assert_eq!(clamped.state.settings.layer.as_deref(), Some("_blocks.3"));
+    mem.set_string(eframe::APP_KEY, stored[..stored.len() / 2].to_string());
+    let broken = GlassboxApp::new(&ctx, Some(&mem), opts(false));
+    assert_eq!(broken.state.settings, glassbox::app::Settings::default());
+    assert!(
+        broken.state.errors.iter().any(|e| e.starts_with("the remembered settings are broken")
+            && e.ends_with("starting with the default settings")),
+        "{:?}",
+        broken.state.errors
+    );
 }
 
 /// Drops `file` and waits for the red bar; returns its text and the frames it took.

@@ -23,7 +23,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 pub use command::{Command, DialogKind, DrawCommand, ExamplesCommand, LessonCommand, TrainCommand, View};
-pub use state::{ExportWhat, Settings, Slot, State, MAX_SLOTS};
+pub use state::{ExportWhat, Settings, Slot, State, MAX_SLOTS, MAX_TOP_K};
 
 use crate::engine::arch::Arch;
 use crate::engine::model::ModelSource;
@@ -126,12 +126,12 @@ fn waker(ctx: &egui::Context) -> crate::engine::worker::Waker {
 impl GlassboxApp {
     /// The app with its engine thread; `storage` holds what the last session remembered.
     pub fn new(ctx: &egui::Context, storage: Option<&dyn eframe::Storage>, opts: Options) -> Self {
-        let mut settings: Settings = if opts.fresh {
-            Settings::default()
-        } else {
-            storage
-                .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
-                .unwrap_or_default()
+        let (mut settings, stored_error) = match storage.and_then(|s| s.get_string(eframe::APP_KEY)) {
+            Some(text) if !opts.fresh => match Settings::from_stored(&text) {
+                Ok(s) => (s, None),
+                Err(e) => (Settings::default(), Some(e)),
+            },
+            _ => (Settings::default(), None),
         };
         if let Some(m) = &opts.model {
             settings.model = m.clone();
@@ -165,6 +165,9 @@ impl GlassboxApp {
             presented: false,
             lesson_deferred: None,
         };
+        if let Some(e) = stored_error {
+            app.state.errors.push(format!("{e}; starting with the default settings"));
+        }
         for m in state::parse_methods(&settings.methods) {
             app.state.push_slot(m);
         }

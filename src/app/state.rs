@@ -63,6 +63,40 @@ impl Default for Settings {
     }
 }
 
+/// The most predictions the top-k list shows (a remembered value is clamped to it).
+pub const MAX_TOP_K: usize = 100;
+/// A remembered name (layer, colormap, method) longer than this is dropped.
+const MAX_REMEMBERED_NAME: usize = 256;
+
+impl Settings {
+    /// What the last session stored (eframe's RON text), checked: a file edited by hand or
+    /// left broken gives an error (the app then starts fresh and says so), and values out
+    /// of range are brought back into it (opacity 0 to 1, top-k 1 to [`MAX_TOP_K`], at most
+    /// [`MAX_SLOTS`] known methods, a known colormap, names of sane length).
+    pub fn from_stored(text: &str) -> std::result::Result<Settings, String> {
+        let s: Settings = ron::from_str(text).map_err(|e| format!("the remembered settings are broken ({e})"))?;
+        Ok(s.checked())
+    }
+
+    /// The same settings with every value in its range.
+    pub fn checked(mut self) -> Settings {
+        let d = Settings::default();
+        self.opacity = if self.opacity.is_finite() { self.opacity.clamp(0.0, 1.0) } else { d.opacity };
+        self.top_k = self.top_k.clamp(1, MAX_TOP_K);
+        let sane = |n: &Option<String>| n.as_ref().is_none_or(|n| n.len() <= MAX_REMEMBERED_NAME);
+        for n in [&mut self.layer, &mut self.cam_layer, &mut self.filter_conv] {
+            if !sane(n) {
+                *n = None;
+            }
+        }
+        self.methods = parse_methods(&self.methods).iter().map(|m| m.to_string()).collect();
+        if self.colormap != "auto" && self.colormap.parse::<Colormap>().is_err() {
+            self.colormap = d.colormap;
+        }
+        self
+    }
+}
+
 /// One explanation panel: a method with its parameters (target and CAM layer are shared
 /// by all) and what it shows.
 #[derive(Debug, Clone)]
@@ -544,7 +578,11 @@ pub struct Evaluated {
 
 /// The methods of the remembered names, at most [`MAX_SLOTS`], at least Grad-CAM.
 pub fn parse_methods(names: &[String]) -> Vec<Method> {
-    let mut v: Vec<Method> = names.iter().filter_map(|n| n.parse().ok()).collect();
+    let mut v: Vec<Method> = names
+        .iter()
+        .filter(|n| n.len() <= MAX_REMEMBERED_NAME)
+        .filter_map(|n| n.parse().ok())
+        .collect();
     v.dedup();
     v.truncate(MAX_SLOTS);
     if v.is_empty() {
@@ -753,5 +791,50 @@ impl State {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_settings_round_trip_and_come_back_in_range() {
+        let d = Settings::default();
+        let text = ron::to_string(&d).unwrap();
+        assert_eq!(Settings::from_stored(&text).unwrap(), d);
+
+        let hostile = Settings {
+            opacity: f32::NAN,
+            top_k: usize::MAX,
+            methods: vec!["smoothgrad".into(), "nope".into(), "x".repeat(10_000), "gradient".into()],
+            colormap: "plaid".into(),
+            layer: Some("l".repeat(MAX_REMEMBERED_NAME + 1)),
+            cam_layer: Some("_blocks.15".into()),
+            ..d.clone()
+        };
+        let s = Settings::from_stored(&ron::to_string(&hostile).unwrap()).unwrap();
+        assert_eq!(s.opacity, d.opacity, "NaN opacity is the default");
+        assert_eq!(s.top_k, MAX_TOP_K);
+        assert_eq!(s.methods, ["smoothgrad", "gradient"]);
+        assert_eq!(s.colormap, "auto");
+        assert_eq!(s.layer, None, "an overlong name is dropped");
+        assert_eq!(s.cam_layer.as_deref(), Some("_blocks.15"), "a sane name is kept");
+
+        let low = Settings { opacity: -3.0, top_k: 0, methods: vec![], colormap: "viridis".into(), ..d };
+        let s = Settings::from_stored(&ron::to_string(&low).unwrap()).unwrap();
+        assert_eq!((s.opacity, s.top_k, s.colormap.as_str()), (0.0, 1, "viridis"));
+        assert_eq!(s.methods, ["grad-cam"], "no method left is Grad-CAM");
+    }
+
+    #[test]
+    fn broken_stored_settings_are_an_error_not_a_panic() {
+        for text in ["", "(", "(opacity: \"x\")", "(top_k: -1)", "[1, 2]", "\u{0}"] {
+            let e = Settings::from_stored(text).unwrap_err();
+            assert!(e.starts_with("the remembered settings are broken"), "{text:?}: {e}");
+        }
+        // Unknown fields from an older or newer version are ignored, missing ones defaulted.
+        let s = Settings::from_stored("(top_k: 7, future_field: 3)").unwrap();
+        assert_eq!(s.top_k, 7);
     }
 }
