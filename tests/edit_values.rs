@@ -396,3 +396,31 @@ fn every_preset_writes_its_kernel_to_the_one_filter() {
         assert!(t.equal(&before[&n]), "{n} changed by a refused preset");
     }
 }
+
+/// Found by the `edit_op` fuzz target (fuzz/, 2026-11-30): `set` with a finite number too
+/// large for a 32-bit weight made libtorch's conversion fail inside tch, which panics. Each
+/// number-taking edit now refuses such a number with the reason, and changes nothing; the
+/// largest number a weight holds is still accepted.
+#[test]
+fn numbers_too_large_for_the_weights_are_refused_not_a_panic() {
+    let mut m = tiny(3);
+    let before = variables(&m);
+    for op in [
+        "set conv1.weight[3,0,1,1]=0555555555555555555555555555555555555555555555555555555555555555555555.5",
+        "add fc2.bias[7] -1e39",
+        "scale conv2.weight[4] 4e38",
+        "noise conv1.weight[1,0] 1e300 42",
+    ] {
+        let mut ed = Editor::default();
+        let e = ed.apply(&mut m, op.parse().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("beyond what") && e.contains("Float") && e.contains("smaller number"), "{op}: {e}");
+        for (n, t) in variables(&m) {
+            assert!(t.equal(&before[&n]), "{n} changed by the refused `{op}`");
+        }
+    }
+    // Written as a 64-bit number: f32::MAX's own shortest form, 3.4028235e38, is a little
+    // above it and is refused as libtorch would refuse it.
+    let mut ed = apply(&mut m, &[&format!("set fc2.bias[0]={}", f32::MAX as f64)]);
+    assert_eq!(flat(&m.vs.variables()["fc2.bias"])[0], f32::MAX);
+    ed.undo(&mut m).unwrap();
+}

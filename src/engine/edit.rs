@@ -389,6 +389,25 @@ fn apply_op(model: &mut Model, op: &Op) -> Result<Before> {
         _ => unreachable!("handled above"),
     };
     let r = region(model, t)?;
+    // A number the weights' type cannot hold is refused here: libtorch's conversion of it
+    // fails (and tch turns that failure into a panic).
+    let number = match op {
+        Op::Set(_, v) => Some(("the value", *v)),
+        Op::Add(_, v) => Some(("the value", *v)),
+        Op::Scale(_, v) => Some(("the factor", *v)),
+        Op::Noise(_, sigma, _) => Some(("sigma", *sigma)),
+        _ => None,
+    };
+    if let Some((what, v)) = number {
+        let max = largest_of(r.kind());
+        if v.abs() > max {
+            return Err(Error::invalid(format!(
+                "edit `{op}`: {what} {v:e} is beyond what `{}`'s {:?} values hold (at most {max:e} in size); give a smaller number",
+                t.param,
+                r.kind()
+            )));
+        }
+    }
     if let Op::Preset(..) = op {
         if r.size() != [3, 3] {
             return Err(Error::invalid(format!(
@@ -426,6 +445,16 @@ fn apply_op(model: &mut Model, op: &Op) -> Result<Before> {
         }
     });
     Ok(Before::Values(t.clone(), before))
+}
+
+/// The largest finite value a tensor of `kind` holds.
+fn largest_of(kind: tch::Kind) -> f64 {
+    match kind {
+        tch::Kind::Half => 65504.0,
+        tch::Kind::BFloat16 => 3.389_531_389_251_535e38,
+        tch::Kind::Double => f64::MAX,
+        _ => f32::MAX as f64,
+    }
 }
 
 fn restore(model: &mut Model, op: &Op, before: Before) -> Result<()> {
