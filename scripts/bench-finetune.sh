@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${GLASSBOX:-target/release/glassbox}
 # What src/cli/mod.rs sets with mallopt: M_MMAP_THRESHOLD and M_TRIM_THRESHOLD of 1 GiB.
-SAME_MALLOC="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+SAME_MALLOC="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1"
 dir=$(mktemp -d)
 "$BIN" predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$dir/raw.safetensors" >/dev/null
 "$BIN" bench --finetune "$dir" --photos assets/samples/chelsea.png assets/samples/coffee.png --json > "$dir/glassbox.json"

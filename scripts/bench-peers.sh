@@ -13,7 +13,7 @@ tmp=$(mktemp -d)
 "$BIN" predict assets/samples/chelsea.png --save-raw "$tmp/raw.safetensors" >/dev/null
 "$BIN" bench --runs "$RUNS" --methods assets/samples/chelsea.png --json > "$tmp/glassbox.json"
 threads=$(.venv/bin/python -c "import json;print(json.load(open('$tmp/glassbox.json'))['core']['threads'])")
-SAME_MALLOC="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+SAME_MALLOC="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1"
 .venv/bin/python scripts/bench_peers.py "$threads" "$RUNS" "$tmp/raw.safetensors" | tail -1 > "$tmp/peers.json"
 GLIBC_TUNABLES=$SAME_MALLOC .venv/bin/python scripts/bench_peers.py "$threads" "$RUNS" "$tmp/raw.safetensors" | tail -1 > "$tmp/peers-malloc.json"
 .venv/bin/python - "$tmp/glassbox.json" "$tmp/peers.json" "$tmp/peers-malloc.json" <<'PY'

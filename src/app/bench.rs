@@ -43,14 +43,15 @@ struct Headless {
     ctx: egui::Context,
     app: GlassboxApp,
     t: f64,
-    /// Set by egui's repaint callback when something asks for a frame now (the engine's
-    /// answer, through the app's waker): how eframe's event loop learns to draw.
-    wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    /// The earliest frame anything asked for, set by egui's repaint callback: now for an
+    /// engine answer (through the app's waker), later for the app's own timers (the working
+    /// spinner, the check that the engine is alive). How eframe's event loop learns to draw.
+    wake: Arc<(std::sync::Mutex<Option<Instant>>, std::sync::Condvar)>,
 }
 
-/// While busy the app asks for a frame every 16 ms (`request_repaint_after`); an answer
-/// of the engine asks for one at once.
-const BUSY_REPAINT: Duration = Duration::from_millis(16);
+/// When nothing asked for a frame, the loop still looks this often (a bound on waiting for
+/// a wake-up that never comes; eframe would sleep).
+const IDLE_LOOK: Duration = Duration::from_millis(250);
 /// One refresh of a 60 Hz display: with vsync no two frames are closer.
 const REFRESH: Duration = Duration::from_micros(16_667);
 
@@ -58,15 +59,14 @@ impl Headless {
     /// The app on a builtin model (and an image, else the sample), settled on its first views.
     fn start(model: &str, image: Option<PathBuf>, device: crate::engine::Device) -> Result<Headless> {
         let ctx = egui::Context::default();
-        let wake = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let wake = Arc::new((std::sync::Mutex::new(None::<Instant>), std::sync::Condvar::new()));
         let w = wake.clone();
         ctx.set_request_repaint_callback(move |info| {
-            if info.delay.is_zero() {
-                if let Ok(mut now) = w.0.lock() {
-                    *now = true;
-                }
-                w.1.notify_all();
+            let at = Instant::now() + info.delay;
+            if let Ok(mut next) = w.0.lock() {
+                *next = Some(next.map_or(at, |n| n.min(at)));
             }
+            w.1.notify_all();
         });
         let app = GlassboxApp::new(
             &ctx,
@@ -110,9 +110,9 @@ impl Headless {
         t0.elapsed()
     }
 
-    /// Frames as eframe draws them on a 60 Hz display until `done`: one whenever something
-    /// asks for a frame now (an engine answer, a spinner), else every 16 ms while the app is
-    /// busy, and never two within one display refresh (vsync).
+    /// Frames as eframe draws them on a 60 Hz display until `done`: one when something asks
+    /// for a frame (an engine answer now, the app's timers later), never two within one
+    /// display refresh (vsync).
     fn until(&mut self, what: &str, done: impl Fn(&GlassboxApp) -> bool) -> Result<()> {
         let start = Instant::now();
         while !done(&self.app) {
@@ -127,14 +127,23 @@ impl Headless {
             if let Some(rest) = REFRESH.checked_sub(t0.elapsed()) {
                 std::thread::sleep(rest);
             }
-            let (flag, cv) = &*self.wake;
-            let now = flag
+            let (next, cv) = &*self.wake;
+            let mut next = next
                 .lock()
-                .map_err(|_| anyhow::anyhow!("the repaint flag is poisoned"))?;
-            let (mut now, _) = cv
-                .wait_timeout_while(now, BUSY_REPAINT, |now| !*now)
-                .map_err(|_| anyhow::anyhow!("the repaint flag is poisoned"))?;
-            *now = false;
+                .map_err(|_| anyhow::anyhow!("the repaint time is poisoned"))?;
+            let give_up = Instant::now() + IDLE_LOOK;
+            loop {
+                let now = Instant::now();
+                let until = next.unwrap_or(give_up).min(give_up);
+                if until <= now {
+                    break;
+                }
+                next = cv
+                    .wait_timeout(next, until - now)
+                    .map_err(|_| anyhow::anyhow!("the repaint time is poisoned"))?
+                    .0;
+            }
+            *next = None;
         }
         Ok(())
     }
@@ -244,6 +253,9 @@ pub struct EditBench {
     /// directly on the engine's handlers (`worker::Direct`): median.
     pub bound_ms: f64,
     pub ratio: f64,
+    /// The same requests sent to an engine thread of its own without the app, each awaited
+    /// before the next: median. Between the bound and the app: the cost of the thread alone.
+    pub engine_thread_ms: f64,
     /// What each edit's views were: the kinds of the requests replayed, with counts.
     pub views: Vec<String>,
     /// Requests the app sent per edit (median), answered or superseded: more than the
@@ -332,6 +344,7 @@ pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result
         source: ImageSource::File(image.to_path_buf()),
     })?;
     let mut bound = Vec::new();
+    let replays_again = replays.clone();
     for reqs in replays {
         let t0 = Instant::now();
         for r in reqs {
@@ -339,9 +352,39 @@ pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result
         }
         bound.push(t0.elapsed().as_secs_f64() * 1e3);
     }
+    drop(d);
+    // The same again on an engine thread of its own, without the app: what the thread
+    // itself costs, apart from the window's frames.
+    let engine = crate::engine::worker::Engine::spawn(device);
+    let wait = |id: u64| -> Result<()> {
+        loop {
+            match engine.recv_timeout(Duration::from_secs(600)) {
+                Some(r) if r.id() == id && r.is_final() => return Ok(()),
+                Some(_) => {}
+                None => bail!("the engine thread did not answer in 10 minutes"),
+            }
+        }
+    };
+    wait(engine.send(Request::OpenModel {
+        model: ModelSource::Builtin(model.into()),
+        arch: None,
+    }))?;
+    wait(engine.send(Request::SetImage {
+        source: ImageSource::File(image.to_path_buf()),
+    }))?;
+    let mut threaded = Vec::new();
+    for reqs in &replays_again {
+        let t0 = Instant::now();
+        for r in reqs {
+            wait(engine.send(r.clone()))?;
+        }
+        threaded.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    drop(engine);
     let app_median = median(&mut app_ms);
     let bound_median = median(&mut bound);
     Ok(EditBench {
+        engine_thread_ms: median(&mut threaded),
         model: model.into(),
         edits: app_ms.len(),
         app_edit_to_views_ms: app_median,

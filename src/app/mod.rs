@@ -115,6 +115,9 @@ pub struct GlassboxApp {
     /// A lesson step's layer, filter and target, put in place once its model and image
     /// have arrived.
     lesson_deferred: Option<crate::lesson::Step>,
+    /// The image request whose views were requested with it (a drawing's stroke): its
+    /// arrival needs no second round of requests.
+    analysed_ahead: Option<u64>,
 }
 
 /// The engine's wake-up for this window: a repaint now, so an answer is drawn when it comes.
@@ -164,6 +167,7 @@ impl GlassboxApp {
             sent_count: 0,
             presented: false,
             lesson_deferred: None,
+            analysed_ahead: None,
         };
         if let Some(e) = stored_error {
             app.state.errors.push(format!("{e}; starting with the default settings"));

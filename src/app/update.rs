@@ -17,11 +17,17 @@ use crate::engine::worker::{
     EditRequest, Engine, EvalSet, Explained, ImageSource, ModelInfo, Request, Response, TrainRequest,
 };
 
+/// While the engine works, how often the window checks that it is still alive (its answers
+/// wake the window at once; a thread that died sends none).
+const ENGINE_LOOK: Duration = Duration::from_millis(100);
+
 impl GlassboxApp {
     /// Applies one command.
     pub fn apply(&mut self, cmd: Command) {
         match cmd {
-            Command::SetImage(source) => self.set_image(source),
+            Command::SetImage(source) => {
+                self.set_image(source);
+            }
             Command::OpenPath(path) => self.open_path(path),
             Command::OpenModel(model, arch) => self.open_model(model, arch),
             Command::SetTarget(index) => {
@@ -216,9 +222,17 @@ impl GlassboxApp {
                     }
                     DrawCommand::Clear => c.pixels.iter_mut().for_each(|v| *v = 0.0),
                 }
-                // The drawing is the input: every view follows it.
+                // The drawing is the input: every view follows it. A drawing is always a
+                // valid image, so its analysis goes to the engine with it (the engine takes
+                // requests in order) instead of after the image comes back: one round trip
+                // per stroke, not two.
                 let img = self.state.canvas.image();
-                self.set_image(img);
+                let id = self.set_image(img);
+                if self.state.model.is_some() && self.state.input.is_some() && !self.model_on_its_way() {
+                    self.state.target = None;
+                    self.analyze_all(true);
+                    self.analysed_ahead = Some(id);
+                }
             }
         }
     }
@@ -513,13 +527,17 @@ impl GlassboxApp {
         self.send(Job::Model, Request::OpenModel { model, arch });
     }
 
-    fn set_image(&mut self, source: ImageSource) {
+    /// Sends an image to the engine; its views are analysed when it comes back (unless
+    /// the caller analysed them ahead). Returns the request's id.
+    fn set_image(&mut self, source: ImageSource) -> u64 {
         self.image_requested = Some(Instant::now());
         self.all_views_after = None;
+        self.analysed_ahead = None;
         // Long maps of the old image would delay the new one: stop them.
         self.cancel_slot_work();
-        self.send(Job::Image, Request::SetImage { source: source.clone() });
+        let id = self.send(Job::Image, Request::SetImage { source: source.clone() });
         self.sent_source = Some(source);
+        id
     }
 
     /// Opens a dropped or chosen file: a weights file by its extension, else an image.
@@ -859,7 +877,9 @@ impl GlassboxApp {
         }
         self.update_slot_textures();
         if self.busy() {
-            self.ctx.request_repaint_after(Duration::from_millis(16));
+            // Answers wake the window by themselves (the engine's waker); this only notices
+            // an engine that stopped without answering.
+            self.ctx.request_repaint_after(ENGINE_LOOK);
         }
     }
 
@@ -930,7 +950,9 @@ impl GlassboxApp {
                     s.overlay_dirty = true;
                 }
                 self.tex.clear(Which::Field);
-                self.analyze_all(true);
+                if self.analysed_ahead.take() != Some(id) {
+                    self.analyze_all(true);
+                }
             }
             Response::Prediction { top, .. } => self.state.top = top,
             Response::Analyzed {

@@ -164,6 +164,7 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
                     "app_edit_to_views_ms": app.app_edit_to_views_ms,
                     "bound_ms": app.bound_ms,
                     "ratio": app.ratio,
+                    "engine_thread_ms": app.engine_thread_ms,
                     "views": app.views,
                     "requests_sent": app.requests_sent,
                     "engine_edit_to_views_ms": engine.edit_to_views_ms,
@@ -182,6 +183,11 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
                 app.bound_ms,
                 app.ratio,
                 app.edits
+            );
+            println!(
+                "the same requests on an engine thread of its own, without the app: {:.1} ms ({:.2}x the bound)",
+                app.engine_thread_ms,
+                app.engine_thread_ms / app.bound_ms
             );
             println!(
                 "the engine alone (edit, prediction, channels, Grad-CAM): {:.1} ms beside forward+backward {:.1} ms",

@@ -228,10 +228,16 @@ pub fn main() -> std::process::ExitCode {
     // Keep large tensor buffers in the heap instead of fresh mmaps: libtorch allocates and
     // frees activation-sized blocks on every pass, and page-faulting new mappings each time
     // costs about 8 % of a batch-16 forward+backward here.
+    // One arena for every thread: glibc gives each new thread an arena of its own whose
+    // heaps hold at most 64 MiB, so on the engine thread every larger block (Lite0's
+    // expanded activations at batch 16 are 77 MB) was a fresh mmap again, whatever the
+    // threshold: the faithfulness curves took 2.5 s there against 1.45 s on the main thread,
+    // and the app's edit-to-views 1.6x-1.9x its bound; with one arena, 1.04x (BENCHMARKS.md).
     // SAFETY: malloc tuning at start-up, before any allocation-heavy work or thread.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
     // Messages of Glassbox and of eframe, wgpu and winit: warnings by default, RUST_LOG to choose.
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).try_init();

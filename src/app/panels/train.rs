@@ -170,7 +170,7 @@ fn run(ui: &mut Ui, tr: &Training, out: &mut Vec<Command>) {
                 (None, Some((d, t)), _) => (d as f32 / t.max(1) as f32, format!("features of {d}/{t} images")),
                 _ => (0.0, "reading the images…".to_string()),
             };
-            ui.add(egui::ProgressBar::new(frac).text(text).animate(!tr.paused));
+            ui.add(egui::ProgressBar::new(frac).text(text));
             ui.horizontal(|ui| {
                 let label = if tr.paused { "Resume" } else { "Pause" };
                 if ui.button(label).clicked() {
