@@ -8,7 +8,7 @@ SOAK_CYCLES ?= 60
 MUTANT_FILES := src/engine/metrics.rs src/engine/edit.rs src/engine/evaluate.rs src/engine/preprocess.rs \
 	src/engine/convolution.rs src/engine/render.rs src/engine/finetune.rs
 
-.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots fuzz fuzz-corpus mutants
+.PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots fuzz fuzz-random fuzz-corpus mutants
 
 setup:
 	@bash scripts/setup.sh
@@ -42,9 +42,15 @@ bench: setup
 	@echo "a long session: cycles of every kind of request the app sends; fails if resident memory grows 5 % or more:"
 	target/release/glassbox bench --soak $(SOAK_CYCLES) --soak-images $(SAMPLES)
 
-# Every fuzz target for FUZZ_SECONDS (default 60) each; crashes are kept in tests/fuzz/.
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer; nightly): every parser a user's file or
+# text reaches, FUZZ_SECONDS (default 60) each, FUZZ_JOBS at a time; crashes in fuzz/artifacts/.
 fuzz: setup
 	bash scripts/fuzz.sh
+
+# The bolero targets of tests/fuzz.rs (random mutation, no coverage feedback) for
+# FUZZ_SECONDS each; `make test` runs them briefly. Crashes are kept in tests/fuzz/.
+fuzz-random: setup
+	bash scripts/fuzz-random.sh
 
 # Mutation testing of the engine's numeric core with cargo-mutants: 587 mutants (the maps
 # of render.rs, the imprinting and head functions of finetune.rs, the rest of the files

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make fuzz`: every fuzz target of tests/fuzz.rs for FUZZ_SECONDS each (default 60), in the
+# `make fuzz-random`: every bolero target of tests/fuzz.rs for FUZZ_SECONDS each (default 60), in the
 # build the tests use, printing the executions per target. An input that crashes a target is
 # kept in tests/fuzz/<target>/ as crash-* (a panic is saved by the test itself; an abort,
 # such as running out of memory, is saved here from the last input the test wrote).
