@@ -400,7 +400,10 @@ fn the_app_remembers_model_image_methods_and_layer() {
     // Remembered values out of range come back into it; broken settings start fresh and
     // say so in the error bar.
     let stored = mem.get_string(eframe::APP_KEY).unwrap();
-    mem.set_string(eframe::APP_KEY, stored.replacen("opacity:", "opacity: 7.5, _old_opacity:", 1));
+    mem.set_string(
+        eframe::APP_KEY,
+        stored.replacen("opacity:", "opacity: 7.5, _old_opacity:", 1),
+    );
     let clamped = GlassboxApp::new(&ctx, Some(&mem), opts(false));
     assert_eq!(clamped.state.settings.opacity, 1.0);
     assert_eq!(clamped.state.settings.layer.as_deref(), Some("_blocks.3"));
@@ -408,8 +411,12 @@ fn the_app_remembers_model_image_methods_and_layer() {
     let broken = GlassboxApp::new(&ctx, Some(&mem), opts(false));
     assert_eq!(broken.state.settings, glassbox::app::Settings::default());
     assert!(
-        broken.state.errors.iter().any(|e| e.starts_with("the remembered settings are broken")
-            && e.ends_with("starting with the default settings")),
+        broken
+            .state
+            .errors
+            .iter()
+            .any(|e| e.starts_with("the remembered settings are broken")
+                && e.ends_with("starting with the default settings")),
         "{:?}",
         broken.state.errors
     );

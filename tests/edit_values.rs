@@ -413,7 +413,10 @@ fn numbers_too_large_for_the_weights_are_refused_not_a_panic() {
     ] {
         let mut ed = Editor::default();
         let e = ed.apply(&mut m, op.parse().unwrap()).unwrap_err().to_string();
-        assert!(e.contains("beyond what") && e.contains("Float") && e.contains("smaller number"), "{op}: {e}");
+        assert!(
+            e.contains("beyond what") && e.contains("Float") && e.contains("smaller number"),
+            "{op}: {e}"
+        );
         for (n, t) in variables(&m) {
             assert!(t.equal(&before[&n]), "{n} changed by the refused `{op}`");
         }

@@ -14,7 +14,11 @@ thread_local! {
 }
 
 fn values(m: &Model) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = m.vs.variables().into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float).copy())).collect();
+    let mut v: Vec<(String, Tensor)> =
+        m.vs.variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.to_kind(Kind::Float).copy()))
+            .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -27,7 +31,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let written = op.to_string();
-    let again: Op = written.parse().unwrap_or_else(|e| panic!("`{written}` (from `{text}`) does not read back: {e}"));
+    let again: Op = written
+        .parse()
+        .unwrap_or_else(|e| panic!("`{written}` (from `{text}`) does not read back: {e}"));
     assert_eq!(again, op, "`{written}` reads back as another edit");
     MODEL.with(|m| {
         let mut m = m.borrow_mut();

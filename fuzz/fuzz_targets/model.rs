@@ -47,12 +47,21 @@ fuzz_target!(|data: &[u8]| {
         if let Some(k) = key.strip_prefix("meta:") {
             metadata.insert(k.to_owned(), value.to_owned());
         } else if let Some(name) = key.strip_prefix("shape:") {
-            let Ok(shape) = value.split(',').map(|d| d.trim().parse::<i64>()).collect::<Result<Vec<_>, _>>() else {
+            let Ok(shape) = value
+                .split(',')
+                .map(|d| d.trim().parse::<i64>())
+                .collect::<Result<Vec<_>, _>>()
+            else {
                 continue;
             };
-            let numel = shape.iter().try_fold(1i64, |acc, d| if *d < 0 { None } else { acc.checked_mul(*d) });
+            let numel = shape
+                .iter()
+                .try_fold(1i64, |acc, d| if *d < 0 { None } else { acc.checked_mul(*d) });
             if shape.len() <= 6 && numel.is_some_and(|n| n <= MAX_NUMEL) {
-                tensors.insert(name.to_owned(), Tensor::zeros(shape.as_slice(), (Kind::Float, Device::Cpu)));
+                tensors.insert(
+                    name.to_owned(),
+                    Tensor::zeros(shape.as_slice(), (Kind::Float, Device::Cpu)),
+                );
             }
         } else if let Some(name) = key.strip_prefix("drop:") {
             tensors.remove(name);

@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!((0.0..=1.0).contains(&s.opacity), "opacity {}", s.opacity);
     assert!((1..=glassbox::app::MAX_TOP_K).contains(&s.top_k), "top_k {}", s.top_k);
-    assert!((1..=glassbox::app::MAX_SLOTS).contains(&s.methods.len()), "{:?}", s.methods);
+    assert!(
+        (1..=glassbox::app::MAX_SLOTS).contains(&s.methods.len()),
+        "{:?}",
+        s.methods
+    );
     let again = ron::to_string(&s).expect("settings write");
     assert_eq!(Settings::from_stored(&again).as_ref(), Ok(&s), "{again}");
 });

@@ -170,7 +170,9 @@ impl GlassboxApp {
             analysed_ahead: None,
         };
         if let Some(e) = stored_error {
-            app.state.errors.push(format!("{e}; starting with the default settings"));
+            app.state
+                .errors
+                .push(format!("{e}; starting with the default settings"));
         }
         for m in state::parse_methods(&settings.methods) {
             app.state.push_slot(m);

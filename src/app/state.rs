@@ -81,7 +81,11 @@ impl Settings {
     /// The same settings with every value in its range.
     pub fn checked(mut self) -> Settings {
         let d = Settings::default();
-        self.opacity = if self.opacity.is_finite() { self.opacity.clamp(0.0, 1.0) } else { d.opacity };
+        self.opacity = if self.opacity.is_finite() {
+            self.opacity.clamp(0.0, 1.0)
+        } else {
+            d.opacity
+        };
         self.top_k = self.top_k.clamp(1, MAX_TOP_K);
         let sane = |n: &Option<String>| n.as_ref().is_none_or(|n| n.len() <= MAX_REMEMBERED_NAME);
         for n in [&mut self.layer, &mut self.cam_layer, &mut self.filter_conv] {
@@ -807,7 +811,12 @@ mod tests {
         let hostile = Settings {
             opacity: f32::NAN,
             top_k: usize::MAX,
-            methods: vec!["smoothgrad".into(), "nope".into(), "x".repeat(10_000), "gradient".into()],
+            methods: vec![
+                "smoothgrad".into(),
+                "nope".into(),
+                "x".repeat(10_000),
+                "gradient".into(),
+            ],
             colormap: "plaid".into(),
             layer: Some("l".repeat(MAX_REMEMBERED_NAME + 1)),
             cam_layer: Some("_blocks.15".into()),
@@ -821,7 +830,13 @@ mod tests {
         assert_eq!(s.layer, None, "an overlong name is dropped");
         assert_eq!(s.cam_layer.as_deref(), Some("_blocks.15"), "a sane name is kept");
 
-        let low = Settings { opacity: -3.0, top_k: 0, methods: vec![], colormap: "viridis".into(), ..d };
+        let low = Settings {
+            opacity: -3.0,
+            top_k: 0,
+            methods: vec![],
+            colormap: "viridis".into(),
+            ..d
+        };
         let s = Settings::from_stored(&ron::to_string(&low).unwrap()).unwrap();
         assert_eq!((s.opacity, s.top_k, s.colormap.as_str()), (0.0, 1, "viridis"));
         assert_eq!(s.methods, ["grad-cam"], "no method left is Grad-CAM");

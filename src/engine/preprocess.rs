@@ -416,11 +416,20 @@ mod tests {
         for img in [wide.clone(), wide.rotate90()] {
             let new = p.view(&img).to_rgb8();
             let old = resized_then_cropped(&img, resize, 224);
-            let diffs: Vec<i32> =
-                new.as_raw().iter().zip(old.as_raw()).map(|(a, b)| (*a as i32 - *b as i32).abs()).collect();
+            let diffs: Vec<i32> = new
+                .as_raw()
+                .iter()
+                .zip(old.as_raw())
+                .map(|(a, b)| (*a as i32 - *b as i32).abs())
+                .collect();
             let max = *diffs.iter().max().unwrap();
             let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
-            assert!(max <= 6 && mean < 1.0, "{}x{}: max {max}, mean {mean}", img.width(), img.height());
+            assert!(
+                max <= 6 && mean < 1.0,
+                "{}x{}: max {max}, mean {mean}",
+                img.width(),
+                img.height()
+            );
         }
         // The fuzz finding: 60000x2 now costs a 8x2 cut, not 6.7 million by 256 pixels.
         let cut = centre_of_long_side(DynamicImage::new_rgb8(60_000, 2));

@@ -82,8 +82,10 @@ fn spinner(ui: &mut Ui) {
             rect.center() + radius * egui::vec2(a.cos() as f32, a.sin() as f32)
         })
         .collect();
-    ui.painter()
-        .add(egui::Shape::line(points, egui::Stroke::new(2.0, ui.visuals().strong_text_color())));
+    ui.painter().add(egui::Shape::line(
+        points,
+        egui::Stroke::new(2.0, ui.visuals().strong_text_color()),
+    ));
     ui.ctx()
         .request_repaint_after(Duration::from_secs_f64(1.0 / SPINNER_FPS));
 }
