@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${GLASSBOX:-target/release/glassbox}
-# What src/cli/mod.rs sets with mallopt: M_MMAP_THRESHOLD and M_TRIM_THRESHOLD of 1 GiB.
+# What src/cli/mod.rs sets with mallopt: M_MMAP_THRESHOLD and M_TRIM_THRESHOLD of 1 GiB, M_ARENA_MAX 1.
 SAME_MALLOC="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1"
 dir=$(mktemp -d)
 "$BIN" predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$dir/raw.safetensors" >/dev/null
