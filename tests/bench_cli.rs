@@ -159,6 +159,15 @@ fn a_soak_sends_every_kind_of_request_and_every_method_and_its_exit_code_follows
     let (start, end) = (positive(&v, "rss_start_mib"), positive(&v, "rss_end_mib"));
     let growth = v["growth_percent"].as_f64().unwrap();
     assert!((growth - (end - start) / start * 100.0).abs() < 1e-6, "{v}");
+    // Each figure is read once free memory is given back: at most what was held just before.
+    let held = v["rss_before_trim_mib"].as_array().unwrap();
+    for r in v["rss_mib"].as_array().unwrap() {
+        let h = held
+            .iter()
+            .find(|h| h[0] == r[0])
+            .unwrap_or_else(|| panic!("no held figure at {r}: {v}"));
+        assert!(r[1].as_f64().unwrap() <= h[1].as_f64().unwrap() + 1.0, "{r} above {h}");
+    }
     // 5 % or more after the warm-up fails the run, with the figures in one line.
     if growth >= 5.0 {
         assert_clean_error(&o, &["resident memory grew", "a leak"]);

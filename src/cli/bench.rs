@@ -215,9 +215,10 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
                 r.seconds,
                 r.request_kinds.join(", ")
             );
-            println!("resident memory (MiB) after each tenth:");
+            println!("resident memory (MiB) after each tenth, in use (free memory given back) and as held before:");
             for (k, mib) in &r.rss_mib {
-                println!("  after {k:>6}: {mib:8.1}");
+                let held = r.rss_before_trim_mib.iter().find(|(c, _)| c == k).map_or(0.0, |h| h.1);
+                println!("  after {k:>6}: {mib:8.1}  (held {held:8.1})");
             }
             println!(
                 "after the warm-up ({} cycles) {:.1} MiB, at the end {:.1} MiB: {:+.2} %",

@@ -226,6 +226,16 @@ pub fn rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Resident memory once glibc has returned the free memory it holds to the system
+/// (`malloc_trim(0)`): the memory in use, where [`rss_mib`] also counts blocks kept for reuse.
+pub fn live_rss_mib() -> Option<f64> {
+    // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    rss_mib()
+}
+
 /// A long session held in one process: cycles of every kind of request the app sends,
 /// through the engine thread (the app's path), with the resident memory read along the way.
 #[derive(Debug, Clone, Serialize)]
@@ -242,8 +252,12 @@ pub struct Soak {
     pub rss_end_mib: f64,
     /// From `rss_start_mib` to `rss_end_mib`, in percent.
     pub growth_percent: f64,
-    /// (cycles so far, resident MiB) after each tenth of the run.
+    /// (cycles so far, resident MiB) after each tenth of the run, once the allocator has
+    /// given back the free memory it holds (`malloc_trim`): what the session keeps alive.
     pub rss_mib: Vec<(usize, f64)>,
+    /// The same moments before the trim: what the process holds, free memory included (with
+    /// one arena and a 1 GiB trim threshold it keeps the largest blocks ever freed).
+    pub rss_before_trim_mib: Vec<(usize, f64)>,
     pub seconds: f64,
 }
 
@@ -330,6 +344,7 @@ pub fn soak(model: super::model::ModelSource, images: &[std::path::PathBuf], n: 
     let warm_up = (n / 10).max(METHODS.len()).min(n - 1);
     let marks: Vec<usize> = (1..=10).map(|k| n * k / 10).collect();
     let mut rss = Vec::new();
+    let mut held = Vec::new();
     let mut rss_start = 0.0;
     for i in 0..n {
         let mut send = |kind: &'static str, req: Request| -> Result<Response> {
@@ -461,11 +476,15 @@ pub fn soak(model: super::model::ModelSource, images: &[std::path::PathBuf], n: 
         )?;
         send("Train(Scrub)", Request::Train(TrainRequest::Scrub(0)))?;
         send("Train(Discard)", Request::Train(TrainRequest::Discard))?;
-        if i + 1 == warm_up {
-            rss_start = rss_mib().unwrap_or(0.0);
-        }
-        if marks.contains(&(i + 1)) {
-            rss.push((i + 1, rss_mib().unwrap_or(0.0)));
+        if i + 1 == warm_up || marks.contains(&(i + 1)) {
+            held.push((i + 1, rss_mib().unwrap_or(0.0)));
+            let live = live_rss_mib().unwrap_or(0.0);
+            if i + 1 == warm_up {
+                rss_start = live;
+            }
+            if marks.contains(&(i + 1)) {
+                rss.push((i + 1, live));
+            }
         }
     }
     let rss_end = rss.last().map_or(0.0, |r| r.1);
@@ -482,6 +501,7 @@ pub fn soak(model: super::model::ModelSource, images: &[std::path::PathBuf], n: 
             0.0
         },
         rss_mib: rss,
+        rss_before_trim_mib: held,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
