@@ -344,11 +344,10 @@ pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result
         source: ImageSource::File(image.to_path_buf()),
     })?;
     let mut bound = Vec::new();
-    let replays_again = replays.clone();
-    for reqs in replays {
+    for reqs in &replays {
         let t0 = Instant::now();
         for r in reqs {
-            d.run(r)?;
+            d.run(r.clone())?;
         }
         bound.push(t0.elapsed().as_secs_f64() * 1e3);
     }
@@ -356,27 +355,19 @@ pub fn edits(image: &Path, runs: usize, device: crate::engine::Device) -> Result
     // The same again on an engine thread of its own, without the app: what the thread
     // itself costs, apart from the window's frames.
     let engine = crate::engine::worker::Engine::spawn(device);
-    let wait = |id: u64| -> Result<()> {
-        loop {
-            match engine.recv_timeout(Duration::from_secs(600)) {
-                Some(r) if r.id() == id && r.is_final() => return Ok(()),
-                Some(_) => {}
-                None => bail!("the engine thread did not answer in 10 minutes"),
-            }
-        }
-    };
-    wait(engine.send(Request::OpenModel {
+    let call = |req: Request| engine.call(req, Duration::from_secs(600));
+    call(Request::OpenModel {
         model: ModelSource::Builtin(model.into()),
         arch: None,
-    }))?;
-    wait(engine.send(Request::SetImage {
+    })?;
+    call(Request::SetImage {
         source: ImageSource::File(image.to_path_buf()),
-    }))?;
+    })?;
     let mut threaded = Vec::new();
-    for reqs in &replays_again {
+    for reqs in &replays {
         let t0 = Instant::now();
         for r in reqs {
-            wait(engine.send(r.clone()))?;
+            call(r.clone())?;
         }
         threaded.push(t0.elapsed().as_secs_f64() * 1e3);
     }

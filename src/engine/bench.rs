@@ -288,20 +288,7 @@ pub fn soak(model: super::model::ModelSource, images: &[std::path::PathBuf], n: 
     }
     let engine = Engine::spawn(device.into());
     // Sends a request and waits for its final answer (an error if the engine failed it).
-    let call = |req: Request| -> Result<Response> {
-        let id = engine.send(req);
-        loop {
-            let r = engine
-                .recv_timeout(Duration::from_secs(600))
-                .ok_or_else(|| Error::invalid("the engine did not answer in 10 minutes"))?;
-            if r.id() == id && r.is_final() {
-                return match r {
-                    Response::Failed { message, .. } => Err(Error::invalid(message)),
-                    r => Ok(r),
-                };
-            }
-        }
-    };
+    let call = |req: Request| engine.call(req, Duration::from_secs(600));
     let Response::ModelOpened { info, .. } = call(Request::OpenModel {
         model: model.clone(),
         arch: None,

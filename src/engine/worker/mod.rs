@@ -153,6 +153,23 @@ impl Engine {
     pub fn recv_timeout(&self, d: std::time::Duration) -> Option<Response> {
         self.rx.recv_timeout(d).ok()
     }
+
+    /// Sends a request and waits for its final answer, at most `limit` for each message
+    /// (for benchmarks): a failed request is an error.
+    pub fn call(&self, req: Request, limit: std::time::Duration) -> super::error::Result<Response> {
+        let id = self.send(req);
+        loop {
+            let r = self
+                .recv_timeout(limit)
+                .ok_or_else(|| super::error::Error::invalid("the engine did not answer in time"))?;
+            if r.id() == id && r.is_final() {
+                return match r {
+                    Response::Failed { message, .. } => Err(super::error::Error::invalid(message)),
+                    r => Ok(r),
+                };
+            }
+        }
+    }
 }
 
 impl Drop for Engine {
