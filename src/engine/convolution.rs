@@ -258,34 +258,93 @@ mod tests {
         (a - b).abs() <= 1e-4 * (1.0 + b.abs())
     }
 
+    /// Seeded random biases and batch-norm statistics, so that no step of the unfolding
+    /// is the identity (a fresh model's batch norms are, and its biases are small).
+    fn busy(m: &Model) {
+        tch::no_grad(|| {
+            for (name, mut t) in m.vs.variables() {
+                if name.ends_with("running_var") || (t.dim() == 1 && name.ends_with(".weight")) {
+                    let _ = t.copy_(&(Tensor::rand_like(&t) + 0.5));
+                } else if name.ends_with("running_mean") || name.ends_with(".bias") {
+                    let _ = t.copy_(&(Tensor::randn_like(&t) * 0.5));
+                }
+            }
+        });
+    }
+
+    /// The layer's value at (channel, y, x), from a forward that ends at it.
+    fn value(m: &Model, x: &Tensor, layer: &str, c: usize, y: usize, xx: usize) -> f32 {
+        m.layer_output(x, layer)
+            .unwrap()
+            .double_value(&[0, c as i64, y as i64, xx as i64]) as f32
+    }
+
     #[test]
     fn the_sum_of_products_is_the_networks_value_for_plain_grouped_and_depthwise_convolutions() {
         tch::manual_seed(3);
         // Tiny CNN: plain 3x3 with padding 1, BN, ReLU; at the border (padding) and inside.
         let m = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
+        busy(&m);
         let x = Tensor::randn([1, 1, 28, 28], (Kind::Float, Device::Cpu));
-        for (layer, c, y, xx) in [
-            ("conv1", 3, 0, 0),
-            ("bn1", 5, 10, 27),
-            ("relu1", 7, 14, 3),
-            ("relu2", 30, 6, 6),
+        let vars = m.vs.variables();
+        // (layer, channel, y, x, its convolution, batch norm and activation shown)
+        for (layer, c, y, xx, conv, bn, act) in [
+            ("conv1", 3, 0, 0, "conv1", false, false),
+            ("bn1", 5, 10, 27, "conv1", true, false),
+            ("relu1", 7, 14, 3, "conv1", true, true),
+            ("relu2", 30, 6, 6, "conv2", true, true),
         ] {
             let u = unfold(&m, &x, layer, c, y, xx).unwrap();
-            assert!(
-                close(u.conv_out, u.network_conv_out),
-                "{layer}: {} vs {}",
-                u.conv_out,
-                u.network_conv_out
-            );
+            assert_eq!((u.layer.as_str(), u.conv.as_str(), u.channel, u.y, u.x), (layer, conv, c, y, xx));
+            assert_eq!((u.batch_norm.is_some(), u.activation.is_some()), (bn, act), "{layer}: the chain");
+            assert!(u.note.is_none(), "{layer} is in the chain");
+            // Each number against the network, read by another path.
+            let z = value(&m, &x, conv, c, y, xx);
+            assert!(z.abs() > 1e-3, "{layer}: a value that tells something");
+            assert!(close(u.network_conv_out, z), "{layer}: {} vs {z}", u.network_conv_out);
+            assert!(close(u.conv_out, z), "{layer}: {} vs {z}", u.conv_out);
+            assert!(close(u.result, value(&m, &x, layer, c, y, xx)), "{layer}: result");
+            assert_eq!(u.bias, None, "the tiny CNN's convolutions have none");
+            assert!(close(u.total, u.conv_out));
+            let sums: f32 = u.inputs.iter().map(|s| s.sum).sum();
+            if conv == "conv1" {
+                assert_eq!((u.input_channels, u.inputs.len()), (1, 1));
+                assert!(close(sums, u.total), "{layer}: every input channel shown here");
+            } else {
+                assert_eq!((u.input_channels, u.inputs.len()), (16, SHOWN_INPUTS));
+            }
+            let w = &vars[&format!("{conv}.weight")];
+            for s in &u.inputs {
+                let products: f32 = s.products.iter().sum();
+                assert!(close(products, s.sum));
+                for (i, (p, k)) in s.patch.iter().zip(&s.kernel).enumerate() {
+                    let (r, q) = (u.top + i as i64 / 3, u.left + i as i64 % 3);
+                    let kv = w.double_value(&[c as i64, s.channel as i64, i as i64 / 3, i as i64 % 3]) as f32;
+                    assert_eq!(*k, kv, "{layer}: kernel value {i}");
+                    assert_eq!(s.products[i], p * k);
+                    let (h, w) = u.input_size;
+                    assert_eq!(s.padding[i], r < 0 || q < 0 || r >= h || q >= w, "{layer}: padding {i}");
+                    if conv == "conv1" && !s.padding[i] {
+                        let input = x.double_value(&[0, 0, r, q]) as f32;
+                        assert_eq!(*p, input, "{layer}: patch value {i}");
+                    }
+                }
+            }
             if let Some(b) = &u.batch_norm {
+                let p = |s: &str| vars[&format!("{}.{s}", b.layer)].double_value(&[c as i64]) as f32;
+                assert_eq!(
+                    (b.mean, b.var, b.gamma, b.beta),
+                    (p("running_mean"), p("running_var"), p("weight"), p("bias"))
+                );
                 let z = b.gamma * (u.conv_out - b.mean) / (b.var + b.eps as f32).sqrt() + b.beta;
                 assert!(close(z, b.out), "{layer}: bn {z} vs {}", b.out);
+                assert!(close(b.out, value(&m, &x, &b.layer, c, y, xx)));
             }
-            if let Some((_, a)) = &u.activation {
+            if let Some((f, a)) = &u.activation {
                 let before = u.batch_norm.as_ref().map_or(u.conv_out, |b| b.out);
                 assert!(close(before.max(0.0), *a));
+                assert!(f.starts_with("ReLU:"), "{f}");
             }
-            assert_eq!(u.layer, layer);
         }
         let u = unfold(&m, &x, "conv1", 0, 0, 0).unwrap();
         assert_eq!((u.top, u.left), (-1, -1));
@@ -299,25 +358,52 @@ mod tests {
         );
         // EfficientNet-Lite0: SAME padding with stride 2, and a depthwise convolution.
         let m = Model::new_random(Arch::EfficientNetLite(0), 10, 3, Device::Cpu);
+        busy(&m);
         let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
         let u = unfold(&m, &x, "_conv_stem", 2, 111, 0).unwrap();
-        assert_eq!((u.stride, u.k), (2, 3));
-        assert!(
-            close(u.conv_out, u.network_conv_out),
-            "stem: {} vs {}",
-            u.conv_out,
-            u.network_conv_out
-        );
+        assert_eq!((u.stride, u.k, u.input_size), (2, 3, (224, 224)));
+        assert_eq!((u.top, u.left), (111 * 2 - u.pad_top, -u.pad_left));
+        let z = value(&m, &x, "_conv_stem", 2, 111, 0);
+        assert!(close(u.conv_out, z) && close(u.network_conv_out, z), "stem: {} vs {z}", u.conv_out);
+        assert_eq!(u.inputs[0].patch[4], x.double_value(&[0, 0, u.top + 1, 1]) as f32);
         let u = unfold(&m, &x, "_blocks.1._depthwise_conv", 40, 20, 30).unwrap();
         assert_eq!(
-            (u.input_channels, u.inputs.len(), u.inputs[0].channel),
-            (1, 1, 40),
+            (u.input_channels, u.inputs.len(), u.inputs[0].channel, u.groups),
+            (1, 1, 40, 96),
             "depthwise: one input channel, its own"
         );
-        assert!(close(u.conv_out, u.network_conv_out));
-        // A 1x1 convolution with 16 inputs: 8 shown, all summed.
+        assert!(close(u.conv_out, value(&m, &x, "_blocks.1._depthwise_conv", 40, 20, 30)));
+        // A 1x1 convolution with 96 inputs: 8 shown, all summed.
         let u = unfold(&m, &x, "_blocks.1._project_conv", 5, 3, 4).unwrap();
         assert_eq!((u.input_channels, u.inputs.len()), (96, SHOWN_INPUTS));
-        assert!(close(u.conv_out, u.network_conv_out));
+        assert_eq!(u.inputs[7].channel, 7);
+        assert!(close(u.conv_out, value(&m, &x, "_blocks.1._project_conv", 5, 3, 4)));
+        // A block that adds its input: the layer comes after the chain, its own value shown.
+        let u = unfold(&m, &x, "_blocks.2", 5, 3, 4).unwrap();
+        assert_eq!(u.conv, "_blocks.2._project_conv");
+        assert!(u.note.is_some() && u.batch_norm.is_some() && u.activation.is_none());
+        let block = value(&m, &x, "_blocks.2", 5, 3, 4);
+        assert!(close(u.result, block) && !close(u.result, u.batch_norm.as_ref().unwrap().out));
+        // AlexNet: convolutions with a bias and no batch norm, ReLU straight after.
+        let m = Model::new_random(Arch::AlexNet, 10, 3, Device::Cpu);
+        busy(&m);
+        let u = unfold(&m, &x, "features.1", 9, 20, 40).unwrap();
+        let bias = m.vs.variables()["features.0.bias"].double_value(&[9]) as f32;
+        assert_eq!((u.conv.as_str(), u.bias), ("features.0", Some(bias)));
+        assert!(u.batch_norm.is_none() && u.activation.is_some());
+        assert!(close(u.total + bias, u.conv_out));
+        assert!(close(u.conv_out, value(&m, &x, "features.0", 9, 20, 40)));
+        assert!(close(u.result, u.conv_out.max(0.0)) && close(u.result, value(&m, &x, "features.1", 9, 20, 40)));
+    }
+
+    #[test]
+    fn outside_the_layer_or_without_a_convolution_is_an_error() {
+        let m = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
+        let x = Tensor::randn([1, 1, 28, 28], (Kind::Float, Device::Cpu));
+        for (c, y, xx) in [(16, 0, 0), (0, 28, 0), (0, 0, 28)] {
+            let e = unfold(&m, &x, "conv1", c, y, xx).unwrap_err().to_string();
+            assert!(e.contains("16 channels of 28x28"), "{e}");
+        }
+        assert!(unfold(&m, &x, "conv1", 15, 27, 27).is_ok());
     }
 }
