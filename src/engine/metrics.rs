@@ -338,4 +338,206 @@ mod tests {
     fn auc_of_a_constant_is_the_constant() {
         assert!((auc(&[0.0, 0.5, 1.0], &[0.3, 0.3, 0.3]) - 0.3).abs() < 1e-12);
     }
+
+    #[test]
+    fn auc_is_the_trapezoid_rule() {
+        // Two trapezoids: 0.25 * (1 + 0.2) / 2 + 0.75 * (0.2 + 0.6) / 2.
+        let a = auc(&[0.0, 0.25, 1.0], &[1.0, 0.2, 0.6]);
+        assert!((a - (0.15 + 0.3)).abs() < 1e-12, "{a}");
+        assert_eq!(auc(&[0.5], &[1.0]), 0.0, "one point: no area");
+    }
+
+    #[test]
+    fn spearman_averages_the_ranks_of_ties_and_is_zero_for_a_constant() {
+        // Ranks (0.5, 0.5, 2) against (0, 1, 2): 1.5 / sqrt(1.5 * 2).
+        let r = spearman(&[1.0, 1.0, 2.0], &[1.0, 2.0, 3.0]);
+        assert!((r - 1.5 / 3f64.sqrt()).abs() < 1e-12, "{r}");
+        // Three equal values in the middle: ranks (0, 2, 2, 2, 4).
+        let r = spearman(&[0.0, 5.0, 5.0, 5.0, 9.0], &[0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert!((r - 8.0 / (8f64 * 10.0).sqrt()).abs() < 1e-12, "{r}");
+        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]) - 0.8).abs() < 1e-12);
+        assert_eq!(spearman(&[2.0, 2.0, 2.0], &[1.0, 2.0, 3.0]), 0.0);
+        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[7.0, 7.0, 7.0]), 0.0);
+    }
+
+    #[test]
+    fn the_verdict_turns_at_half_either_way() {
+        for (last, passes) in [(0.49, true), (-0.49, true), (0.5, false), (-0.5, false), (-0.9, false)] {
+            let (p, text) = verdict(last);
+            assert_eq!(p, passes, "{last}");
+            assert!(text.contains(&format!("{last:.2}")), "{text}");
+        }
+    }
+
+    fn tiny() -> Model {
+        tch::manual_seed(5);
+        Model::new_random(crate::engine::arch::Arch::TinyCnn, 10, 1, Device::Cpu)
+    }
+
+    fn prob(m: &Model, x: &Tensor, target: i64) -> f64 {
+        m.logits(x).softmax(-1, Kind::Float).double_value(&[0, target])
+    }
+
+    #[test]
+    fn deletion_and_insertion_replace_the_most_important_pixels_first() {
+        let m = tiny();
+        let x = Tensor::randn([1, 1, 28, 28], (Kind::Float, Device::Cpu)) + 0.5;
+        // Importance falls in reading order: the first k pixels go first.
+        let map = Map {
+            w: 28,
+            h: 28,
+            data: (0..784).map(|i| 1000.0 - i as f32).collect(),
+        };
+        let target = 3;
+        let (del, ins) = deletion_insertion(&m, &x, &map, target, 20, &|| true).unwrap();
+        assert_eq!(del.fractions.len(), 21, "two batches of up to 16");
+        assert_eq!((del.fractions[5], ins.fractions[20]), (0.25, 1.0));
+        let blurred = x
+            .upsample_bilinear2d([1, 1], false, None, None)
+            .upsample_bilinear2d([28, 28], false, None, None);
+        let first = |k: i64| {
+            let mut mask = vec![0f32; 784];
+            mask[..k as usize].iter_mut().for_each(|v| *v = 1.0);
+            Tensor::from_slice(&mask).view([1, 1, 28, 28])
+        };
+        for (i, f) in del.fractions.iter().enumerate() {
+            let k = (f * 784.0).round() as i64;
+            let gone = &x * (1.0 - first(k));
+            let back = &blurred * (1.0 - first(k)) + &x * first(k);
+            assert!((del.scores[i] - prob(&m, &gone, target)).abs() < 1e-5, "deletion at {f}");
+            assert!((ins.scores[i] - prob(&m, &back, target)).abs() < 1e-5, "insertion at {f}");
+        }
+        assert!((del.scores[0] - prob(&m, &x, target)).abs() < 1e-5);
+        assert!((ins.scores[20] - prob(&m, &x, target)).abs() < 1e-5);
+        assert!((del.auc - auc(&del.fractions, &del.scores)).abs() < 1e-12);
+        assert!((ins.auc - auc(&ins.fractions, &ins.scores)).abs() < 1e-12);
+        assert_ne!(del.scores[10], del.scores[11], "the curve moves");
+        // Steps are bounded: at least 2.
+        let (del, _) = deletion_insertion(&m, &x, &map, target, 0, &|| true).unwrap();
+        assert_eq!(del.fractions, vec![0.0, 0.5, 1.0]);
+        // A map of another size, and a cancel.
+        let small = Map { w: 14, h: 28, data: vec![0.0; 392] };
+        let e = deletion_insertion(&m, &x, &small, target, 4, &|| true).unwrap_err();
+        assert!(e.to_string().contains("map is 14x28, input 28x28"), "{e}");
+        let e = deletion_insertion(&m, &x, &map, target, 4, &|| false).unwrap_err();
+        assert!(matches!(e, Error::Cancelled));
+    }
+
+    #[test]
+    fn the_blur_keeps_the_size_and_smooths_at_a_sixteenth() {
+        let x = Tensor::randn([1, 3, 64, 48], (Kind::Float, Device::Cpu));
+        let b = blur(&x);
+        assert_eq!(b.size(), [1, 3, 64, 48]);
+        let small = x.upsample_bilinear2d([4, 3], false, None, None);
+        let expected = small.upsample_bilinear2d([64, 48], false, None, None);
+        assert!(b.allclose(&expected, 1e-6, 1e-6, false));
+        assert!(b.std(true).double_value(&[]) < 0.5 * x.std(true).double_value(&[]));
+    }
+
+    #[test]
+    fn layer_groups_run_from_the_top_down_one_per_layer() {
+        let m = tiny();
+        assert_eq!(layer_groups(&m), ["fc2", "fc1", "bn2", "conv2", "bn1", "conv1"]);
+        let lite = Model::new_random(crate::engine::arch::Arch::EfficientNetLite(0), 10, 3, Device::Cpu);
+        let g = layer_groups(&lite);
+        assert_eq!(g.first().map(String::as_str), Some("_fc"));
+        assert_eq!(g.last().map(String::as_str), Some("_conv_stem"));
+        let blocks: Vec<&String> = g.iter().filter(|n| n.starts_with("_blocks.")).collect();
+        assert_eq!(blocks.len(), 16, "a block is one group: {blocks:?}");
+        assert_eq!((blocks[0].as_str(), blocks[15].as_str()), ("_blocks.15", "_blocks.0"));
+    }
+
+    #[test]
+    fn a_duplicate_has_the_same_values_and_its_own_variables() {
+        let mut m = tiny();
+        m.knockouts.insert(("conv1".into(), 2));
+        m.labels[0] = "zero".into();
+        let d = duplicate(&m);
+        let (a, b) = (m.vs.variables(), d.vs.variables());
+        assert_eq!(a.len(), b.len());
+        for (k, v) in &a {
+            assert!(v.equal(&b[k]), "{k}");
+        }
+        assert_eq!((d.knockouts.clone(), d.labels[0].as_str()), (m.knockouts.clone(), "zero"));
+        let mut w = b["conv1.weight"].shallow_clone();
+        let _ = tch::no_grad(|| w.fill_(0.0));
+        assert!(a["conv1.weight"].abs().sum(Kind::Float).double_value(&[]) > 0.0, "independent");
+    }
+
+    #[test]
+    fn randomising_a_group_draws_seeded_noise_of_each_parameters_spread() {
+        let m = tiny();
+        tch::no_grad(|| {
+            let _ = m.vs.variables()["bn1.running_mean"].shallow_clone().fill_(0.25);
+        });
+        let sorted = |m: &Model| {
+            let mut v: Vec<(String, Tensor)> = m.vs.variables().into_iter().collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let before: Vec<(String, Tensor)> = sorted(&m).into_iter().map(|(k, v)| (k, v.copy())).collect();
+        let vars = sorted(&m);
+        randomise(&vars, "conv2", 7);
+        for ((k, old), (_, new)) in before.iter().zip(&vars) {
+            if k.starts_with("conv2.") {
+                assert!(!old.equal(new), "{k} randomised");
+                let (s0, s1) = (old.std(true).double_value(&[]), new.std(true).double_value(&[]));
+                assert!((s1 / s0 - 1.0).abs() < 0.1, "{k}: spread {s0} then {s1}");
+            } else {
+                assert!(old.equal(new), "{k} untouched");
+            }
+        }
+        randomise(&vars, "bn1", 7);
+        let now = m.vs.variables();
+        assert!(now["bn1.running_mean"].equal(&Tensor::full([16], 0.25, (Kind::Float, Device::Cpu))));
+        assert!(!now["bn1.weight"].equal(&Tensor::ones([16], (Kind::Float, Device::Cpu))));
+        // A parameter with no spread (a fresh bias of zeros) gets noise of 0.05.
+        assert!((now["bn1.bias"].std(true).double_value(&[]) / 0.05 - 1.0).abs() < 0.5);
+        // The same seed gives the same noise; another seed other noise.
+        let again = tiny();
+        let v2 = sorted(&again);
+        tch::no_grad(|| {
+            for ((_, v), (_, old)) in v2.iter().zip(&before) {
+                let _ = v.shallow_clone().copy_(old);
+            }
+        });
+        randomise(&v2, "conv2", 7);
+        assert!(v2.iter().find(|v| v.0 == "conv2.weight").unwrap().1.equal(&now["conv2.weight"]));
+        randomise(&v2, "conv2", 8);
+        assert!(!v2.iter().find(|v| v.0 == "conv2.weight").unwrap().1.equal(&now["conv2.weight"]));
+    }
+
+    #[test]
+    fn the_sanity_check_randomises_every_group_in_turn_and_keeps_the_target() {
+        let m = tiny();
+        let x = Tensor::randn([1, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let p = Params {
+            target: Some(4),
+            ..Params::default()
+        };
+        let mut seen = Vec::new();
+        let s = sanity_check(&m, &x, Method::Gradient, &p, &mut |i, n| {
+            seen.push((i, n));
+            true
+        })
+        .unwrap();
+        let groups = layer_groups(&m);
+        assert_eq!(seen, (1..=6).map(|i| (i, 6)).collect::<Vec<_>>());
+        let names: Vec<&String> = s.steps.iter().map(|s| &s.randomised).collect();
+        assert_eq!(names, groups.iter().collect::<Vec<_>>());
+        let original = explain::explain(&m, &x, Method::Gradient, &p, &mut |_| true).unwrap();
+        let map = attribution_map(&original.attribution, Method::Gradient, 28, 28).unwrap();
+        assert_eq!(s.original.as_ref().unwrap().data, map.data, "the model itself is untouched");
+        let last = s.steps.last().unwrap();
+        assert_eq!((s.passed, s.verdict.clone()), verdict(last.spearman));
+        assert!(last.spearman.abs() < 0.9 && last.spearman > -1.0);
+        // Each step's number is its own map against the original.
+        let abs = |m: &Map| m.data.iter().map(|v| v.abs()).collect::<Vec<f32>>();
+        for step in &s.steps {
+            let r = spearman(&abs(&map), &abs(step.map.as_ref().unwrap()));
+            assert!((r - step.spearman).abs() < 1e-12);
+        }
+        let e = sanity_check(&m, &x, Method::Gradient, &p, &mut |i, _| i < 2).unwrap_err();
+        assert!(matches!(e, Error::Cancelled));
+    }
 }
