@@ -215,3 +215,186 @@ pub fn compare(before: &Evaluation, after: &Evaluation) -> Vec<ClassChange> {
     v.sort_by(|x, y| x.change.total_cmp(&y.change).then(x.index.cmp(&y.index)));
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::arch::Arch;
+
+    fn tiny() -> Model {
+        let mut m = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
+        m.labels = ["zero", "One", "tabby, tabby cat", "three", "4", "five", "six", "seven", "eight", "nine"]
+            .map(String::from)
+            .to_vec();
+        m
+    }
+
+    #[test]
+    fn a_folder_names_a_class_by_label_first_name_or_index() {
+        let m = tiny();
+        for (name, class) in [
+            ("zero", Some(0)),
+            ("ONE", Some(1)),
+            (" one ", Some(1)),
+            ("tabby, tabby cat", Some(2)),
+            ("tabby", Some(2)),
+            ("tabby cat", None),
+            ("4", Some(4)),
+            ("9", Some(9)),
+            ("10", None),
+            ("-1", None),
+            ("cat", None),
+        ] {
+            assert_eq!(class_of(&m, name), class, "{name:?}");
+        }
+    }
+
+    /// A folder of class sub-folders with noise pictures, `n` per class, and one file per
+    /// class that is not a picture at all.
+    fn folder_of(name: &str, classes: &[&str], n: usize) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("glassbox-eval-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (ci, c) in classes.iter().enumerate() {
+            let sub = dir.join(c);
+            std::fs::create_dir_all(&sub).unwrap();
+            for i in 0..n {
+                let img = image::GrayImage::from_fn(28, 28, |x, y| {
+                    image::Luma([((x * 7 + y * 13 + i as u32 * 31 + ci as u32 * 57) % 256) as u8])
+                });
+                img.save(sub.join(format!("{i}.png"))).unwrap();
+            }
+            std::fs::write(sub.join("broken.png"), b"not a picture").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_folders_counts_are_the_models_answers_one_image_at_a_time() {
+        let m = tiny();
+        let dir = folder_of("counts", &["zero", "tabby", "7"], 14);
+        let set = folder(&m, &dir).unwrap();
+        assert_eq!(set.len(), 45, "14 pictures and one broken file per class");
+        let mut calls = Vec::new();
+        let e = evaluate(&m, &set, &mut |d, t| {
+            calls.push((d, t));
+            true
+        })
+        .unwrap();
+        assert_eq!(calls, [(32, 45), (45, 45)]);
+        assert_eq!((e.images, e.skipped.len()), (42, 3));
+        assert!(e.skipped.iter().all(|s| s.contains("broken.png")), "{:?}", e.skipped);
+        // The test's own count, one image at a time.
+        let mut confusion = vec![vec![0u64; 10]; 10];
+        let Labelled::Files(files) = &set else { unreachable!() };
+        for (p, c) in files {
+            if let Ok(prep) = m.preprocess.prepare_file(p) {
+                let pred = m.logits(&prep.tensor).argmax(-1, false).int64_value(&[0]);
+                confusion[*c as usize][pred as usize] += 1;
+            }
+        }
+        assert_eq!(e.confusion, confusion);
+        let correct = confusion[0][0] + confusion[2][2] + confusion[7][7];
+        assert_eq!(e.accuracy, correct as f64 / 42.0);
+        let per: Vec<(i64, &str, u64, u64)> = e
+            .per_class
+            .iter()
+            .map(|c| (c.index, c.label.as_str(), c.correct, c.total))
+            .collect();
+        assert_eq!(
+            per,
+            [
+                (0, "zero", confusion[0][0], 14),
+                (2, "tabby, tabby cat", confusion[2][2], 14),
+                (7, "seven", confusion[7][7], 14)
+            ]
+        );
+        for c in &e.per_class {
+            assert_eq!(c.accuracy, c.correct as f64 / 14.0);
+        }
+        let stopped = evaluate(&m, &set, &mut |d, _| d < 32).unwrap_err();
+        assert!(matches!(stopped, Error::Cancelled));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_that_names_no_class_or_holds_nothing_readable_is_refused() {
+        let m = tiny();
+        let dir = folder_of("unknown", &["zero", "kitten"], 1);
+        let Err(e) = folder(&m, &dir) else { panic!("an unknown class folder was taken") };
+        let e = e.to_string();
+        assert!(e.contains("`kitten` is neither a label") && e.contains("0 to 9"), "{e}");
+        assert!(e.contains("zero, One, tabby, tabby cat, three"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = folder_of("broken", &["zero"], 0);
+        let set = folder(&m, &dir).unwrap();
+        let e = evaluate(&m, &set, &mut |_, _| true).unwrap_err().to_string();
+        assert!(e.contains("no image could be read"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_split_is_counted_in_batches_of_a_thousand() {
+        let m = tiny();
+        tch::manual_seed(1);
+        let images = Tensor::randint(256, [1500, 1, 28, 28], (Kind::Uint8, Device::Cpu));
+        let labels = Tensor::randint(10, [1500], (Kind::Int64, Device::Cpu));
+        let set = Labelled::Split(Split {
+            images: images.shallow_clone(),
+            labels: labels.shallow_clone(),
+        });
+        assert_eq!(set.len(), 1500);
+        let mut calls = Vec::new();
+        let e = evaluate(&m, &set, &mut |d, t| {
+            calls.push((d, t));
+            true
+        })
+        .unwrap();
+        assert_eq!(calls, [(1000, 1500), (1500, 1500)]);
+        let pred = m.logits(&((images.to_kind(Kind::Float) - 127.5) / 127.5)).argmax(-1, false);
+        let (pred, truth) = (Vec::<i64>::try_from(&pred).unwrap(), Vec::<i64>::try_from(&labels).unwrap());
+        let mut confusion = vec![vec![0u64; 10]; 10];
+        for (t, p) in truth.iter().zip(&pred) {
+            confusion[*t as usize][*p as usize] += 1;
+        }
+        assert_eq!(e.confusion, confusion);
+        assert_eq!(e.images, 1500);
+        let right = truth.iter().zip(&pred).filter(|(t, p)| t == p).count();
+        assert_eq!(e.accuracy, right as f64 / 1500.0);
+        assert!(matches!(evaluate(&m, &set, &mut |_, _| false), Err(Error::Cancelled)));
+    }
+
+    fn result(index: i64, accuracy: f64) -> ClassResult {
+        ClassResult {
+            index,
+            label: format!("c{index}"),
+            correct: 0,
+            total: 1,
+            accuracy,
+        }
+    }
+
+    fn evaluation(per_class: Vec<ClassResult>) -> Evaluation {
+        Evaluation {
+            model: String::new(),
+            images: 1,
+            skipped: vec![],
+            accuracy: 0.0,
+            per_class,
+            confusion: vec![],
+        }
+    }
+
+    #[test]
+    fn the_most_damaged_class_comes_first_and_ties_by_index() {
+        let before = evaluation(vec![result(2, 0.75), result(1, 0.5), result(0, 1.0), result(3, 0.75), result(5, 0.5)]);
+        let after = evaluation(vec![result(0, 0.5), result(1, 0.75), result(2, 0.25), result(4, 0.125), result(5, 0.375)]);
+        let c = compare(&before, &after);
+        let got: Vec<(i64, f64, f64, f64)> = c.iter().map(|c| (c.index, c.before, c.after, c.change)).collect();
+        assert_eq!(
+            got,
+            [(0, 1.0, 0.5, -0.5), (2, 0.75, 0.25, -0.5), (5, 0.5, 0.375, -0.125), (1, 0.5, 0.75, 0.25)],
+            "class 3 has no after"
+        );
+        assert_eq!(c[1].label, "c2");
+    }
+}
