@@ -469,4 +469,241 @@ mod tests {
         let e = decode(&png, Path::new("t.png")).unwrap_err().to_string();
         assert!(e.contains("t.png") && e.contains("cannot decode"), "{e}");
     }
+
+    #[test]
+    fn the_presets_are_torchvisions_and_the_papers() {
+        let p = Preprocess::imagenet(224);
+        assert_eq!(p.resize, Resize::ShorterSideThenCrop { resize: 256 });
+        assert_eq!((p.size, p.gray, p.channels()), (224, false, 3));
+        assert_eq!(p.mean, [0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0]);
+        assert_eq!(p.std, [0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0]);
+        assert_eq!(Preprocess::imagenet(240).resize, Resize::ShorterSideThenCrop { resize: 274 });
+        let l = Preprocess::efficientnet_lite(280);
+        assert_eq!((l.size, l.mean.clone(), l.std.clone()), (280, vec![127.0; 3], vec![128.0; 3]));
+        assert_eq!(l.resize, Resize::ShorterSideThenCrop { resize: 320 });
+        let d = Preprocess::digits(28);
+        assert_eq!((d.size, d.resize, d.gray, d.channels()), (28, Resize::Squash, true, 1));
+        assert_eq!((d.mean.clone(), d.std.clone()), (vec![127.5], vec![127.5]));
+    }
+
+    #[test]
+    fn validation_names_the_wrong_field_at_each_bound() {
+        let ok = Preprocess::imagenet(224);
+        assert!(ok.validate(3).is_ok());
+        let err = |p: &Preprocess, c: i64| p.validate(c).unwrap_err().to_string();
+        for (size, good) in [(7, false), (8, true), (4096, true), (4097, false)] {
+            let p = Preprocess {
+                size,
+                resize: Resize::Squash,
+                ..ok.clone()
+            };
+            assert_eq!(p.validate(3).is_ok(), good, "size {size}");
+            if !good {
+                assert!(err(&p, 3).contains(&format!("`size` is {size}; it must be between 8 and 4096")));
+            }
+        }
+        for (resize, good) in [(7, false), (8, true), (8192, true), (8193, false)] {
+            let p = Preprocess {
+                resize: Resize::ShorterSideThenCrop { resize },
+                ..ok.clone()
+            };
+            assert_eq!(p.validate(3).is_ok(), good, "resize {resize}");
+            if !good {
+                assert!(err(&p, 3).contains(&format!("`resize` is {resize}; it must be between 8 and 8192")));
+            }
+        }
+        let e = err(&ok, 1);
+        assert!(e.contains("`gray` is false (3 input channels), but the model's first convolution takes 1"), "{e}");
+        let e = err(&Preprocess::digits(28), 3);
+        assert!(e.contains("`gray` is true (1 input channel), but"), "{e}");
+        let short = Preprocess {
+            mean: vec![1.0, 2.0],
+            ..ok.clone()
+        };
+        assert!(err(&short, 3).contains("`mean` has 2 values [1.0, 2.0]; the model has 3 input channel(s)"));
+        let short = Preprocess {
+            std: vec![1.0; 4],
+            ..ok.clone()
+        };
+        assert!(err(&short, 3).contains("`std` has 4 values"));
+        let nan = Preprocess {
+            mean: vec![1.0, f64::NAN, 2.0],
+            ..ok.clone()
+        };
+        assert!(err(&nan, 3).contains("`mean` holds NaN; every value must be a finite number"));
+        let inf = Preprocess {
+            std: vec![1.0, 1.0, f64::INFINITY],
+            ..ok.clone()
+        };
+        assert!(err(&inf, 3).contains("`std` holds inf"));
+        for (v, good) in [(0.0, false), (-1.0, false), (1e-9, true)] {
+            let p = Preprocess {
+                std: vec![1.0, v, 1.0],
+                ..ok.clone()
+            };
+            assert_eq!(p.validate(3).is_ok(), good, "std {v}");
+            if !good {
+                assert!(err(&p, 3).contains(&format!("`std` holds {v}; every value must be greater than 0")));
+            }
+        }
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("glassbox-pre-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_folders_images_by_their_ending_sorted_and_its_class_folders() {
+        let d = temp_dir("folders");
+        for f in ["b.PNG", "a.jpg", "c.txt", "d.tiff", "e", "f.webp.bak"] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        std::fs::create_dir(d.join("z.png")).unwrap();
+        let names: Vec<String> = images_in(&d)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.jpg", "b.PNG", "d.tiff"]);
+        std::fs::create_dir(d.join("cat")).unwrap();
+        let subs = class_folders(&d, "named by label").unwrap();
+        assert_eq!(subs, [d.join("cat"), d.join("z.png")]);
+        let e = class_folders(&d.join("a.jpg"), "x").unwrap_err().to_string();
+        assert!(e.contains("is not a folder"), "{e}");
+        let empty = d.join("cat");
+        let e = class_folders(&empty, "named by label").unwrap_err().to_string();
+        assert!(e.contains("holds no class folders") && e.contains("named by label"), "{e}");
+        assert!(images_in(&d.join("missing")).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_limits_in_pixels_and_bytes() {
+        // The process-wide limit stays at its default here (tests run in parallel).
+        set_max_image_pixels(DEFAULT_MAX_IMAGE_PIXELS);
+        assert_eq!(max_image_pixels(), 16384 * 16384);
+        assert_eq!(max_image_bytes(), 1 << 30, "4 bytes per pixel, at least 1 GiB");
+        assert_eq!(pixels_text(999_999), "999999 pixels");
+        assert_eq!(pixels_text(1_000_000), "1.0 megapixels");
+        assert_eq!(pixels_text(268_435_456), "268.4 megapixels");
+        let p = Path::new("big.png");
+        assert!(check_image_size(16384, 16384, 1 << 30, p).is_ok());
+        let e = check_image_size(16384, 16385, 1 << 30, p).unwrap_err().to_string();
+        assert!(
+            e.contains("declares 16384x16385 pixels (268.5 megapixels)") && e.contains("at most 268.4 megapixels"),
+            "{e}"
+        );
+        let e = check_image_size(100, 100, (1 << 30) + 1, p).unwrap_err().to_string();
+        assert!(e.contains("the 100x100 image needs 1.0 GiB to decode, more than the 1.0 GiB"), "{e}");
+        let e = decode(b"", Path::new("nothing.png")).unwrap_err().to_string();
+        assert!(e.contains("nothing.png") && e.contains("is empty (0 bytes)"), "{e}");
+    }
+
+    #[test]
+    fn a_picture_is_cut_to_four_to_one_at_its_centre() {
+        let ramp = |w: u32, h: u32| {
+            DynamicImage::ImageLuma8(image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x + 3 * y) % 256) as u8])))
+        };
+        let same = centre_of_long_side(ramp(400, 100));
+        assert_eq!((same.width(), same.height()), (400, 100));
+        let cut = centre_of_long_side(ramp(1001, 100));
+        assert_eq!((cut.width(), cut.height()), (400, 100));
+        assert_eq!(cut.to_luma8().get_pixel(0, 0).0[0], (300 % 256) as u8, "from column 300");
+        let cut = centre_of_long_side(ramp(100, 1000));
+        assert_eq!((cut.width(), cut.height()), (100, 400));
+        assert_eq!(cut.to_luma8().get_pixel(0, 0).0[0], ((3 * 300) % 256) as u8, "from row 300");
+        let same = centre_of_long_side(ramp(100, 400));
+        assert_eq!((same.width(), same.height()), (100, 400));
+    }
+
+    fn smooth(w: u32, h: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
+            let v = |f: f64| (127.0 + 120.0 * f.sin()) as u8;
+            image::Rgb([v(x as f64 / 7.0), v(y as f64 / 5.0), v((x * y) as f64 / 300.0)])
+        }))
+    }
+
+    #[test]
+    fn the_view_is_the_shorter_side_resized_then_the_centre_rounded_half_to_even() {
+        let p = Preprocess::imagenet(224);
+        // Landscape, portrait, and odd margins (257 - 224 = 33: the left edge is 16, not 17).
+        for (w, h) in [(300, 200), (200, 300), (257, 256), (256, 257)] {
+            let img = smooth(w, h);
+            let got = p.view(&img).to_rgb8();
+            assert!(got == resized_then_cropped(&img, 256, 224), "{w}x{h}");
+        }
+        // A resize below the size: the crop is as much as there is of each side (up to the
+        // size), scaled to the size.
+        let small = Preprocess {
+            resize: Resize::ShorterSideThenCrop { resize: 100 },
+            ..p.clone()
+        };
+        let img = smooth(150, 300);
+        let got = small.view(&img);
+        assert_eq!((got.width(), got.height()), (224, 224));
+        let r = img.resize_exact(100, 200, FilterType::Triangle);
+        let expected = r.crop_imm(0, 0, 100, 200).resize_exact(224, 224, FilterType::Triangle);
+        assert!(got.to_rgb8() == expected.to_rgb8(), "a resize below the size");
+        let img = smooth(300, 150);
+        let r = img.resize_exact(200, 100, FilterType::Triangle);
+        let expected = r.crop_imm(0, 0, 200, 100).resize_exact(224, 224, FilterType::Triangle);
+        assert!(small.view(&img).to_rgb8() == expected.to_rgb8(), "landscape, below the size");
+        // Squash: the whole picture, any shape.
+        let d = Preprocess::digits(28);
+        let img = smooth(90, 30);
+        assert!(d.view(&img).to_luma8() == img.to_luma8().pipe_squash(), "squashed");
+    }
+
+    trait Squash {
+        fn pipe_squash(self) -> image::GrayImage;
+    }
+    impl Squash for image::GrayImage {
+        fn pipe_squash(self) -> image::GrayImage {
+            DynamicImage::ImageLuma8(self).resize_exact(28, 28, FilterType::Triangle).to_luma8()
+        }
+    }
+
+    #[test]
+    fn the_tensor_is_each_channels_pixel_less_its_mean_over_its_std() {
+        let p = Preprocess {
+            size: 6,
+            resize: Resize::Squash,
+            gray: false,
+            mean: vec![10.0, 20.0, 30.0],
+            std: vec![2.0, 4.0, 8.0],
+        };
+        let view = smooth(6, 4);
+        let t = p.to_tensor(&view);
+        assert_eq!(t.size(), [1, 3, 4, 6]);
+        let rgb = view.to_rgb8();
+        for (x, y) in [(0, 0), (5, 1), (2, 3)] {
+            for c in 0..3 {
+                let want = (rgb.get_pixel(x, y).0[c] as f64 - p.mean[c]) / p.std[c];
+                let got = t.double_value(&[0, c as i64, y as i64, x as i64]);
+                assert!((got - want).abs() < 1e-5, "({x}, {y}) channel {c}: {got} vs {want}");
+            }
+        }
+        let d = Preprocess::digits(28);
+        let prep = d.prepare(&smooth(50, 40));
+        assert_eq!(prep.original_size, (50, 40));
+        let px = prep.view.to_luma8().get_pixel(3, 7).0[0] as f64;
+        assert!((prep.tensor.double_value(&[0, 0, 7, 3]) - (px - 127.5) / 127.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_file_is_read_and_prepared() {
+        let d = temp_dir("file");
+        let path = d.join("p.png");
+        smooth(64, 48).save(&path).unwrap();
+        let p = Preprocess::imagenet(32);
+        let prep = p.prepare_file(&path).unwrap();
+        assert_eq!(prep.original_size, (64, 48));
+        assert!(prep.tensor.equal(&p.prepare(&smooth(64, 48)).tensor));
+        let e = p.prepare_file(&d.join("none.png")).unwrap_err().to_string();
+        assert!(e.contains("none.png"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
