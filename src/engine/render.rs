@@ -474,4 +474,119 @@ mod tests {
         assert_eq!((r.w, r.h, r.data.len()), (8, 6, 48));
         assert!(r.data.iter().all(|v| (v - 3.0).abs() < 1e-5));
     }
+
+    fn map(w: usize, h: usize, data: &[f32]) -> Map {
+        Map { w, h, data: data.to_vec() }
+    }
+
+    #[test]
+    fn a_map_from_a_tensor_is_row_major_and_two_dimensional() {
+        let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).view([2, 3]);
+        let m = Map::from_tensor(&t).unwrap();
+        assert_eq!((m.w, m.h, m.data), (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        let e = Map::from_tensor(&t.view([1, 2, 3])).unwrap_err().to_string();
+        assert!(e.contains("a map must be 2-D, got [1, 2, 3]"), "{e}");
+    }
+
+    #[test]
+    fn resizing_is_pytorchs_bilinear_without_aligned_corners() {
+        let values: Vec<f32> = (0..35).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+        let m = map(7, 5, &values);
+        let t = Tensor::from_slice(&values).view([1, 1, 5, 7]);
+        for (w, h) in [(224, 160), (3, 2), (7, 9), (20, 5)] {
+            let r = m.resized(w, h);
+            let want = t.upsample_bilinear2d([h as i64, w as i64], false, None, None).view([-1]);
+            let want = Vec::<f32>::try_from(&want).unwrap();
+            assert_eq!((r.w, r.h, r.data.len()), (w, h, w * h));
+            let worst = r.data.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{w}x{h}: off by {worst}");
+        }
+        assert_eq!(m.resized(7, 5).data, values, "same size: the same values");
+    }
+
+    #[test]
+    fn a_percentile_is_the_rounded_rank_of_the_sorted_values() {
+        let m = map(5, 1, &[3.0, -9.0, 1.0, 7.0, -2.0]);
+        assert_eq!(m.percentile(0.0, false), -9.0);
+        assert_eq!(m.percentile(1.0, false), 7.0);
+        assert_eq!(m.percentile(0.5, false), 1.0);
+        assert_eq!(m.percentile(0.6, false), 1.0, "rank 2.4 of 0-4 rounds to 2");
+        assert_eq!(m.percentile(0.65, false), 3.0, "rank 2.6 rounds to 3");
+        assert_eq!(m.percentile(1.0, true), 9.0);
+        assert_eq!(m.percentile(0.25, true), 2.0);
+        assert_eq!(map(0, 0, &[]).percentile(0.5, true), 0.0);
+    }
+
+    #[test]
+    fn attribution_maps_per_kind_of_method() {
+        let a = Tensor::from_slice(&[1.0f32, -4.0, 2.0, 0.5, -3.0, 1.0, 2.0, -1.0]).view([1, 2, 2, 2]);
+        // Gradient: the largest |value| over channels.
+        let m = attribution_map(&a, Method::Gradient, 2, 2).unwrap();
+        assert_eq!(m.data, [3.0, 4.0, 2.0, 1.0]);
+        // Signed: the channels' sum.
+        let m = attribution_map(&a, Method::InputXGradient, 2, 2).unwrap();
+        assert_eq!(m.data, [-2.0, -3.0, 4.0, -0.5]);
+        // CAM: one channel upsampled to the input's size.
+        let cam = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0]).view([1, 1, 2, 2]);
+        let m = attribution_map(&cam, Method::GradCam, 6, 4).unwrap();
+        let want = cam.upsample_bilinear2d([6, 4], false, None, None).view([-1]);
+        assert_eq!((m.w, m.h), (4, 6));
+        assert_eq!(m.data, Vec::<f32>::try_from(&want).unwrap());
+    }
+
+    #[test]
+    fn normalising_clips_at_the_percentile_from_zero_or_the_minimum() {
+        // Unsigned: from min(0, lowest) to the clip percentile.
+        let m = map(5, 1, &[1.0, 2.0, 3.0, 4.0, 100.0]);
+        let n = normalise(&m, false, 0.75);
+        assert_eq!(n, [0.25, 0.5, 0.75, 1.0, 1.0]);
+        let m = map(3, 1, &[-2.0, 0.0, 6.0]);
+        assert_eq!(normalise(&m, false, 1.0), [0.0, 0.25, 1.0]);
+        // Diverging: zero in the middle, scaled by the clip percentile of |value|.
+        let m = map(4, 1, &[-1.0, 0.5, 2.0, -8.0]);
+        assert_eq!(normalise(&m, true, 0.5), [0.25, 0.625, 1.0, 0.0]);
+        // All zero: no division by zero.
+        assert_eq!(normalise(&map(2, 1, &[0.0, 0.0]), false, 1.0), [0.0, 0.0]);
+        assert_eq!(normalise(&map(2, 1, &[0.0, 0.0]), true, 1.0), [0.5, 0.5]);
+    }
+
+    #[test]
+    fn a_heatmap_colours_each_value() {
+        let m = map(3, 2, &[0.0, 1.0, 2.0, 3.0, 4.0, 8.0]);
+        let img = heatmap(&m, Colormap::Viridis, 1.0);
+        assert_eq!(img.dimensions(), (3, 2));
+        assert_eq!(img.get_pixel(0, 0).0, Colormap::Viridis.color(0.0));
+        assert_eq!(img.get_pixel(1, 1).0, Colormap::Viridis.color(0.5));
+        assert_eq!(img.get_pixel(2, 1).0, Colormap::Viridis.color(1.0));
+        let img = heatmap(&map(2, 1, &[-1.0, 1.0]), Colormap::RedBlue, 1.0);
+        assert_eq!(img.get_pixel(0, 0).0, Colormap::RedBlue.color(0.0));
+    }
+
+    #[test]
+    fn an_overlay_blends_by_opacity_and_strength() {
+        let view = DynamicImage::ImageRgb8(RgbImage::from_pixel(2, 1, Rgb([100, 50, 200])));
+        let m = map(2, 1, &[0.25, 1.0]);
+        let blend = |p: [u8; 3], c: [u8; 3], a: f64| {
+            (0..3)
+                .map(|i| (p[i] as f64 * (1.0 - a) + c[i] as f64 * a).round() as u8)
+                .collect::<Vec<u8>>()
+        };
+        let base = [100, 50, 200];
+        // Uniform (CAMs): the opacity everywhere.
+        let img = overlay(&view, &m, Colormap::Turbo, 0.6, 1.0, true);
+        assert_eq!(img.get_pixel(0, 0).0.to_vec(), blend(base, Colormap::Turbo.color(0.25), 0.6));
+        // Sparse maps: opacity times the square root of the value.
+        let img = overlay(&view, &m, Colormap::Inferno, 0.8, 1.0, false);
+        assert_eq!(img.get_pixel(0, 0).0.to_vec(), blend(base, Colormap::Inferno.color(0.25), 0.8 * 0.5));
+        assert_eq!(img.get_pixel(1, 0).0.to_vec(), blend(base, Colormap::Inferno.color(1.0), 0.8));
+        // Diverging: the square root of the distance from the middle.
+        let m = map(2, 1, &[-1.0, 0.0]);
+        let img = overlay(&view, &m, Colormap::RedBlue, 1.0, 1.0, false);
+        assert_eq!(img.get_pixel(0, 0).0, Colormap::RedBlue.color(0.0));
+        assert_eq!(img.get_pixel(1, 0).0, base, "zero leaves the picture");
+        // Opacity beyond 1 counts as 1; a view of another size is resized to the map's.
+        let img = overlay(&view, &map(4, 2, &[1.0; 8]), Colormap::Magma, 3.0, 1.0, true);
+        assert_eq!(img.dimensions(), (4, 2));
+        assert_eq!(img.get_pixel(3, 1).0, Colormap::Magma.color(1.0));
+    }
 }
