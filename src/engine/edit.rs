@@ -658,3 +658,251 @@ pub fn diff(a: &Model, b: &Model) -> Result<Diff> {
         knockouts_b: knocked(b),
     })
 }
+
+/// The values each edit writes, its errors, and the editor's history (the integration test
+/// `tests/edit_values.rs` checks the same values through the public API).
+#[cfg(test)]
+mod value_tests {
+    use super::*;
+    use crate::engine::arch::Arch;
+    use tch::Device;
+
+    fn tiny() -> Model {
+        Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu)
+    }
+
+    fn var(m: &Model, name: &str) -> Tensor {
+        m.vs.variables()[name].copy()
+    }
+
+    fn apply(m: &mut Model, s: &str) -> Result<()> {
+        Editor::default().apply(m, s.parse()?)
+    }
+
+    #[test]
+    fn the_presets_kernels_and_names() {
+        let k: Vec<[f32; 9]> = Preset::ALL.iter().map(|p| p.kernel()).collect();
+        assert_eq!(k[0], [0., 0., 0., 0., 1., 0., 0., 0., 0.]);
+        assert_eq!(k[1], [-1., -1., -1., -1., 8., -1., -1., -1., -1.]);
+        assert_eq!(k[2], [1. / 9.; 9]);
+        assert_eq!(k[3], [0., -1., 0., -1., 5., -1., 0., -1., 0.]);
+        let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["identity", "edge", "blur", "sharpen"]);
+        let mut m = tiny();
+        for p in Preset::ALL {
+            apply(&mut m, &format!("preset conv2.weight[4,7] {}", p.name())).unwrap();
+            let got = Vec::<f32>::try_from(&var(&m, "conv2.weight").get(4).get(7).view([-1])).unwrap();
+            assert_eq!(got, p.kernel(), "{}", p.name());
+        }
+        let e = apply(&mut m, "preset fc1.weight[0,0] blur").unwrap_err().to_string();
+        assert!(e.contains("`fc1.weight[0,0]` is a kernel of shape []; presets are 3x3"), "{e}");
+    }
+
+    #[test]
+    fn targets_and_numbers_read_strictly() {
+        let t = |s: &str| parse_target(s);
+        assert_eq!(t(" w ").unwrap(), Target { param: "w".into(), index: vec![] });
+        assert_eq!(t("w[ 1 , 2 ]").unwrap(), Target { param: "w".into(), index: vec![1, 2] });
+        assert_eq!(t("w[1,2]").unwrap().to_string(), "w[1,2]");
+        assert_eq!(t("w").unwrap().to_string(), "w");
+        for (bad, says) in [
+            ("", "is not a parameter name"),
+            ("w]", "is not a parameter name"),
+            ("w[1", "must end with `]`"),
+            ("w[a]", "indices are whole numbers"),
+            ("[1]", "give NAME[i,...] with indices from 0"),
+            ("w[-1]", "give NAME[i,...] with indices from 0"),
+        ] {
+            let e = t(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        assert_eq!(number(" 2.5 ", "x"), Ok(2.5));
+        for bad in ["nan", "inf", "-inf", "two"] {
+            assert_eq!(number(bad, "the value"), Err(format!("the value `{bad}` is not a finite number")));
+        }
+        assert_eq!(layer_channel("a:b: 3 "), Ok(("a:b".to_string(), 3)));
+        assert!(layer_channel("relu1").unwrap_err().contains("give LAYER:CHANNEL"));
+        assert!(layer_channel("relu1:-1").unwrap_err().contains("a whole number from 0"));
+        assert!(layer_channel("relu1:x").unwrap_err().contains("a whole number from 0"));
+    }
+
+    #[test]
+    fn each_form_refuses_what_it_cannot_read() {
+        let e = |s: &str| s.parse::<Op>().unwrap_err().to_string();
+        assert_eq!("set w[1] = 2".parse::<Op>().unwrap(), Op::Set(parse_target("w[1]").unwrap(), 2.0));
+        assert!(e("set w 2").contains("set needs NAME[i,...]=V"));
+        assert!(e("noise w 0 1").contains("sigma must be greater than 0"));
+        assert!(e("noise w -1 1").contains("sigma must be greater than 0"));
+        assert!(e("noise w 1 x").contains("the seed is a whole number"));
+        assert!(e("randomize w -3").contains("the seed is a whole number"));
+        assert!(e("preset w[0,0] fancy").contains("unknown preset `fancy`"));
+        assert!(e("preset w[0,0,1] blur").contains("a preset replaces one 3x3 kernel"));
+        assert!(e("frobnicate w").contains("not an edit"));
+        assert!(e("add w").contains("not an edit"));
+        assert!(e("scale w two").contains("the factor `two` is not a finite number"));
+        assert!(e("knockout relu1").contains("LAYER:CHANNEL"));
+        assert!(e("restore relu1:x").contains("whole number"));
+        assert!(e("zero w[").contains("must end with"));
+    }
+
+    #[test]
+    fn set_add_scale_zero_and_noise_write_their_values_there_only() {
+        let mut m = tiny();
+        let w0 = var(&m, "conv2.weight");
+        apply(&mut m, "set conv2.weight[3,1,2,0]=0.75").unwrap();
+        let w = var(&m, "conv2.weight");
+        assert_eq!(w.double_value(&[3, 1, 2, 0]), 0.75);
+        let _ = w0.get(3).get(1).get(2).get(0).shallow_clone().fill_(0.75);
+        assert!(w.equal(&w0), "only that value");
+        let w0 = var(&m, "conv2.weight");
+        apply(&mut m, "add conv2.weight[5] 0.5").unwrap();
+        let w = var(&m, "conv2.weight");
+        assert!(w.get(5).equal(&(w0.get(5) + 0.5)));
+        assert!(w.get(4).equal(&w0.get(4)) && w.get(6).equal(&w0.get(6)));
+        apply(&mut m, "scale conv2.weight[6,2] -3").unwrap();
+        let w1 = var(&m, "conv2.weight");
+        assert!(w1.get(6).get(2).equal(&(w.get(6).get(2) * -3.0)));
+        assert!(w1.get(6).get(1).equal(&w.get(6).get(1)));
+        apply(&mut m, "zero bn1.bias[4]").unwrap();
+        assert_eq!(var(&m, "bn1.bias").double_value(&[4]), 0.0);
+        let w0 = var(&m, "fc2.weight");
+        apply(&mut m, "noise fc2.weight[2] 0.3 9").unwrap();
+        let want = &w0.get(2) + seeded_normal(&[128], 9, 0) * 0.3;
+        assert!(var(&m, "fc2.weight").get(2).allclose(&want, 1e-6, 1e-7, false));
+        assert!(var(&m, "fc2.weight").get(3).equal(&w0.get(3)));
+        // One value: a 0-d target, its draw the first of the stream.
+        let b0 = var(&m, "fc2.bias").double_value(&[1]);
+        apply(&mut m, "noise fc2.bias[1] 2 5").unwrap();
+        let n = seeded_normal(&[1], 5, 0).double_value(&[0]);
+        assert!((var(&m, "fc2.bias").double_value(&[1]) - (b0 + 2.0 * n)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn randomize_draws_pytorchs_default_ranges_seeded() {
+        let mut m = tiny();
+        tch::no_grad(|| {
+            for (n, mut v) in m.vs.variables() {
+                if n.starts_with("bn") {
+                    let _ = v.fill_(0.3);
+                }
+            }
+        });
+        apply(&mut m, "randomize conv2.weight 7").unwrap();
+        let w = var(&m, "conv2.weight");
+        // fan-in 16 x 3 x 3 = 144: uniform in +-1/12, drawn by the seed.
+        assert!(w.equal(&seeded_uniform(&[32, 16, 3, 3], 1.0 / 12.0, 7)));
+        let max = w.abs().max().double_value(&[]);
+        assert!(max <= 1.0 / 12.0 + 1e-7 && max > 0.9 / 12.0, "{max}");
+        // Part of a parameter: that part of the whole parameter's draw.
+        let mut m2 = tiny();
+        apply(&mut m2, "randomize conv2.weight[5,3] 7").unwrap();
+        assert!(var(&m2, "conv2.weight").get(5).get(3).equal(&w.get(5).get(3)));
+        // A bias: uniform in +-1/sqrt(fan-in of its weight), 1568 for fc1.
+        apply(&mut m, "randomize fc1.bias 2").unwrap();
+        assert!(var(&m, "fc1.bias").equal(&seeded_uniform(&[128], 1.0 / 1568f64.sqrt(), 2)));
+        // Batch norm: weight and running variance ones, bias and running mean zeros.
+        for (name, value) in [
+            ("bn1.weight", 1.0),
+            ("bn1.bias", 0.0),
+            ("bn1.running_var", 1.0),
+            ("bn1.running_mean", 0.0),
+        ] {
+            apply(&mut m, &format!("randomize {name} 1")).unwrap();
+            assert!(var(&m, name).equal(&Tensor::full([16], value, (Kind::Float, Device::Cpu))), "{name}");
+        }
+        apply(&mut m, "randomize bn2.weight[3] 1").unwrap();
+        let bn2 = var(&m, "bn2.weight");
+        assert_eq!((bn2.double_value(&[3]), bn2.double_value(&[2])), (1.0, 0.3f32 as f64));
+    }
+
+    #[test]
+    fn numbers_beyond_the_weights_type_and_indices_beyond_the_shape_are_refused() {
+        assert_eq!(largest_of(Kind::Half), 65504.0);
+        assert_eq!(largest_of(Kind::BFloat16), 3.389_531_389_251_535e38);
+        assert_eq!(largest_of(Kind::Double), f64::MAX);
+        assert_eq!(largest_of(Kind::Float), f32::MAX as f64);
+        let mut m = tiny();
+        assert!(apply(&mut m, "set conv1.weight[0,0,0,0]=3e38").is_ok());
+        let e = apply(&mut m, "add conv1.weight[0] -4e38").unwrap_err().to_string();
+        assert!(e.contains("the value -4e38 is beyond what `conv1.weight`'s Float values hold"), "{e}");
+        let e = apply(&mut m, "scale conv1.weight 1e39").unwrap_err().to_string();
+        assert!(e.contains("the factor 1e39"), "{e}");
+        let e = apply(&mut m, "noise conv1.weight 1e39 1").unwrap_err().to_string();
+        assert!(e.contains("sigma 1e39"), "{e}");
+        let e = apply(&mut m, "zero conv9.weight").unwrap_err().to_string();
+        assert!(
+            e.contains("`conv9.weight` is not a parameter of this model; parameters are named like: bn1.bias, "),
+            "{e}"
+        );
+        assert_eq!(e.matches(", ").count(), 5, "six names: {e}");
+        let e = apply(&mut m, "zero bn1.bias[1,2]").unwrap_err().to_string();
+        assert!(e.contains("2 indices for a parameter of shape [16]"), "{e}");
+        let e = apply(&mut m, "zero conv1.weight[15,1]").unwrap_err().to_string();
+        assert!(e.contains("index 1 is out of range for dimension 1 of size 1"), "{e}");
+        assert!(apply(&mut m, "zero conv1.weight[15,0]").is_ok());
+    }
+
+    #[test]
+    fn the_history_undoes_redoes_and_forgets_the_undone_on_a_new_edit() {
+        let mut m = tiny();
+        let mut ed = Editor::default();
+        assert!(!ed.undo(&mut m).unwrap() && !ed.redo(&mut m).unwrap());
+        for s in ["zero bn1.bias[1]", "knockout relu1:2", "knockout relu1:2", "restore relu1:3"] {
+            ed.apply(&mut m, s.parse().unwrap()).unwrap();
+        }
+        assert_eq!(ed.log(), ["zero bn1.bias[1]", "knockout relu1:2", "knockout relu1:2", "restore relu1:3"]);
+        // Undoing the second knock-out keeps the first.
+        ed.go_to(&mut m, 2).unwrap();
+        assert!(m.knockouts.contains(&("relu1".into(), 2)));
+        assert_eq!((ed.log().len(), ed.redoable()), (2, 2));
+        ed.go_to(&mut m, 1).unwrap();
+        assert!(m.knockouts.is_empty());
+        ed.go_to(&mut m, 3).unwrap();
+        assert_eq!((ed.log().len(), ed.redoable()), (3, 1));
+        ed.apply(&mut m, "set bn1.bias[0]=2".parse().unwrap()).unwrap();
+        assert_eq!(ed.redoable(), 0, "a new edit forgets what was undone");
+        ed.go_to(&mut m, 10).unwrap();
+        assert_eq!(ed.log().len(), 4, "no further than the log");
+        // Restoring a channel that was knocked out, then undoing: knocked out again.
+        ed.apply(&mut m, "restore relu1:2".parse().unwrap()).unwrap();
+        assert!(m.knockouts.is_empty());
+        assert!(ed.undo(&mut m).unwrap());
+        assert!(m.knockouts.contains(&("relu1".into(), 2)));
+        ed.reset(&mut m).unwrap();
+        assert!(m.knockouts.is_empty() && ed.log().is_empty() && ed.redoable() == 5);
+        let e = check_channel(&m, "relu9", 0).unwrap_err().to_string();
+        assert!(e.contains("unknown layer `relu9`; traced layers: conv1"), "{e}");
+        assert!(check_channel(&m, "relu1", 15).is_ok());
+        let e = check_channel(&m, "relu1", 16).unwrap_err().to_string();
+        assert!(e.contains("`relu1` has channels 0 to 15, not 16"), "{e}");
+    }
+
+    #[test]
+    fn a_diff_counts_the_values_that_differ_and_their_size() {
+        let a = tiny();
+        let mut b = crate::engine::metrics::duplicate(&a);
+        apply(&mut b, "add conv1.weight[2] 0.5").unwrap();
+        apply(&mut b, "set fc2.bias[3]=-2").unwrap();
+        b.knockouts.insert(("relu2".into(), 7));
+        b.metadata.insert(
+            crate::engine::model::meta::EDITS.into(),
+            r#"["add conv1.weight[2] 0.5"]"#.into(),
+        );
+        let d = diff(&a, &b).unwrap();
+        let names: Vec<&str> = d.changed.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["conv1.weight", "fc2.bias"]);
+        let c = &d.changed[0];
+        assert_eq!((c.values, c.of), (9, 144));
+        assert!((c.max_abs - 0.5).abs() < 1e-6 && (c.l2 - 1.5).abs() < 1e-5, "{c:?}");
+        let f = &d.changed[1];
+        let was = a.vs.variables()["fc2.bias"].double_value(&[3]);
+        assert_eq!((f.values, f.of), (1, 10));
+        assert!((f.max_abs - (was + 2.0).abs()).abs() < 1e-6);
+        assert_eq!(d.unchanged, a.vs.variables().len() - 2);
+        assert_eq!((d.edits_a.len(), d.edits_b.clone()), (0, vec!["add conv1.weight[2] 0.5".to_string()]));
+        assert_eq!((d.knockouts_a.len(), d.knockouts_b.clone()), (0, vec!["relu2:7".to_string()]));
+        let other = Model::new_random(Arch::TinyCnn, 12, 1, Device::Cpu);
+        let e = diff(&a, &other).unwrap_err().to_string();
+        assert!(e.contains("with 10 classes, ") && e.contains("with 12 classes)"), "{e}");
+    }
+}
