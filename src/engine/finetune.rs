@@ -1530,3 +1530,89 @@ mod tests {
         .is_ok());
     }
 }
+
+/// The head functions: normalising a u8 batch, features in batches, a model with a new
+/// classifier, a fresh classifier's range.
+#[cfg(test)]
+mod head_tests {
+    use super::*;
+
+    #[test]
+    fn a_u8_batch_is_normalised_per_channel_by_the_models_preprocessing() {
+        let mut m = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
+        let x = Tensor::from_slice(&[0u8, 255, 127, 200]).view([1, 1, 2, 2]);
+        let n = Vec::<f32>::try_from(&normalise(&m, &x).view([-1])).unwrap();
+        assert_eq!(n, [-1.0, 1.0, -0.5 / 127.5, 72.5 / 127.5]);
+        m.preprocess.mean = vec![100.0];
+        m.preprocess.std = vec![4.0];
+        assert_eq!(normalise(&m, &x).double_value(&[0, 0, 0, 1]), (255.0 - 100.0) / 4.0);
+        let mut m = Model::new_random(Arch::EfficientNetLite(0), 10, 3, Device::Cpu);
+        m.preprocess.mean = vec![10.0, 20.0, 30.0];
+        m.preprocess.std = vec![1.0, 2.0, 5.0];
+        let x = Tensor::full([2, 3, 1, 1], 50, (Kind::Uint8, Device::Cpu));
+        let n = normalise(&m, &x);
+        assert_eq!(n.size(), [2, 3, 1, 1]);
+        assert_eq!(Vec::<f32>::try_from(&n.get(1).view([-1])).unwrap(), [40.0, 15.0, 4.0]);
+    }
+
+    #[test]
+    fn features_come_in_batches_of_32_and_equal_one_pass() {
+        tch::manual_seed(2);
+        let m = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
+        let images = Tensor::randint(256, [40, 1, 28, 28], (Kind::Uint8, Device::Cpu));
+        let mut ticks = Vec::new();
+        let f = features_of(&m, &images, &mut |done| {
+            ticks.push(done);
+            true
+        })
+        .unwrap();
+        assert_eq!(ticks, [32, 40]);
+        assert_eq!(f.size(), [40, 128]);
+        let whole = features(&m, &normalise(&m, &images)).unwrap();
+        assert!(f.allclose(&whole, 1e-5, 1e-6, false));
+        assert!(whole.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        let none = features_of(&m, &images.narrow(0, 0, 0), &mut |_| true).unwrap();
+        assert_eq!(none.size(), [0, 128]);
+        assert!(matches!(features_of(&m, &images, &mut |_| false), Err(Error::Cancelled)));
+        // Features times the head are the logits of the normalised batch.
+        let logits = head_logits(&m, &whole);
+        assert!(logits.allclose(&m.logits(&normalise(&m, &images)), 1e-4, 1e-4, false));
+    }
+
+    #[test]
+    fn a_model_with_a_new_head_keeps_the_rest_and_the_knockouts_that_still_exist() {
+        let mut base = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
+        base.knockouts.insert(("relu1".into(), 3));
+        base.knockouts.insert(("fc2".into(), 9));
+        let (w, b) = fresh_head(12, 128);
+        let labels: Vec<String> = (0..12).map(|i| format!("class {i}")).collect();
+        let m = with_head(&base, labels.clone(), &w, &b).unwrap();
+        assert_eq!((m.spec.classes, m.labels.clone()), (12, labels));
+        let (old, new) = (base.vs.variables(), m.vs.variables());
+        assert!(new["fc2.weight"].equal(&w) && new["fc2.bias"].equal(&b));
+        for (k, v) in &old {
+            if !k.starts_with("fc2.") {
+                assert!(new[k].equal(v), "{k}");
+            }
+        }
+        let mut kept: Vec<_> = m.knockouts.iter().cloned().collect();
+        kept.sort();
+        assert_eq!(kept, [("fc2".to_string(), 9), ("relu1".to_string(), 3)]);
+        let fewer = with_head(&base, vec!["a".into(), "b".into()], &w.narrow(0, 0, 2), &b.narrow(0, 0, 2)).unwrap();
+        assert_eq!(fewer.knockouts.iter().cloned().collect::<Vec<_>>(), [("relu1".to_string(), 3)]);
+        assert_eq!(m.source.to_string(), format!("{} retrained", base.source.short_name()));
+        assert_eq!(m.preprocess, base.preprocess);
+    }
+
+    #[test]
+    fn a_fresh_head_is_uniform_in_one_over_the_root_of_its_inputs() {
+        let (w, b) = fresh_head(10, 400);
+        assert_eq!((w.size(), b.size()), (vec![10, 400], vec![10]));
+        let (lo, hi) = (w.min().double_value(&[]), w.max().double_value(&[]));
+        assert!(lo >= -0.05 && hi <= 0.05, "{lo} {hi}");
+        assert!(lo < -0.045 && hi > 0.045, "the whole range is used: {lo} {hi}");
+        assert!(w.mean(Kind::Float).double_value(&[]).abs() < 0.005);
+        assert!(b.abs().max().double_value(&[]) <= 0.05);
+        assert!(b.std(true).double_value(&[]) > 0.01);
+    }
+}
