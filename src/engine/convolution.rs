@@ -405,5 +405,8 @@ mod tests {
             assert!(e.contains("16 channels of 28x28"), "{e}");
         }
         assert!(unfold(&m, &x, "conv1", 15, 27, 27).is_ok());
+        // A layer after a pooling: made by conv1, at another resolution.
+        let e = unfold(&m, &x, "pool1", 0, 1, 1).unwrap_err().to_string();
+        assert!(e.contains("`pool1` is [1, 16, 14, 14], not at the resolution of `conv1` [1, 16, 28, 28]"), "{e}");
     }
 }
