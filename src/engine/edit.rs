@@ -793,6 +793,8 @@ mod value_tests {
         assert!(w.equal(&seeded_uniform(&[32, 16, 3, 3], 1.0 / 12.0, 7)));
         let max = w.abs().max().double_value(&[]);
         assert!(max <= 1.0 / 12.0 + 1e-7 && max > 0.9 / 12.0, "{max}");
+        let (lo, hi) = (w.min().double_value(&[]), w.max().double_value(&[]));
+        assert!(lo < -0.9 / 12.0 && hi > 0.9 / 12.0, "both signs: {lo} {hi}");
         // Part of a parameter: that part of the whole parameter's draw.
         let mut m2 = tiny();
         apply(&mut m2, "randomize conv2.weight[5,3] 7").unwrap();
@@ -823,6 +825,8 @@ mod value_tests {
         assert_eq!(largest_of(Kind::Float), f32::MAX as f64);
         let mut m = tiny();
         assert!(apply(&mut m, "set conv1.weight[0,0,0,0]=3e38").is_ok());
+        let e = apply(&mut m, "set conv1.weight[0,0,0,0]=-1e39").unwrap_err().to_string();
+        assert!(e.contains("the value -1e39 is beyond"), "{e}");
         let e = apply(&mut m, "add conv1.weight[0] -4e38").unwrap_err().to_string();
         assert!(e.contains("the value -4e38 is beyond what `conv1.weight`'s Float values hold"), "{e}");
         let e = apply(&mut m, "scale conv1.weight 1e39").unwrap_err().to_string();
