@@ -825,6 +825,9 @@ mod value_tests {
         assert_eq!(largest_of(Kind::Float), f32::MAX as f64);
         let mut m = tiny();
         assert!(apply(&mut m, "set conv1.weight[0,0,0,0]=3e38").is_ok());
+        // The largest value itself fits.
+        assert!(apply(&mut m, &format!("set conv1.weight[0,0,0,0]={:e}", f32::MAX as f64)).is_ok());
+        assert_eq!(m.vs.variables()["conv1.weight"].double_value(&[0, 0, 0, 0]), f32::MAX as f64);
         let e = apply(&mut m, "set conv1.weight[0,0,0,0]=-1e39").unwrap_err().to_string();
         assert!(e.contains("the value -1e39 is beyond"), "{e}");
         let e = apply(&mut m, "add conv1.weight[0] -4e38").unwrap_err().to_string();
