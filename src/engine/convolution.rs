@@ -295,8 +295,15 @@ mod tests {
             ("relu2", 30, 6, 6, "conv2", true, true),
         ] {
             let u = unfold(&m, &x, layer, c, y, xx).unwrap();
-            assert_eq!((u.layer.as_str(), u.conv.as_str(), u.channel, u.y, u.x), (layer, conv, c, y, xx));
-            assert_eq!((u.batch_norm.is_some(), u.activation.is_some()), (bn, act), "{layer}: the chain");
+            assert_eq!(
+                (u.layer.as_str(), u.conv.as_str(), u.channel, u.y, u.x),
+                (layer, conv, c, y, xx)
+            );
+            assert_eq!(
+                (u.batch_norm.is_some(), u.activation.is_some()),
+                (bn, act),
+                "{layer}: the chain"
+            );
             assert!(u.note.is_none(), "{layer} is in the chain");
             // Each number against the network, read by another path.
             let z = value(&m, &x, conv, c, y, xx);
@@ -364,7 +371,11 @@ mod tests {
         assert_eq!((u.stride, u.k, u.input_size), (2, 3, (224, 224)));
         assert_eq!((u.top, u.left), (111 * 2 - u.pad_top, -u.pad_left));
         let z = value(&m, &x, "_conv_stem", 2, 111, 0);
-        assert!(close(u.conv_out, z) && close(u.network_conv_out, z), "stem: {} vs {z}", u.conv_out);
+        assert!(
+            close(u.conv_out, z) && close(u.network_conv_out, z),
+            "stem: {} vs {z}",
+            u.conv_out
+        );
         assert_eq!(u.inputs[0].patch[4], x.double_value(&[0, 0, u.top + 1, 1]) as f32);
         let u = unfold(&m, &x, "_blocks.1._depthwise_conv", 40, 20, 30).unwrap();
         assert_eq!(
@@ -372,7 +383,10 @@ mod tests {
             (1, 1, 40, 96),
             "depthwise: one input channel, its own"
         );
-        assert!(close(u.conv_out, value(&m, &x, "_blocks.1._depthwise_conv", 40, 20, 30)));
+        assert!(close(
+            u.conv_out,
+            value(&m, &x, "_blocks.1._depthwise_conv", 40, 20, 30)
+        ));
         // A 1x1 convolution with 96 inputs: 8 shown, all summed.
         let u = unfold(&m, &x, "_blocks.1._project_conv", 5, 3, 4).unwrap();
         assert_eq!((u.input_channels, u.inputs.len()), (96, SHOWN_INPUTS));
@@ -407,6 +421,9 @@ mod tests {
         assert!(unfold(&m, &x, "conv1", 15, 27, 27).is_ok());
         // A layer after a pooling: made by conv1, at another resolution.
         let e = unfold(&m, &x, "pool1", 0, 1, 1).unwrap_err().to_string();
-        assert!(e.contains("`pool1` is [1, 16, 14, 14], not at the resolution of `conv1` [1, 16, 28, 28]"), "{e}");
+        assert!(
+            e.contains("`pool1` is [1, 16, 14, 14], not at the resolution of `conv1` [1, 16, 28, 28]"),
+            "{e}"
+        );
     }
 }

@@ -695,14 +695,29 @@ mod value_tests {
             assert_eq!(got, p.kernel(), "{}", p.name());
         }
         let e = apply(&mut m, "preset fc1.weight[0,0] blur").unwrap_err().to_string();
-        assert!(e.contains("`fc1.weight[0,0]` is a kernel of shape []; presets are 3x3"), "{e}");
+        assert!(
+            e.contains("`fc1.weight[0,0]` is a kernel of shape []; presets are 3x3"),
+            "{e}"
+        );
     }
 
     #[test]
     fn targets_and_numbers_read_strictly() {
         let t = |s: &str| parse_target(s);
-        assert_eq!(t(" w ").unwrap(), Target { param: "w".into(), index: vec![] });
-        assert_eq!(t("w[ 1 , 2 ]").unwrap(), Target { param: "w".into(), index: vec![1, 2] });
+        assert_eq!(
+            t(" w ").unwrap(),
+            Target {
+                param: "w".into(),
+                index: vec![]
+            }
+        );
+        assert_eq!(
+            t("w[ 1 , 2 ]").unwrap(),
+            Target {
+                param: "w".into(),
+                index: vec![1, 2]
+            }
+        );
         assert_eq!(t("w[1,2]").unwrap().to_string(), "w[1,2]");
         assert_eq!(t("w").unwrap().to_string(), "w");
         for (bad, says) in [
@@ -718,7 +733,10 @@ mod value_tests {
         }
         assert_eq!(number(" 2.5 ", "x"), Ok(2.5));
         for bad in ["nan", "inf", "-inf", "two"] {
-            assert_eq!(number(bad, "the value"), Err(format!("the value `{bad}` is not a finite number")));
+            assert_eq!(
+                number(bad, "the value"),
+                Err(format!("the value `{bad}` is not a finite number"))
+            );
         }
         assert_eq!(layer_channel("a:b: 3 "), Ok(("a:b".to_string(), 3)));
         assert!(layer_channel("relu1").unwrap_err().contains("give LAYER:CHANNEL"));
@@ -729,7 +747,10 @@ mod value_tests {
     #[test]
     fn each_form_refuses_what_it_cannot_read() {
         let e = |s: &str| s.parse::<Op>().unwrap_err().to_string();
-        assert_eq!("set w[1] = 2".parse::<Op>().unwrap(), Op::Set(parse_target("w[1]").unwrap(), 2.0));
+        assert_eq!(
+            "set w[1] = 2".parse::<Op>().unwrap(),
+            Op::Set(parse_target("w[1]").unwrap(), 2.0)
+        );
         assert!(e("set w 2").contains("set needs NAME[i,...]=V"));
         assert!(e("noise w 0 1").contains("sigma must be greater than 0"));
         assert!(e("noise w -1 1").contains("sigma must be greater than 0"));
@@ -810,7 +831,10 @@ mod value_tests {
             ("bn1.running_mean", 0.0),
         ] {
             apply(&mut m, &format!("randomize {name} 1")).unwrap();
-            assert!(var(&m, name).equal(&Tensor::full([16], value, (Kind::Float, Device::Cpu))), "{name}");
+            assert!(
+                var(&m, name).equal(&Tensor::full([16], value, (Kind::Float, Device::Cpu))),
+                "{name}"
+            );
         }
         apply(&mut m, "randomize bn2.weight[3] 1").unwrap();
         let bn2 = var(&m, "bn2.weight");
@@ -827,11 +851,19 @@ mod value_tests {
         assert!(apply(&mut m, "set conv1.weight[0,0,0,0]=3e38").is_ok());
         // The largest value itself fits.
         assert!(apply(&mut m, &format!("set conv1.weight[0,0,0,0]={:e}", f32::MAX as f64)).is_ok());
-        assert_eq!(m.vs.variables()["conv1.weight"].double_value(&[0, 0, 0, 0]), f32::MAX as f64);
-        let e = apply(&mut m, "set conv1.weight[0,0,0,0]=-1e39").unwrap_err().to_string();
+        assert_eq!(
+            m.vs.variables()["conv1.weight"].double_value(&[0, 0, 0, 0]),
+            f32::MAX as f64
+        );
+        let e = apply(&mut m, "set conv1.weight[0,0,0,0]=-1e39")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("the value -1e39 is beyond"), "{e}");
         let e = apply(&mut m, "add conv1.weight[0] -4e38").unwrap_err().to_string();
-        assert!(e.contains("the value -4e38 is beyond what `conv1.weight`'s Float values hold"), "{e}");
+        assert!(
+            e.contains("the value -4e38 is beyond what `conv1.weight`'s Float values hold"),
+            "{e}"
+        );
         let e = apply(&mut m, "scale conv1.weight 1e39").unwrap_err().to_string();
         assert!(e.contains("the factor 1e39"), "{e}");
         let e = apply(&mut m, "noise conv1.weight 1e39 1").unwrap_err().to_string();
@@ -854,10 +886,23 @@ mod value_tests {
         let mut m = tiny();
         let mut ed = Editor::default();
         assert!(!ed.undo(&mut m).unwrap() && !ed.redo(&mut m).unwrap());
-        for s in ["zero bn1.bias[1]", "knockout relu1:2", "knockout relu1:2", "restore relu1:3"] {
+        for s in [
+            "zero bn1.bias[1]",
+            "knockout relu1:2",
+            "knockout relu1:2",
+            "restore relu1:3",
+        ] {
             ed.apply(&mut m, s.parse().unwrap()).unwrap();
         }
-        assert_eq!(ed.log(), ["zero bn1.bias[1]", "knockout relu1:2", "knockout relu1:2", "restore relu1:3"]);
+        assert_eq!(
+            ed.log(),
+            [
+                "zero bn1.bias[1]",
+                "knockout relu1:2",
+                "knockout relu1:2",
+                "restore relu1:3"
+            ]
+        );
         // Undoing the second knock-out keeps the first.
         ed.go_to(&mut m, 2).unwrap();
         assert!(m.knockouts.contains(&("relu1".into(), 2)));
@@ -906,8 +951,14 @@ mod value_tests {
         assert_eq!((f.values, f.of), (1, 10));
         assert!((f.max_abs - (was + 2.0).abs()).abs() < 1e-6);
         assert_eq!(d.unchanged, a.vs.variables().len() - 2);
-        assert_eq!((d.edits_a.len(), d.edits_b.clone()), (0, vec!["add conv1.weight[2] 0.5".to_string()]));
-        assert_eq!((d.knockouts_a.len(), d.knockouts_b.clone()), (0, vec!["relu2:7".to_string()]));
+        assert_eq!(
+            (d.edits_a.len(), d.edits_b.clone()),
+            (0, vec!["add conv1.weight[2] 0.5".to_string()])
+        );
+        assert_eq!(
+            (d.knockouts_a.len(), d.knockouts_b.clone()),
+            (0, vec!["relu2:7".to_string()])
+        );
         let other = Model::new_random(Arch::TinyCnn, 12, 1, Device::Cpu);
         let e = diff(&a, &other).unwrap_err().to_string();
         assert!(e.contains("with 10 classes, ") && e.contains("with 12 classes)"), "{e}");

@@ -223,9 +223,20 @@ mod tests {
 
     fn tiny() -> Model {
         let mut m = Model::new_random(Arch::TinyCnn, 10, 1, Device::Cpu);
-        m.labels = ["zero", "One", "tabby, tabby cat", "three", "4", "five", "six", "seven", "eight", "nine"]
-            .map(String::from)
-            .to_vec();
+        m.labels = [
+            "zero",
+            "One",
+            "tabby, tabby cat",
+            "three",
+            "4",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+        ]
+        .map(String::from)
+        .to_vec();
         m
     }
 
@@ -320,7 +331,9 @@ mod tests {
     fn a_folder_that_names_no_class_or_holds_nothing_readable_is_refused() {
         let m = tiny();
         let dir = folder_of("unknown", &["zero", "kitten"], 1);
-        let Err(e) = folder(&m, &dir) else { panic!("an unknown class folder was taken") };
+        let Err(e) = folder(&m, &dir) else {
+            panic!("an unknown class folder was taken")
+        };
         let e = e.to_string();
         assert!(e.contains("`kitten` is neither a label") && e.contains("0 to 9"), "{e}");
         assert!(e.contains("zero, One, tabby, tabby cat, three"), "{e}");
@@ -350,8 +363,13 @@ mod tests {
         })
         .unwrap();
         assert_eq!(calls, [(1000, 1500), (1500, 1500)]);
-        let pred = m.logits(&((images.to_kind(Kind::Float) - 127.5) / 127.5)).argmax(-1, false);
-        let (pred, truth) = (Vec::<i64>::try_from(&pred).unwrap(), Vec::<i64>::try_from(&labels).unwrap());
+        let pred = m
+            .logits(&((images.to_kind(Kind::Float) - 127.5) / 127.5))
+            .argmax(-1, false);
+        let (pred, truth) = (
+            Vec::<i64>::try_from(&pred).unwrap(),
+            Vec::<i64>::try_from(&labels).unwrap(),
+        );
         let mut confusion = vec![vec![0u64; 10]; 10];
         for (t, p) in truth.iter().zip(&pred) {
             confusion[*t as usize][*p as usize] += 1;
@@ -386,13 +404,30 @@ mod tests {
 
     #[test]
     fn the_most_damaged_class_comes_first_and_ties_by_index() {
-        let before = evaluation(vec![result(2, 0.75), result(1, 0.5), result(0, 1.0), result(3, 0.75), result(5, 0.5)]);
-        let after = evaluation(vec![result(0, 0.5), result(1, 0.75), result(2, 0.25), result(4, 0.125), result(5, 0.375)]);
+        let before = evaluation(vec![
+            result(2, 0.75),
+            result(1, 0.5),
+            result(0, 1.0),
+            result(3, 0.75),
+            result(5, 0.5),
+        ]);
+        let after = evaluation(vec![
+            result(0, 0.5),
+            result(1, 0.75),
+            result(2, 0.25),
+            result(4, 0.125),
+            result(5, 0.375),
+        ]);
         let c = compare(&before, &after);
         let got: Vec<(i64, f64, f64, f64)> = c.iter().map(|c| (c.index, c.before, c.after, c.change)).collect();
         assert_eq!(
             got,
-            [(0, 1.0, 0.5, -0.5), (2, 0.75, 0.25, -0.5), (5, 0.5, 0.375, -0.125), (1, 0.5, 0.75, 0.25)],
+            [
+                (0, 1.0, 0.5, -0.5),
+                (2, 0.75, 0.25, -0.5),
+                (5, 0.5, 0.375, -0.125),
+                (1, 0.5, 0.75, 0.25)
+            ],
             "class 3 has no after"
         );
         assert_eq!(c[1].label, "c2");

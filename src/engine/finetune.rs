@@ -1573,7 +1573,10 @@ mod head_tests {
         assert!(whole.abs().sum(Kind::Float).double_value(&[]) > 0.0);
         let none = features_of(&m, &images.narrow(0, 0, 0), &mut |_| true).unwrap();
         assert_eq!(none.size(), [0, 128]);
-        assert!(matches!(features_of(&m, &images, &mut |_| false), Err(Error::Cancelled)));
+        assert!(matches!(
+            features_of(&m, &images, &mut |_| false),
+            Err(Error::Cancelled)
+        ));
         // Features times the head are the logits of the normalised batch.
         let logits = head_logits(&m, &whole);
         assert!(logits.allclose(&m.logits(&normalise(&m, &images)), 1e-4, 1e-4, false));
@@ -1598,8 +1601,17 @@ mod head_tests {
         let mut kept: Vec<_> = m.knockouts.iter().cloned().collect();
         kept.sort();
         assert_eq!(kept, [("fc2".to_string(), 9), ("relu1".to_string(), 3)]);
-        let fewer = with_head(&base, vec!["a".into(), "b".into()], &w.narrow(0, 0, 2), &b.narrow(0, 0, 2)).unwrap();
-        assert_eq!(fewer.knockouts.iter().cloned().collect::<Vec<_>>(), [("relu1".to_string(), 3)]);
+        let fewer = with_head(
+            &base,
+            vec!["a".into(), "b".into()],
+            &w.narrow(0, 0, 2),
+            &b.narrow(0, 0, 2),
+        )
+        .unwrap();
+        assert_eq!(
+            fewer.knockouts.iter().cloned().collect::<Vec<_>>(),
+            [("relu1".to_string(), 3)]
+        );
         assert_eq!(m.source.to_string(), format!("{} retrained", base.source.short_name()));
         assert_eq!(m.preprocess, base.preprocess);
     }

@@ -404,8 +404,14 @@ mod tests {
             let k = (f * 784.0).round() as i64;
             let gone = &x * (1.0 - first(k));
             let back = &blurred * (1.0 - first(k)) + &x * first(k);
-            assert!((del.scores[i] - prob(&m, &gone, target)).abs() < 1e-5, "deletion at {f}");
-            assert!((ins.scores[i] - prob(&m, &back, target)).abs() < 1e-5, "insertion at {f}");
+            assert!(
+                (del.scores[i] - prob(&m, &gone, target)).abs() < 1e-5,
+                "deletion at {f}"
+            );
+            assert!(
+                (ins.scores[i] - prob(&m, &back, target)).abs() < 1e-5,
+                "insertion at {f}"
+            );
         }
         assert!((del.scores[0] - prob(&m, &x, target)).abs() < 1e-5);
         assert!((ins.scores[20] - prob(&m, &x, target)).abs() < 1e-5);
@@ -416,7 +422,11 @@ mod tests {
         let (del, _) = deletion_insertion(&m, &x, &map, target, 0, &|| true).unwrap();
         assert_eq!(del.fractions, vec![0.0, 0.5, 1.0]);
         // A map of another size, and a cancel.
-        let small = Map { w: 14, h: 28, data: vec![0.0; 392] };
+        let small = Map {
+            w: 14,
+            h: 28,
+            data: vec![0.0; 392],
+        };
         let e = deletion_insertion(&m, &x, &small, target, 4, &|| true).unwrap_err();
         assert!(e.to_string().contains("map is 14x28, input 28x28"), "{e}");
         let e = deletion_insertion(&m, &x, &map, target, 4, &|| false).unwrap_err();
@@ -458,10 +468,16 @@ mod tests {
         for (k, v) in &a {
             assert!(v.equal(&b[k]), "{k}");
         }
-        assert_eq!((d.knockouts.clone(), d.labels[0].as_str()), (m.knockouts.clone(), "zero"));
+        assert_eq!(
+            (d.knockouts.clone(), d.labels[0].as_str()),
+            (m.knockouts.clone(), "zero")
+        );
         let mut w = b["conv1.weight"].shallow_clone();
         let _ = tch::no_grad(|| w.fill_(0.0));
-        assert!(a["conv1.weight"].abs().sum(Kind::Float).double_value(&[]) > 0.0, "independent");
+        assert!(
+            a["conv1.weight"].abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "independent"
+        );
     }
 
     #[test]
@@ -502,9 +518,19 @@ mod tests {
             }
         });
         randomise(&v2, "conv2", 7);
-        assert!(v2.iter().find(|v| v.0 == "conv2.weight").unwrap().1.equal(&now["conv2.weight"]));
+        assert!(v2
+            .iter()
+            .find(|v| v.0 == "conv2.weight")
+            .unwrap()
+            .1
+            .equal(&now["conv2.weight"]));
         randomise(&v2, "conv2", 8);
-        assert!(!v2.iter().find(|v| v.0 == "conv2.weight").unwrap().1.equal(&now["conv2.weight"]));
+        assert!(!v2
+            .iter()
+            .find(|v| v.0 == "conv2.weight")
+            .unwrap()
+            .1
+            .equal(&now["conv2.weight"]));
     }
 
     #[test]
@@ -527,7 +553,11 @@ mod tests {
         assert_eq!(names, groups.iter().collect::<Vec<_>>());
         let original = explain::explain(&m, &x, Method::Gradient, &p, &mut |_| true).unwrap();
         let map = attribution_map(&original.attribution, Method::Gradient, 28, 28).unwrap();
-        assert_eq!(s.original.as_ref().unwrap().data, map.data, "the model itself is untouched");
+        assert_eq!(
+            s.original.as_ref().unwrap().data,
+            map.data,
+            "the model itself is untouched"
+        );
         let last = s.steps.last().unwrap();
         assert_eq!((s.passed, s.verdict.clone()), verdict(last.spearman));
         assert!(last.spearman.abs() < 0.9 && last.spearman > -1.0);

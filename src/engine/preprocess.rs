@@ -477,9 +477,15 @@ mod tests {
         assert_eq!((p.size, p.gray, p.channels()), (224, false, 3));
         assert_eq!(p.mean, [0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0]);
         assert_eq!(p.std, [0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0]);
-        assert_eq!(Preprocess::imagenet(240).resize, Resize::ShorterSideThenCrop { resize: 274 });
+        assert_eq!(
+            Preprocess::imagenet(240).resize,
+            Resize::ShorterSideThenCrop { resize: 274 }
+        );
         let l = Preprocess::efficientnet_lite(280);
-        assert_eq!((l.size, l.mean.clone(), l.std.clone()), (280, vec![127.0; 3], vec![128.0; 3]));
+        assert_eq!(
+            (l.size, l.mean.clone(), l.std.clone()),
+            (280, vec![127.0; 3], vec![128.0; 3])
+        );
         assert_eq!(l.resize, Resize::ShorterSideThenCrop { resize: 320 });
         let d = Preprocess::digits(28);
         assert_eq!((d.size, d.resize, d.gray, d.channels()), (28, Resize::Squash, true, 1));
@@ -513,7 +519,10 @@ mod tests {
             }
         }
         let e = err(&ok, 1);
-        assert!(e.contains("`gray` is false (3 input channels), but the model's first convolution takes 1"), "{e}");
+        assert!(
+            e.contains("`gray` is false (3 input channels), but the model's first convolution takes 1"),
+            "{e}"
+        );
         let e = err(&Preprocess::digits(28), 3);
         assert!(e.contains("`gray` is true (1 input channel), but"), "{e}");
         let short = Preprocess {
@@ -575,7 +584,10 @@ mod tests {
         assert!(e.contains("is not a folder"), "{e}");
         let empty = d.join("cat");
         let e = class_folders(&empty, "named by label").unwrap_err().to_string();
-        assert!(e.contains("holds no class folders") && e.contains("named by label"), "{e}");
+        assert!(
+            e.contains("holds no class folders") && e.contains("named by label"),
+            "{e}"
+        );
         assert!(images_in(&d.join("missing")).is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -597,7 +609,10 @@ mod tests {
             "{e}"
         );
         let e = check_image_size(100, 100, (1 << 30) + 1, p).unwrap_err().to_string();
-        assert!(e.contains("the 100x100 image needs 1.0 GiB to decode, more than the 1.0 GiB"), "{e}");
+        assert!(
+            e.contains("the 100x100 image needs 1.0 GiB to decode, more than the 1.0 GiB"),
+            "{e}"
+        );
         let e = decode(b"", Path::new("nothing.png")).unwrap_err().to_string();
         assert!(e.contains("nothing.png") && e.contains("is empty (0 bytes)"), "{e}");
     }
@@ -605,16 +620,26 @@ mod tests {
     #[test]
     fn a_picture_is_cut_to_four_to_one_at_its_centre() {
         let ramp = |w: u32, h: u32| {
-            DynamicImage::ImageLuma8(image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x + 3 * y) % 256) as u8])))
+            DynamicImage::ImageLuma8(image::GrayImage::from_fn(w, h, |x, y| {
+                image::Luma([((x + 3 * y) % 256) as u8])
+            }))
         };
         let same = centre_of_long_side(ramp(400, 100));
         assert_eq!((same.width(), same.height()), (400, 100));
         let cut = centre_of_long_side(ramp(1001, 100));
         assert_eq!((cut.width(), cut.height()), (400, 100));
-        assert_eq!(cut.to_luma8().get_pixel(0, 0).0[0], (300 % 256) as u8, "from column 300");
+        assert_eq!(
+            cut.to_luma8().get_pixel(0, 0).0[0],
+            (300 % 256) as u8,
+            "from column 300"
+        );
         let cut = centre_of_long_side(ramp(100, 1000));
         assert_eq!((cut.width(), cut.height()), (100, 400));
-        assert_eq!(cut.to_luma8().get_pixel(0, 0).0[0], ((3 * 300) % 256) as u8, "from row 300");
+        assert_eq!(
+            cut.to_luma8().get_pixel(0, 0).0[0],
+            ((3 * 300) % 256) as u8,
+            "from row 300"
+        );
         let same = centre_of_long_side(ramp(100, 400));
         assert_eq!((same.width(), same.height()), (100, 400));
     }
@@ -650,7 +675,10 @@ mod tests {
         let img = smooth(300, 150);
         let r = img.resize_exact(200, 100, FilterType::Triangle);
         let expected = r.crop_imm(0, 0, 200, 100).resize_exact(224, 224, FilterType::Triangle);
-        assert!(small.view(&img).to_rgb8() == expected.to_rgb8(), "landscape, below the size");
+        assert!(
+            small.view(&img).to_rgb8() == expected.to_rgb8(),
+            "landscape, below the size"
+        );
         // Squash: the whole picture, any shape.
         let d = Preprocess::digits(28);
         let img = smooth(90, 30);
@@ -662,7 +690,9 @@ mod tests {
     }
     impl Squash for image::GrayImage {
         fn pipe_squash(self) -> image::GrayImage {
-            DynamicImage::ImageLuma8(self).resize_exact(28, 28, FilterType::Triangle).to_luma8()
+            DynamicImage::ImageLuma8(self)
+                .resize_exact(28, 28, FilterType::Triangle)
+                .to_luma8()
         }
     }
 

@@ -476,7 +476,11 @@ mod tests {
     }
 
     fn map(w: usize, h: usize, data: &[f32]) -> Map {
-        Map { w, h, data: data.to_vec() }
+        Map {
+            w,
+            h,
+            data: data.to_vec(),
+        }
     }
 
     #[test]
@@ -495,10 +499,17 @@ mod tests {
         let t = Tensor::from_slice(&values).view([1, 1, 5, 7]);
         for (w, h) in [(224, 160), (3, 2), (7, 9), (20, 5)] {
             let r = m.resized(w, h);
-            let want = t.upsample_bilinear2d([h as i64, w as i64], false, None, None).view([-1]);
+            let want = t
+                .upsample_bilinear2d([h as i64, w as i64], false, None, None)
+                .view([-1]);
             let want = Vec::<f32>::try_from(&want).unwrap();
             assert_eq!((r.w, r.h, r.data.len()), (w, h, w * h));
-            let worst = r.data.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let worst = r
+                .data
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(worst < 1e-4, "{w}x{h}: off by {worst}");
         }
         assert_eq!(m.resized(7, 5).data, values, "same size: the same values");
@@ -574,11 +585,20 @@ mod tests {
         let base = [100, 50, 200];
         // Uniform (CAMs): the opacity everywhere.
         let img = overlay(&view, &m, Colormap::Turbo, 0.6, 1.0, true);
-        assert_eq!(img.get_pixel(0, 0).0.to_vec(), blend(base, Colormap::Turbo.color(0.25), 0.6));
+        assert_eq!(
+            img.get_pixel(0, 0).0.to_vec(),
+            blend(base, Colormap::Turbo.color(0.25), 0.6)
+        );
         // Sparse maps: opacity times the square root of the value.
         let img = overlay(&view, &m, Colormap::Inferno, 0.8, 1.0, false);
-        assert_eq!(img.get_pixel(0, 0).0.to_vec(), blend(base, Colormap::Inferno.color(0.25), 0.8 * 0.5));
-        assert_eq!(img.get_pixel(1, 0).0.to_vec(), blend(base, Colormap::Inferno.color(1.0), 0.8));
+        assert_eq!(
+            img.get_pixel(0, 0).0.to_vec(),
+            blend(base, Colormap::Inferno.color(0.25), 0.8 * 0.5)
+        );
+        assert_eq!(
+            img.get_pixel(1, 0).0.to_vec(),
+            blend(base, Colormap::Inferno.color(1.0), 0.8)
+        );
         // Diverging: the square root of the distance from the middle.
         let m = map(2, 1, &[-1.0, 0.0]);
         let img = overlay(&view, &m, Colormap::RedBlue, 1.0, 1.0, false);
