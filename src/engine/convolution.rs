@@ -264,9 +264,9 @@ mod tests {
         tch::no_grad(|| {
             for (name, mut t) in m.vs.variables() {
                 if name.ends_with("running_var") || (t.dim() == 1 && name.ends_with(".weight")) {
-                    let _ = t.copy_(&(Tensor::rand_like(&t) + 0.5));
+                    t.copy_(&(Tensor::rand_like(&t) + 0.5));
                 } else if name.ends_with("running_mean") || name.ends_with(".bias") {
-                    let _ = t.copy_(&(Tensor::randn_like(&t) * 0.5));
+                    t.copy_(&(Tensor::randn_like(&t) * 0.5));
                 }
             }
         });
