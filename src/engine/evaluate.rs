@@ -378,6 +378,19 @@ mod tests {
         assert_eq!(e.images, 1500);
         let right = truth.iter().zip(&pred).filter(|(t, p)| t == p).count();
         assert_eq!(e.accuracy, right as f64 / 1500.0);
+        // Each class's accuracy: its right answers over its images.
+        assert_eq!(e.per_class.len(), 10);
+        for c in &e.per_class {
+            let row = &confusion[c.index as usize];
+            let total: u64 = row.iter().sum();
+            assert_eq!((c.correct, c.total), (row[c.index as usize], total));
+            assert_eq!(c.accuracy, c.correct as f64 / total as f64);
+        }
+        assert!(
+            e.per_class.iter().any(|c| c.accuracy > 0.0 && c.accuracy < 1.0),
+            "a class with some right answers and some wrong"
+        );
+        assert!(!set.is_empty() && Labelled::Files(vec![]).is_empty());
         assert!(matches!(evaluate(&m, &set, &mut |_, _| false), Err(Error::Cancelled)));
     }
 
