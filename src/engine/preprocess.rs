@@ -594,7 +594,12 @@ mod tests {
 
     #[test]
     fn the_limits_in_pixels_and_bytes() {
-        // The process-wide limit stays at its default here (tests run in parallel).
+        // The process-wide limit: other tests decode pictures of at most 64x64 meanwhile,
+        // so it never goes below a megapixel here, and it ends at its default.
+        set_max_image_pixels(1_000_000);
+        assert_eq!((max_image_pixels(), max_image_bytes()), (1_000_000, 1 << 30), "at least 1 GiB");
+        set_max_image_pixels(2 * DEFAULT_MAX_IMAGE_PIXELS);
+        assert_eq!(max_image_bytes(), 8 * DEFAULT_MAX_IMAGE_PIXELS, "4 bytes per pixel");
         set_max_image_pixels(DEFAULT_MAX_IMAGE_PIXELS);
         assert_eq!(max_image_pixels(), 16384 * 16384);
         assert_eq!(max_image_bytes(), 1 << 30, "4 bytes per pixel, at least 1 GiB");
