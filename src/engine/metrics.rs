@@ -567,6 +567,27 @@ mod tests {
             let r = spearman(&abs(&map), &abs(step.map.as_ref().unwrap()));
             assert!((r - step.spearman).abs() < 1e-12);
         }
+        // Without a target: every randomised model is explained for the original's top-1
+        // class, each step's map rebuilt here group by group.
+        let top = Params::default();
+        let s = sanity_check(&m, &x, Method::Gradient, &top, &mut |_, _| true).unwrap();
+        let target = explain::explain(&m, &x, Method::Gradient, &top, &mut |_| true).unwrap().target;
+        let work = duplicate(&m);
+        let mut vars: Vec<(String, Tensor)> = work.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let fixed = Params {
+            target: Some(target),
+            ..top.clone()
+        };
+        let mut own_top = Vec::new();
+        for (g, step) in groups.iter().zip(&s.steps) {
+            randomise(&vars, g, top.seed);
+            let e = explain::explain(&work, &x, Method::Gradient, &fixed, &mut |_| true).unwrap();
+            let map = attribution_map(&e.attribution, Method::Gradient, 28, 28).unwrap();
+            assert_eq!(step.map.as_ref().unwrap().data, map.data, "{g}");
+            own_top.push(work.logits(&x).argmax(-1, false).int64_value(&[0]));
+        }
+        assert!(own_top.iter().any(|t| *t != target), "a step whose own top class differs: {own_top:?}");
         let e = sanity_check(&m, &x, Method::Gradient, &p, &mut |i, _| i < 2).unwrap_err();
         assert!(matches!(e, Error::Cancelled));
     }
