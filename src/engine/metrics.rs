@@ -571,7 +571,9 @@ mod tests {
         // class, each step's map rebuilt here group by group.
         let top = Params::default();
         let s = sanity_check(&m, &x, Method::Gradient, &top, &mut |_, _| true).unwrap();
-        let target = explain::explain(&m, &x, Method::Gradient, &top, &mut |_| true).unwrap().target;
+        let target = explain::explain(&m, &x, Method::Gradient, &top, &mut |_| true)
+            .unwrap()
+            .target;
         let work = duplicate(&m);
         let mut vars: Vec<(String, Tensor)> = work.vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -587,7 +589,10 @@ mod tests {
             assert_eq!(step.map.as_ref().unwrap().data, map.data, "{g}");
             own_top.push(work.logits(&x).argmax(-1, false).int64_value(&[0]));
         }
-        assert!(own_top.iter().any(|t| *t != target), "a step whose own top class differs: {own_top:?}");
+        assert!(
+            own_top.iter().any(|t| *t != target),
+            "a step whose own top class differs: {own_top:?}"
+        );
         let e = sanity_check(&m, &x, Method::Gradient, &p, &mut |i, _| i < 2).unwrap_err();
         assert!(matches!(e, Error::Cancelled));
     }

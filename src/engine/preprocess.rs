@@ -597,7 +597,11 @@ mod tests {
         // The process-wide limit: other tests decode pictures of at most 64x64 meanwhile,
         // so it never goes below a megapixel here, and it ends at its default.
         set_max_image_pixels(1_000_000);
-        assert_eq!((max_image_pixels(), max_image_bytes()), (1_000_000, 1 << 30), "at least 1 GiB");
+        assert_eq!(
+            (max_image_pixels(), max_image_bytes()),
+            (1_000_000, 1 << 30),
+            "at least 1 GiB"
+        );
         set_max_image_pixels(2 * DEFAULT_MAX_IMAGE_PIXELS);
         assert_eq!(max_image_bytes(), 8 * DEFAULT_MAX_IMAGE_PIXELS, "4 bytes per pixel");
         set_max_image_pixels(DEFAULT_MAX_IMAGE_PIXELS);

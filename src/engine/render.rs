@@ -604,6 +604,19 @@ mod tests {
         let img = overlay(&view, &m, Colormap::RedBlue, 1.0, 1.0, false);
         assert_eq!(img.get_pixel(0, 0).0, Colormap::RedBlue.color(0.0));
         assert_eq!(img.get_pixel(1, 0).0, base, "zero leaves the picture");
+        // Each pixel its own value, row by row.
+        let square = DynamicImage::ImageRgb8(RgbImage::from_pixel(2, 2, Rgb([9, 9, 9])));
+        let img = overlay(
+            &square,
+            &map(2, 2, &[0.0, 0.25, 0.5, 1.0]),
+            Colormap::Viridis,
+            1.0,
+            1.0,
+            true,
+        );
+        for (x, y, v) in [(0, 0, 0.0), (1, 0, 0.25), (0, 1, 0.5), (1, 1, 1.0)] {
+            assert_eq!(img.get_pixel(x, y).0, Colormap::Viridis.color(v), "({x}, {y})");
+        }
         // Opacity beyond 1 counts as 1; a view of another size is resized to the map's.
         let img = overlay(&view, &map(4, 2, &[1.0; 8]), Colormap::Magma, 3.0, 1.0, true);
         assert_eq!(img.dimensions(), (4, 2));
