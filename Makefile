@@ -56,10 +56,11 @@ fuzz-random: setup
 # of render.rs, the imprinting and head functions of finetune.rs, the rest of the files
 # whole), each tested by the unit tests (`--lib`; the feature-visualisation test, 5 s and
 # outside the core, skipped). The crate itself is built without debug information at
-# opt-level 0 (its dependencies as for the tests), so a mutant builds in about 4 s: about
-# 90 minutes on two cores, not in CI. --in-place: the venv, the data and the built target
-# are this checkout's (cargo-mutants puts each mutated file back; `git diff` after it shows
-# nothing). MUTANTS_ARGS adds options (`--iterate` retests only what was not caught).
+# opt-level 0 (its dependencies as for the tests), so a mutant builds in about 4 s and its
+# tests run in about 5 s: about 95 minutes on two cores, not in CI. A test run over 40 s is
+# a timeout (the mutant hangs the tests). --in-place: the venv, the data and the built
+# target are this checkout's (cargo-mutants puts each mutated file back; `git diff` after it
+# shows nothing). MUTANTS_ARGS adds options (`--iterate` retests only what was not caught).
 # Results in mutants.out/ (see TESTING.md).
 MUTANT_RE := --re '^src/engine/(metrics|edit|evaluate|preprocess|convolution)\.rs' \
 	--re 'render\.rs:.*\b(Map::|attribution_map|normalise|heatmap|overlay)\b' \
@@ -70,7 +71,7 @@ mutants: setup
 	$(CARGO) mutants --in-place $(addprefix --file ,$(MUTANT_FILES)) $(MUTANT_RE) $(MUTANTS_ARGS) \
 		--cargo-arg=--config=profile.dev.package.glassbox.debug=0 \
 		--cargo-arg=--config=profile.dev.package.glassbox.opt-level=0 \
-		--cargo-arg=--lib --timeout 120 --build-timeout 400 -- -- --skip engine::visualize
+		--cargo-arg=--lib --timeout 40 --build-timeout 400 -- -- --skip engine::visualize
 
 # Re-create the committed fuzz corpus (seeds and hostile files; needs Pillow, see the script).
 fuzz-corpus:
