@@ -240,6 +240,17 @@ mod tests {
         m
     }
 
+    /// The evaluation, and the progress it reported: (done, total) after each batch.
+    fn evaluated(m: &Model, set: &Labelled) -> (Evaluation, Vec<(usize, usize)>) {
+        let mut calls = Vec::new();
+        let e = evaluate(m, set, &mut |d, t| {
+            calls.push((d, t));
+            true
+        })
+        .unwrap();
+        (e, calls)
+    }
+
     #[test]
     fn a_folder_names_a_class_by_label_first_name_or_index() {
         let m = tiny();
@@ -285,12 +296,7 @@ mod tests {
         let dir = folder_of("counts", &["zero", "tabby", "7"], 14);
         let set = folder(&m, &dir).unwrap();
         assert_eq!(set.len(), 45, "14 pictures and one broken file per class");
-        let mut calls = Vec::new();
-        let e = evaluate(&m, &set, &mut |d, t| {
-            calls.push((d, t));
-            true
-        })
-        .unwrap();
+        let (e, calls) = evaluated(&m, &set);
         assert_eq!(calls, [(32, 45), (45, 45)]);
         assert_eq!((e.images, e.skipped.len()), (42, 3));
         assert!(e.skipped.iter().all(|s| s.contains("broken.png")), "{:?}", e.skipped);
@@ -356,12 +362,7 @@ mod tests {
             labels: labels.shallow_clone(),
         });
         assert_eq!(set.len(), 1500);
-        let mut calls = Vec::new();
-        let e = evaluate(&m, &set, &mut |d, t| {
-            calls.push((d, t));
-            true
-        })
-        .unwrap();
+        let (e, calls) = evaluated(&m, &set);
         assert_eq!(calls, [(1000, 1500), (1500, 1500)]);
         let pred = m
             .logits(&((images.to_kind(Kind::Float) - 127.5) / 127.5))
