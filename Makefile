@@ -5,8 +5,9 @@ BIN := target/debug/glassbox
 SAMPLES := assets/samples/chelsea.png assets/samples/coffee.png
 SOAK_CYCLES ?= 60
 # The engine's numeric core, for `make mutants` (see TESTING.md).
-MUTANT_FILES := src/engine/metrics.rs src/engine/edit.rs src/engine/evaluate.rs src/engine/preprocess.rs \
-	src/engine/convolution.rs src/engine/render.rs src/engine/finetune.rs
+ENGINE := crates/glassbox-engine/src
+MUTANT_FILES := $(addprefix $(ENGINE)/,metrics.rs edit.rs evaluate.rs preprocess.rs convolution.rs render.rs finetune.rs)
+BENCH := target/release/glassbox-bench
 
 .PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots fuzz fuzz-random fuzz-corpus mutants
 
@@ -14,33 +15,34 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	$(CARGO) build
+	$(CARGO) build -p glassbox-cli
 
 # The desktop app: the last model and image, else the embedded Lite0 and a sample photo.
 run: build
 	$(BIN) gui
 
 test: setup
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test
+	$(CARGO) fmt --all --check
+	bash scripts/check-layers.sh
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
 
 bench: setup
 	@echo "core timings and per-method bounds (release build):"
-	$(CARGO) build --release
-	target/release/glassbox bench --methods assets/samples/chelsea.png
+	$(CARGO) build --release -p glassbox-bench
+	$(BENCH) --methods assets/samples/chelsea.png
 	@echo "the desktop app, headless: frame building and drop-to-all-views:"
-	target/release/glassbox bench --ui $(SAMPLES) --runs 10
+	$(BENCH) --ui $(SAMPLES) --runs 10
 	@echo "dataset examples: a layer's activations over 1,000 digits beside the plain forward:"
-	target/release/glassbox bench --examples 1000
+	$(BENCH) --examples 1000
 	@echo "draw a digit: a stroke on the MNIST model's canvas to all views:"
-	target/release/glassbox bench --draw 200
+	$(BENCH) --draw 200
 	@echo "live editing: an edit in the app to every view it refreshes beside the same requests on the engine, and an undo:"
-	target/release/glassbox bench --edits assets/samples/chelsea.png --runs 10
+	$(BENCH) --edits assets/samples/chelsea.png --runs 10
 	@echo "retraining: head only at 5/20/50 digits per class, imprinting, whole-network throughput:"
-	target/release/glassbox bench --finetune $$(mktemp -d) --photos $(SAMPLES)
+	$(BENCH) --finetune $$(mktemp -d) --photos $(SAMPLES)
 	@echo "a long session: cycles of every kind of request the app sends; fails if resident memory grows 5 % or more:"
-	target/release/glassbox bench --soak $(SOAK_CYCLES) --soak-images $(SAMPLES)
+	$(BENCH) --soak $(SOAK_CYCLES) --soak-images $(SAMPLES)
 
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer; nightly): every parser a user's file or
 # text reaches, FUZZ_SECONDS (default 60) each, FUZZ_JOBS at a time; crashes in fuzz/artifacts/.
@@ -62,16 +64,16 @@ fuzz-random: setup
 # target are this checkout's (cargo-mutants puts each mutated file back; `git diff` after it
 # shows nothing). MUTANTS_ARGS adds options (`--iterate` retests only what was not caught).
 # Results in mutants.out/ (see TESTING.md).
-MUTANT_RE := --re '^src/engine/(metrics|edit|evaluate|preprocess|convolution)\.rs' \
+MUTANT_RE := --re '^crates/glassbox-engine/src/(metrics|edit|evaluate|preprocess|convolution)\.rs' \
 	--re 'render\.rs:.*\b(Map::|attribution_map|normalise|heatmap|overlay)\b' \
 	--re 'finetune\.rs:.*\b(imprint|head_logits|with_head|fresh_head|features_of|features|normalise)\b'
 MUTANTS_ARGS ?=
 mutants: setup
 	command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants@27.1.0
 	$(CARGO) mutants --in-place $(addprefix --file ,$(MUTANT_FILES)) $(MUTANT_RE) $(MUTANTS_ARGS) \
-		--cargo-arg=--config=profile.dev.package.glassbox.debug=0 \
-		--cargo-arg=--config=profile.dev.package.glassbox.opt-level=0 \
-		--cargo-arg=--lib --timeout 40 --build-timeout 400 -- -- --skip engine::visualize
+		--cargo-arg=--config=profile.dev.package.glassbox-engine.debug=0 \
+		--cargo-arg=--config=profile.dev.package.glassbox-engine.opt-level=0 \
+		--cargo-arg=--lib --timeout 40 --build-timeout 400 -- -- --skip visualize::
 
 # Re-create the committed fuzz corpus (seeds and hostile files; needs Pillow, see the script).
 fuzz-corpus:
@@ -84,7 +86,7 @@ screenshots: build
 
 # Glassbox beside Captum and pytorch-grad-cam in one run (needs `make refs` packages).
 bench-peers: refs-deps
-	$(CARGO) build --release
+	$(CARGO) build --release -p glassbox-cli -p glassbox-bench
 	bash scripts/bench-peers.sh
 	bash scripts/bench-finetune.sh
 

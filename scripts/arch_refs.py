@@ -1,7 +1,7 @@
 """Logits of every architecture Glassbox opens, from the reference implementations (run by
 `make refs`): torchvision's ResNet-18/34/50, VGG-11/16, AlexNet and MobileNetV2, PyPI
 efficientnet-lite-pytorch's EfficientNet-Lite0/1/2, and tiny-cnn written out in PyTorch
-(Glassbox's own small net: src/engine/arch/tiny_cnn.rs).
+(Glassbox's own small net: crates/glassbox-engine/src/arch/tiny_cnn.rs).
 
 Every model has 10 classes and synthetic weights: EVERY tensor of its state dict (weights,
 biases, batch-norm weight, bias, running_mean and running_var) comes from a formula of the
@@ -79,7 +79,7 @@ def synthetic_input(size, channels):
 
 
 class TinyCnn(nn.Module):
-    """src/engine/arch/tiny_cnn.rs in PyTorch: conv1 -> bn1 -> relu -> pool -> conv2 -> bn2 ->
+    """crates/glassbox-engine/src/arch/tiny_cnn.rs in PyTorch: conv1 -> bn1 -> relu -> pool -> conv2 -> bn2 ->
     relu -> pool -> fc1 -> relu -> (dropout) -> fc2."""
 
     def __init__(self, in_channels=1, classes=CLASSES):

@@ -8,11 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${GLASSBOX:-target/release/glassbox}
-# What src/cli/mod.rs sets with mallopt: M_MMAP_THRESHOLD and M_TRIM_THRESHOLD of 1 GiB, M_ARENA_MAX 1.
+BENCH=${GLASSBOX_BENCH:-target/release/glassbox-bench}
+# What crates/glassbox-cli/src/lib.rs (start_process) sets with mallopt: M_MMAP_THRESHOLD and M_TRIM_THRESHOLD of 1 GiB, M_ARENA_MAX 1.
 SAME_MALLOC="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1"
 dir=$(mktemp -d)
 "$BIN" predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$dir/raw.safetensors" >/dev/null
-"$BIN" bench --finetune "$dir" --photos assets/samples/chelsea.png assets/samples/coffee.png --json > "$dir/glassbox.json"
+"$BENCH" --finetune "$dir" --photos assets/samples/chelsea.png assets/samples/coffee.png --json > "$dir/glassbox.json"
 read -r threads epochs lr batch < <(.venv/bin/python -c "import json;g=json.load(open('$dir/glassbox.json'));print(g['threads'],g['epochs'],g['lr'],g['batch'])")
 .venv/bin/python scripts/bench_finetune.py "$dir" "$threads" "$epochs" "$lr" "$batch" "$dir/raw.safetensors" | tail -1 > "$dir/torch.json"
 GLIBC_TUNABLES=$SAME_MALLOC .venv/bin/python scripts/bench_finetune.py "$dir" "$threads" "$epochs" "$lr" "$batch" "$dir/raw.safetensors" | tail -1 > "$dir/torch-malloc.json"

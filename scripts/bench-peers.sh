@@ -9,9 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}
 BIN=${GLASSBOX:-target/release/glassbox}
+BENCH=${GLASSBOX_BENCH:-target/release/glassbox-bench}
 tmp=$(mktemp -d)
 "$BIN" predict assets/samples/chelsea.png --save-raw "$tmp/raw.safetensors" >/dev/null
-"$BIN" bench --runs "$RUNS" --methods assets/samples/chelsea.png --json > "$tmp/glassbox.json"
+"$BENCH" --runs "$RUNS" --methods assets/samples/chelsea.png --json > "$tmp/glassbox.json"
 threads=$(.venv/bin/python -c "import json;print(json.load(open('$tmp/glassbox.json'))['core']['threads'])")
 SAME_MALLOC="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1"
 .venv/bin/python scripts/bench_peers.py "$threads" "$RUNS" "$tmp/raw.safetensors" | tail -1 > "$tmp/peers.json"

@@ -1,5 +1,5 @@
 """Captum 0.9 and pytorch-grad-cam 1.5.7 timings on the SAME model, weights, input and
-thread count as `glassbox bench --methods` (run together by scripts/bench-peers.sh).
+thread count as `glassbox-bench --methods` (run together by scripts/bench-peers.sh).
 Prints one JSON object: {method: median milliseconds}."""
 import json
 import statistics
@@ -31,7 +31,7 @@ assert diff <= 1e-3, f"the reference Lite0 differs from Glassbox's: max |logit d
 
 
 def median_ms(fn, n):
-    fn()  # warm-up, as glassbox bench does
+    fn()  # warm-up, as glassbox-bench does
     t = []
     for _ in range(n):
         s = time.perf_counter()

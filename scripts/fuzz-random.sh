@@ -6,12 +6,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
-cargo test --test fuzz --no-run
+cargo test -p glassbox-cli --test fuzz --no-run
 status=0
 for t in safetensors pth-zip pth-legacy image model; do
   rm -f "target/fuzz-current-$t"
   BOLERO_RANDOM_TEST_TIME_MS=$((secs * 1000)) FUZZ_ITERATIONS=1000000000 GLASSBOX_FUZZ_SAVE=1 \
-    cargo test --test fuzz "fuzz_${t//-/_}" -- --exact --nocapture 2>&1 \
+    cargo test -p glassbox-cli --test fuzz "fuzz_${t//-/_}" -- --exact --nocapture 2>&1 \
     | grep -E "^fuzz |crash saved|panicked|Input:|BOLERO_RANDOM_SEED"
   rc=${PIPESTATUS[0]}
   if [ "$rc" -ne 0 ]; then

@@ -9,7 +9,7 @@ $PIP --no-deps torchvision==0.26.0 safetensors==0.8.0 efficientnet-lite-pytorch=
 $PIP --no-deps captum==0.9.0 grad-cam==1.5.7
 $PIP numpy pillow matplotlib opencv-python-headless scikit-learn tqdm ttach packaging
 [ "${1:-}" = "--deps-only" ] && exit 0
-cargo build
+cargo build -p glassbox-cli
 tmp=$(mktemp -d)
 target/debug/glassbox predict assets/samples/chelsea.png assets/samples/coffee.png --save-raw "$tmp/raw.safetensors" >/dev/null
 .venv/bin/python scripts/references.py tests/refs "$tmp/raw.safetensors"

@@ -11,15 +11,17 @@ use common::*;
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
-use glassbox::app::bench::DroppedPath;
-use glassbox::app::{Command, GlassboxApp, Options};
-use glassbox::engine::explain::Method;
-use glassbox::engine::model::Model;
+use glassbox_app::DroppedPath;
+use glassbox_app::{Command, GlassboxApp, Options};
+use glassbox_engine::explain::Method;
+use glassbox_engine::model::Model;
 
 /// Snapshot comparisons, in one place: kittest's default colour threshold and at most 100
 /// differing pixels, so that a changed label (or number) fails.
 fn snapshot_options() -> SnapshotOptions {
-    SnapshotOptions::new().max_failed_pixels(100)
+    SnapshotOptions::new()
+        .max_failed_pixels(100)
+        .output_path(root().join("tests/snapshots"))
 }
 
 #[test]
@@ -177,7 +179,7 @@ fn steady_frames_upload_no_textures_and_exports_write_files() {
     }
     assert_eq!(h.state().uploads(), n, "nothing changed, nothing uploaded");
     let dir = tmp();
-    use glassbox::app::ExportWhat;
+    use glassbox_app::ExportWhat;
     let s = h.state();
     let id = s.state.slots[0].id;
     for (what, name) in [
@@ -237,7 +239,7 @@ fn steady_frames_upload_no_textures_and_exports_write_files() {
                 let m = Model::open("efficientnet-lite0", None, tch::Device::Cpu).unwrap();
                 let w = m.vs.variables()[&format!("{conv}.weight")].shallow_clone();
                 let img = image::open(&p).unwrap().to_rgb8();
-                let tiles = glassbox::engine::defaults::FILTER_TILES as i64;
+                let tiles = glassbox_engine::defaults::FILTER_TILES as i64;
                 assert_filters_show(&img, &w, tiles, !s.state.settings.per_input);
             }
             ExportWhat::FaithfulnessChart(_) => {
@@ -286,7 +288,7 @@ fn snapshot_of_the_main_window_and_a_changed_label_fails_it() {
 
 #[test]
 fn long_class_names_are_elided_beside_their_numbers_at_1280x720() {
-    use glassbox::app::panels::prediction::{rows_id, RowRects};
+    use glassbox_app::panels::prediction::{rows_id, RowRects};
     let mut h = app_sized(1280.0, 720.0);
     let longest = tch::vision::imagenet::CLASSES
         .iter()
@@ -383,7 +385,7 @@ fn the_app_remembers_model_image_methods_and_layer() {
         model: None,
         arch: None,
         image: None,
-        device: glassbox::engine::Device::Cpu,
+        device: glassbox_engine::Device::Cpu,
         fresh,
         screenshots: None,
         timings: false,
@@ -396,7 +398,7 @@ fn the_app_remembers_model_image_methods_and_layer() {
     assert_eq!(again.state.settings.model.to_string(), "efficientnet-lite0");
     // --fresh ignores it.
     let fresh = GlassboxApp::new(&ctx, Some(&mem), opts(true));
-    assert_eq!(fresh.state.settings, glassbox::app::Settings::default());
+    assert_eq!(fresh.state.settings, glassbox_app::Settings::default());
     // Remembered values out of range come back into it; broken settings start fresh and
     // say so in the error bar.
     let stored = mem.get_string(eframe::APP_KEY).unwrap();
@@ -409,7 +411,7 @@ fn the_app_remembers_model_image_methods_and_layer() {
     assert_eq!(clamped.state.settings.layer.as_deref(), Some("_blocks.3"));
     mem.set_string(eframe::APP_KEY, stored[..stored.len() / 2].to_string());
     let broken = GlassboxApp::new(&ctx, Some(&mem), opts(false));
-    assert_eq!(broken.state.settings, glassbox::app::Settings::default());
+    assert_eq!(broken.state.settings, glassbox_app::Settings::default());
     assert!(
         broken
             .state
@@ -462,15 +464,14 @@ fn hostile_files_give_a_red_bar_and_the_app_keeps_its_model_and_image() {
     }
     // A model whose metadata lies about its input: refused with the field, the model stays.
     let dir = tmp();
-    let w = glassbox::engine::weights::load(&asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
+    let w = glassbox_engine::weights::load(&asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
     let mut meta = w.metadata.clone();
     meta.insert(
         "glassbox.preprocess".into(),
         r#"{"size":28,"resize":"squash","gray":true,"mean":[127.5],"std":[0.0]}"#.into(),
     );
     let p = dir.path().join("std-zero.safetensors");
-    glassbox::engine::weights::save_safetensors(&p, &w.tensors, &meta, glassbox::engine::weights::StoreAs::F32)
-        .unwrap();
+    glassbox_engine::weights::save_safetensors(&p, &w.tensors, &meta, glassbox_engine::weights::StoreAs::F32).unwrap();
     let (msg, _) = dropped_error(&mut h, p);
     assert!(msg.contains("`std`") && msg.contains("greater than 0"), "{msg}");
     assert_eq!(h.state().state.model.as_ref().unwrap().arch, "efficientnet-lite0");
@@ -478,7 +479,7 @@ fn hostile_files_give_a_red_bar_and_the_app_keeps_its_model_and_image() {
 
 #[test]
 fn a_libtorch_error_or_a_panic_in_the_engine_is_a_red_bar_and_work_goes_on() {
-    use glassbox::engine::worker::Fault;
+    use glassbox_engine::worker::Fault;
     let mut h = app();
     for fault in [Fault::TorchError, Fault::Panic] {
         h.state_mut().apply(Command::InjectFault(fault));
@@ -497,7 +498,7 @@ fn a_libtorch_error_or_a_panic_in_the_engine_is_a_red_bar_and_work_goes_on() {
 
 #[test]
 fn a_lost_engine_is_said_never_working_forever_and_a_restart_brings_everything_back() {
-    use glassbox::engine::worker::Fault;
+    use glassbox_engine::worker::Fault;
     let mut h = app();
     let top = h.state().state.top[0].index;
     // Work in flight when the engine goes: it can never finish.
@@ -648,7 +649,7 @@ fn a_random_walk_of_1200_actions_ends_with_the_app_responsive() {
                         });
                     }
                     _ => {
-                        let methods = glassbox::engine::explain::METHODS;
+                        let methods = glassbox_engine::explain::METHODS;
                         let m = methods[rng.random_range(0..methods.len())];
                         let ids: Vec<usize> = a.state.slots.iter().map(|s| s.id).collect();
                         a.apply(Command::SetMethod(ids[rng.random_range(0..ids.len())], m));
@@ -712,21 +713,6 @@ fn an_image_dropped_while_a_model_opens_is_the_one_shown() {
 }
 
 /// The app on the MNIST model with `conv1`'s channels shown and the strongest one's kernel.
-fn mnist_app_on_conv1() -> Harness<'static, GlassboxApp> {
-    let mut h = app();
-    drop_file(&mut h, asset("assets/mnist-tiny-cnn.safetensors"));
-    settle(&mut h, "the MNIST model", |a| {
-        a.state.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn") && a.state.views_ready() && !a.busy()
-    });
-    h.state_mut().apply(Command::SetLayer("conv1".into()));
-    settle(&mut h, "conv1 and a kernel", |a| {
-        a.state.channels.as_ref().is_some_and(|c| c.layer == "conv1")
-            && a.state.channel.as_ref().is_some_and(|d| !d.kernel_values.is_empty())
-            && !a.busy()
-    });
-    h
-}
-
 #[test]
 fn painting_a_first_layer_kernel_changes_the_prediction_and_undo_restores_it_exactly() {
     let mut h = mnist_app_on_conv1();
@@ -734,7 +720,7 @@ fn painting_a_first_layer_kernel_changes_the_prediction_and_undo_restores_it_exa
     let c = h.state().state.channel.as_ref().unwrap().channel;
     // Brush: set to 5 (the default brush sets), then click the kernel's middle value.
     h.state_mut()
-        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Apply(
+        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Apply(
             "set conv1.weight[0,0,0,0]=0".parse().unwrap(),
         )));
     settle(&mut h, "a first edit", |a| a.state.edits.len() == 1 && !a.busy());
@@ -818,7 +804,7 @@ fn a_knocked_out_channel_is_zero_shown_saved_and_reloaded_with_its_log() {
     let dir = tmp();
     let path = dir.path().join("knocked.safetensors");
     h.state_mut()
-        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Save {
+        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Save {
             path: path.clone(),
             force: false,
         }));
@@ -843,8 +829,8 @@ fn a_knocked_out_channel_is_zero_shown_saved_and_reloaded_with_its_log() {
         [format!("knockout conv1:{c}")]
     );
     h.get_by_label_contains("made before this file was saved (1)");
-    let m = glassbox::engine::model::Model::open(path.as_path(), None, tch::Device::Cpu).unwrap();
-    assert_eq!(glassbox::engine::edit::saved_log(&m), [format!("knockout conv1:{c}")]);
+    let m = glassbox_engine::model::Model::open(path.as_path(), None, tch::Device::Cpu).unwrap();
+    assert_eq!(glassbox_engine::edit::saved_log(&m), [format!("knockout conv1:{c}")]);
     assert!(m.knockouts.contains(&("conv1".to_string(), c as i64)));
     assert_eq!(
         std::fs::read(asset("assets/mnist-tiny-cnn.safetensors")).unwrap(),
@@ -861,7 +847,7 @@ fn a_channels_batch_norm_numbers_and_a_whole_layer_can_be_edited() {
     assert_eq!(names, ["bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.weight"]);
     // A batch-norm weight set through the editor, then a whole-layer operation.
     h.state_mut()
-        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Apply(
+        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Apply(
             format!("set bn1.weight[{c}]=0").parse().unwrap(),
         )));
     settle(&mut h, "the bn edit", |a| {
@@ -910,11 +896,11 @@ fn a_filter_picked_in_the_filters_view_opens_in_the_editor() {
 }
 
 /// Sets the Retrain panel's form through its command (the folder dialog cannot be driven).
-fn train_form(h: &mut Harness<'static, GlassboxApp>, f: impl FnOnce(&mut glassbox::app::state::TrainForm)) {
+fn train_form(h: &mut Harness<'static, GlassboxApp>, f: impl FnOnce(&mut glassbox_app::state::TrainForm)) {
     let mut form = h.state().state.training.form.clone();
     f(&mut form);
     h.state_mut()
-        .apply(Command::Train(glassbox::app::TrainCommand::Form(form)));
+        .apply(Command::Train(glassbox_app::TrainCommand::Form(form)));
     h.step();
 }
 
@@ -931,8 +917,8 @@ fn trained(h: &mut Harness<'static, GlassboxApp>) {
 
 #[test]
 fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
-    use glassbox::engine::data::{self, DatasetName};
-    use glassbox::engine::finetune::DataSource;
+    use glassbox_engine::data::{self, DatasetName};
+    use glassbox_engine::finetune::DataSource;
     let dir = tmp();
     let d = data::load(DatasetName::Mnist, &root().join("data")).expect("run `make setup` for the data sets");
     let all = dir.path().join("all");
@@ -965,7 +951,7 @@ fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
     let mut h = app();
     open_retrain(&mut h);
     h.state_mut()
-        .apply(Command::Train(glassbox::app::TrainCommand::Data(DataSource::Folder(
+        .apply(Command::Train(glassbox_app::TrainCommand::Data(DataSource::Folder(
             teach.clone(),
         ))));
     h.step();
@@ -997,6 +983,9 @@ fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
         Role::Button,
         &format!("digit-7 {:.1} %", h.state().state.top[0].probability * 100.0),
     );
+    // Neither kept nor discarded yet: opening another model asks first; Cancel keeps it.
+    asked_before_another_model(&mut h, "not kept or discarded yet");
+    assert!(h.state().state.training.result.is_some());
     // Kept, the candidate is the model; the Retrain panel has no candidate any more.
     h.get_by_role_and_label(Role::Button, "Keep it").click();
     h.step();
@@ -1005,27 +994,45 @@ fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
     });
     assert_eq!(h.state().state.model.as_ref().unwrap().classes, 1002);
     assert_eq!(h.state().state.top[0].label, "digit-7");
+    // Kept but in no file: opening another model asks first.
+    asked_before_another_model(&mut h, "you kept (it is in no file yet)");
     // Saved, the file holds the new classes and the training record.
     let saved = dir.path().join("taught.safetensors");
     h.state_mut()
-        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Save {
+        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Save {
             path: saved.clone(),
             force: false,
         }));
     settle(&mut h, "the save", |a| a.state.notice.is_some() && !a.busy());
-    let m = glassbox::engine::model::Model::open(saved.as_path(), None, tch::Device::Cpu).unwrap();
+    let m = glassbox_engine::model::Model::open(saved.as_path(), None, tch::Device::Cpu).unwrap();
     assert_eq!(&m.labels[1000..], ["digit-3", "digit-7"]);
     assert_eq!(m.metadata["glassbox.train.mode"], "imprint + new classes' weights");
     assert_eq!(m.metadata["glassbox.train.epochs"], "10");
     assert!(m.metadata["glassbox.train.data_fingerprint"].starts_with("sha256:"));
 }
 
+/// Opening another model asks first, naming `lose`; Cancel keeps the model shown.
+fn asked_before_another_model(h: &mut Harness<'static, GlassboxApp>, lose: &str) {
+    let before = h.state().state.model.as_ref().unwrap().source.clone();
+    h.state_mut().apply(Command::OpenModel(
+        glassbox_engine::model::ModelSource::Builtin("mnist".into()),
+        None,
+    ));
+    h.run_steps(2);
+    let q = h.state().state.unsaved.question.clone().expect("asked first");
+    assert!(q.lose.iter().any(|l| l.contains(lose)), "{:?}", q.lose);
+    h.get_by_role_and_label(Role::Button, "Cancel").click();
+    h.run_steps(2);
+    assert!(h.state().state.unsaved.question.is_none());
+    assert_eq!(h.state().state.model.as_ref().unwrap().source, before);
+}
+
 #[test]
 fn fine_tuning_the_small_cnn_draws_curves_the_timeline_scrubs_and_a_confusion_cell_opens() {
-    use glassbox::app::state::TrainMode;
-    use glassbox::app::TrainCommand;
-    use glassbox::engine::data::DatasetName;
-    use glassbox::engine::finetune::DataSource;
+    use glassbox_app::state::TrainMode;
+    use glassbox_app::TrainCommand;
+    use glassbox_engine::data::DatasetName;
+    use glassbox_engine::finetune::DataSource;
     let mut h = mnist_app_on_conv1();
     h.state_mut().apply(Command::SetFilterConv("conv1".into()));
     open_retrain(&mut h);
@@ -1115,7 +1122,7 @@ fn fine_tuning_the_small_cnn_draws_curves_the_timeline_scrubs_and_a_confusion_ce
 
 #[test]
 fn cancel_mid_epoch_leaves_the_model_as_it_was_and_a_nan_learning_rate_is_refused() {
-    use glassbox::engine::finetune::DataSource;
+    use glassbox_engine::finetune::DataSource;
     let mut h = mnist_app_on_conv1();
     let before = h.state().state.top.clone();
     open_retrain(&mut h);
@@ -1147,7 +1154,7 @@ fn cancel_mid_epoch_leaves_the_model_as_it_was_and_a_nan_learning_rate_is_refuse
     });
     assert_eq!(
         h.state().state.training.form.source,
-        Some(DataSource::Dataset(glassbox::engine::data::DatasetName::Mnist))
+        Some(DataSource::Dataset(glassbox_engine::data::DatasetName::Mnist))
     );
     h.get_by_role_and_label(Role::Button, "Start training").click();
     h.step();
@@ -1187,10 +1194,10 @@ fn cancel_mid_epoch_leaves_the_model_as_it_was_and_a_nan_learning_rate_is_refuse
 
 #[test]
 fn the_report_export_holds_the_view_the_edits_and_their_effect() {
-    use glassbox::app::ExportWhat;
+    use glassbox_app::ExportWhat;
     let mut h = mnist_app_on_conv1();
     h.state_mut()
-        .apply(Command::Edit(glassbox::engine::worker::EditRequest::Apply(
+        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Apply(
             "scale fc2.weight[3] 0.5".parse().unwrap(),
         )));
     settle(&mut h, "the edit's views", |a| {
@@ -1313,7 +1320,7 @@ fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
         assert!(seen.contains(want), "{want}: {seen:?}");
     }
     // Every topic's text is drawn (a character without a glyph would stop the app here).
-    use glassbox::app::state::Topic;
+    use glassbox_app::state::Topic;
     for t in Topic::all() {
         h.state_mut().apply(Command::ExplainThis(Some(t)));
         h.run_steps(2);
@@ -1321,7 +1328,7 @@ fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
     }
     // The formula is shown, e.g. Grad-CAM's.
     h.state_mut()
-        .apply(Command::ExplainThis(Some(glassbox::app::state::Topic::Method(
+        .apply(Command::ExplainThis(Some(glassbox_app::state::Topic::Method(
             Method::GradCam,
         ))));
     h.run_steps(2);
@@ -1330,7 +1337,7 @@ fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
 
 #[test]
 fn presentation_mode_at_1280x720_walks_the_views_full_window_with_the_keyboard() {
-    use glassbox::app::state::Focus;
+    use glassbox_app::state::Focus;
     let mut h = app_sized(1280.0, 720.0);
     h.key_press(egui::Key::F5);
     h.run_steps(3);
@@ -1374,7 +1381,7 @@ fn presentation_mode_at_1280x720_walks_the_views_full_window_with_the_keyboard()
 
 #[test]
 fn a_lesson_runs_from_start_to_end_and_a_student_can_leave_and_come_back() {
-    use glassbox::app::state::Focus;
+    use glassbox_app::state::Focus;
     let mut h = app();
     drop_file(&mut h, asset("assets/samples/coffee.png"));
     settle(&mut h, "coffee", |a| {
@@ -1484,8 +1491,8 @@ fn mnist_app_on_relu2() -> Harness<'static, GlassboxApp> {
 
 #[test]
 fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() {
-    use glassbox::app::ExamplesCommand;
-    use glassbox::engine::finetune::DataSource;
+    use glassbox_app::ExamplesCommand;
+    use glassbox_engine::finetune::DataSource;
     let mut h = mnist_app_on_relu2();
     // The section sits under the channel, below the fold: scrolled into view first.
     h.get_by_label("What does this channel want to see?").scroll_to_me();
@@ -1496,7 +1503,7 @@ fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() 
     h.step();
     assert_eq!(
         h.state().state.examples.source,
-        Some(DataSource::Dataset(glassbox::engine::data::DatasetName::Mnist))
+        Some(DataSource::Dataset(glassbox_engine::data::DatasetName::Mnist))
     );
     h.get_by_role_and_label(Role::Button, "Find the top 9 images").click();
     h.step();
@@ -1637,7 +1644,7 @@ fn a_clicked_value_is_computed_in_the_open_and_the_arrow_keys_move_it() {
 
 #[test]
 fn an_image_grown_for_a_channel_and_for_a_class_excites_them() {
-    use glassbox::engine::visualize::Goal;
+    use glassbox_engine::visualize::Goal;
     let mut h = mnist_app_on_relu2();
     h.get_by_label("Grow an image for this channel").scroll_to_me();
     h.run_steps(3);

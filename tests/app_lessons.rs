@@ -9,9 +9,9 @@ use common::asset;
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
-use glassbox::app::state::{Focus, TrainMode};
-use glassbox::app::GlassboxApp;
-use glassbox::engine::model::ModelSource;
+use glassbox_app::state::{Focus, TrainMode};
+use glassbox_app::GlassboxApp;
+use glassbox_engine::model::ModelSource;
 
 type H = Harness<'static, GlassboxApp>;
 
@@ -79,7 +79,7 @@ fn lesson_3_trained() -> H {
     assert_eq!(s.focus, Some(Focus::Retrain));
     let f = &s.training.form;
     assert!(
-        matches!(&f.source, Some(glassbox::engine::finetune::DataSource::Folder(p)) if p.ends_with("two-digits")),
+        matches!(&f.source, Some(glassbox_engine::finetune::DataSource::Folder(p)) if p.ends_with("two-digits")),
         "{:?}",
         f.source
     );
@@ -213,10 +213,23 @@ fn lesson_3_as_written_confusion_matrix_then_keep_it_and_the_seven_is_digit_7() 
     settle(&mut h, "step 1 again", |a| ready(a) && input_is(a, "a-seven.png"));
     assert_eq!(h.state().state.model.as_ref().unwrap().classes, 1002);
     assert_eq!(h.state().state.top[0].label, "digit-7");
-    // The lesson closed and opened again starts from the model it names.
+    // The lesson closed and opened again starts from the model it names, once the teacher
+    // says the kept model (in no file) may go.
     h.get_by_role_and_label(Role::Button, "Close lesson").click();
     h.run_steps(2);
     open_lesson(&mut h, "Teach it something new");
+    h.run_steps(2);
+    let q = h
+        .state()
+        .state
+        .unsaved
+        .question
+        .clone()
+        .expect("asked before the kept model goes");
+    assert!(q.lose.iter().any(|l| l.contains("you kept")), "{:?}", q.lose);
+    assert_eq!(h.state().state.model.as_ref().unwrap().classes, 1002);
+    h.get_by_role_and_label(Role::Button, "Discard").click();
+    h.step();
     settle(&mut h, "step 1 on Lite0", |a| {
         ready(a) && a.state.model.as_ref().is_some_and(|m| m.classes == 1000)
     });

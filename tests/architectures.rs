@@ -5,9 +5,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use glassbox::engine::arch::{Arch, ARCH_NAMES};
-use glassbox::engine::model::Model;
-use glassbox::engine::weights::StoreAs;
+use glassbox_engine::arch::{Arch, ARCH_NAMES};
+use glassbox_engine::model::Model;
+use glassbox_engine::weights::StoreAs;
 use tch::{Device, Kind, Tensor};
 
 fn torchvision() -> serde_json::Value {
@@ -24,9 +24,9 @@ fn roundtrip(name: &str) {
     m.save(&path, &BTreeMap::new(), StoreAs::F32).unwrap();
 
     // Detected from keys and shapes alone: drop the arch metadata by re-saving plain tensors.
-    let w = glassbox::engine::weights::load(&path).unwrap();
+    let w = glassbox_engine::weights::load(&path).unwrap();
     let plain = dir.path().join("plain.safetensors");
-    glassbox::engine::weights::save_safetensors(&plain, &w.tensors, &BTreeMap::new(), StoreAs::F32).unwrap();
+    glassbox_engine::weights::save_safetensors(&plain, &w.tensors, &BTreeMap::new(), StoreAs::F32).unwrap();
     let back = Model::from_file(&plain, None, Device::Cpu).unwrap();
     assert_eq!(back.spec.arch, arch, "{name} detected from its keys");
     assert_eq!(back.spec.classes, 10);
@@ -177,7 +177,7 @@ fn unrecognised_and_mismatched_weights_are_explained() {
         "encoder.w".to_string(),
         Tensor::zeros([3, 3], (Kind::Float, Device::Cpu)),
     )];
-    glassbox::engine::weights::save_safetensors(&p, &t, &BTreeMap::new(), StoreAs::F32).unwrap();
+    glassbox_engine::weights::save_safetensors(&p, &t, &BTreeMap::new(), StoreAs::F32).unwrap();
     let e = Model::from_file(&p, None, Device::Cpu).err().unwrap().to_string();
     assert!(
         e.contains("unrecognised") && e.contains("encoder.w") && e.contains("layer1.0.conv1.weight"),

@@ -3,16 +3,16 @@
 mod common;
 
 use common::*;
-use glassbox::engine::explain::{explain, Method, Params};
-use glassbox::engine::model::Model;
-use glassbox::engine::weights::{self, Weights};
+use glassbox_engine::explain::{explain, Method, Params};
+use glassbox_engine::model::Model;
+use glassbox_engine::weights::{self, Weights};
 use tch::{Device, Kind, Tensor};
 
 fn refs(name: &str) -> Weights {
     weights::load(&asset(&format!("tests/refs/attributions-{name}.safetensors"))).unwrap()
 }
 
-fn ours(model: &Model, r: &Weights, method: Method, p: Params) -> glassbox::engine::explain::Explanation {
+fn ours(model: &Model, r: &Weights, method: Method, p: Params) -> glassbox_engine::explain::Explanation {
     let input = r.get("input").unwrap();
     let e = explain(model, input, method, &p, &mut |_| true).unwrap();
     let target = r.get("target").unwrap().double_value(&[0]) as i64;
@@ -172,7 +172,7 @@ fn long_methods_show_early_maps_and_can_be_cancelled() {
 
 #[test]
 fn one_backward_serves_gradient_input_x_gradient_and_the_cams() {
-    use glassbox::engine::explain::explain_many;
+    use glassbox_engine::explain::explain_many;
     let m = Model::open("efficientnet-lite0", None, Device::Cpu).unwrap();
     let x = refs("efficientnet-lite0").get("input").unwrap().shallow_clone();
     let methods = [

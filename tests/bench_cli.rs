@@ -1,4 +1,4 @@
-//! Every `glassbox bench` mode runs, at its smallest size, and prints the fields its
+//! Every `glassbox-bench` mode runs, at its smallest size, and prints the fields its
 //! sentence in BENCHMARKS.md quotes: the benchmarks cannot rot unseen. (The figures
 //! themselves are `make bench`'s, from the release build; nothing here is timed.)
 mod common;
@@ -9,11 +9,19 @@ fn chelsea() -> String {
     path_str(&asset("assets/samples/chelsea.png")).to_owned()
 }
 
+/// Runs the real `glassbox-bench` binary with the data folder of the checkout.
+fn bench(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_glassbox-bench"))
+        .args(args)
+        .env("GLASSBOX_DATA", root().join("data"))
+        .output()
+        .expect("the glassbox-bench binary runs")
+}
+
 fn bench_json(args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["bench"];
-    all.extend_from_slice(args);
+    let mut all = args.to_vec();
     all.push("--json");
-    let o = glassbox(&all);
+    let o = bench(&all);
     assert!(o.status.success(), "bench {args:?}: {}", stderr(&o));
     serde_json::from_str(stdout(&o).trim()).unwrap_or_else(|e| panic!("bench {args:?}: {e}: {}", stdout(&o)))
 }
@@ -40,7 +48,7 @@ fn core_and_methods() {
     let timings = v["core"]["timings"].as_array().unwrap();
     assert!(timings.len() >= 3, "{v}");
     let methods = v["methods"].as_array().unwrap();
-    assert_eq!(methods.len(), glassbox::engine::explain::METHODS.len(), "{v}");
+    assert_eq!(methods.len(), glassbox_engine::explain::METHODS.len(), "{v}");
     for m in methods {
         positive(m, "median_ms");
         positive(m, "bound_ms");
@@ -118,8 +126,7 @@ fn retraining_at_the_smallest_sizes() {
 
 #[test]
 fn a_soak_sends_every_kind_of_request_and_every_method_and_its_exit_code_follows_the_growth() {
-    let o = glassbox(&[
-        "bench",
+    let o = bench(&[
         "--soak",
         "12",
         "--soak-images",

@@ -2,7 +2,7 @@
 mod common;
 
 use common::*;
-use glassbox::engine::model::Model;
+use glassbox_engine::model::Model;
 use tch::Device;
 
 #[test]
@@ -33,7 +33,7 @@ fn predict_json_and_save_raw() {
         assert!(top[0]["label"].is_string() && top[0]["index"].is_i64());
     }
     // The raw file holds the exact input (batch in argument order) and the logits.
-    let w = glassbox::engine::weights::load(&raw).unwrap();
+    let w = glassbox_engine::weights::load(&raw).unwrap();
     let input = w.get("input").unwrap();
     let logits = w.get("logits").unwrap();
     assert_eq!(input.size(), [2, 3, 224, 224]);
@@ -93,7 +93,7 @@ fn exif_orientation_is_honoured() {
     out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
     out.extend_from_slice(&app1);
     out.extend_from_slice(&jpg[2..]);
-    let decoded = glassbox::engine::preprocess::decode(&out, std::path::Path::new("rotated.jpg")).unwrap();
+    let decoded = glassbox_engine::preprocess::decode(&out, std::path::Path::new("rotated.jpg")).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (20, 40));
 }
 

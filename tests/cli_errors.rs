@@ -88,12 +88,11 @@ fn unknown_architecture() {
     assert_usage_error(&o, &["invalid value 'resnet999'", "--arch", "resnet18", "tiny-cnn"]);
     // Metadata naming an unknown architecture is the model file's error, in one line.
     let dir = tmp();
-    let w = glassbox::engine::weights::load(&asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
+    let w = glassbox_engine::weights::load(&asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
     let mut meta = w.metadata.clone();
     meta.insert("glassbox.arch".into(), "resnet999".into());
     let p = dir.path().join("m.safetensors");
-    glassbox::engine::weights::save_safetensors(&p, &w.tensors, &meta, glassbox::engine::weights::StoreAs::F32)
-        .unwrap();
+    glassbox_engine::weights::save_safetensors(&p, &w.tensors, &meta, glassbox_engine::weights::StoreAs::F32).unwrap();
     let o = glassbox(&["layers", "--model", path_str(&p)]);
     assert_clean_error(&o, &["glassbox.arch", "unknown architecture `resnet999`", "tiny-cnn"]);
 }
@@ -103,12 +102,12 @@ fn wrong_number_of_labels() {
     let dir = tmp();
     let w = dir.path().join("digits.safetensors");
     // A copy of the MNIST model without its labels metadata, with a sidecar labels.txt.
-    let m = glassbox::engine::weights::load(&asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
-    glassbox::engine::weights::save_safetensors(
+    let m = glassbox_engine::weights::load(&asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
+    glassbox_engine::weights::save_safetensors(
         &w,
         &m.tensors,
         &Default::default(),
-        glassbox::engine::weights::StoreAs::F32,
+        glassbox_engine::weights::StoreAs::F32,
     )
     .unwrap();
     std::fs::write(dir.path().join("labels.txt"), "zero\none\ntwo\n").unwrap();

@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use glassbox::engine::data::{self, DatasetName};
-use glassbox::engine::edit::{Editor, Op};
-use glassbox::engine::model::Model;
+use glassbox_engine::data::{self, DatasetName};
+use glassbox_engine::edit::{Editor, Op};
+use glassbox_engine::model::Model;
 use tch::{Device, Kind, Tensor};
 
 fn digits() -> Tensor {
@@ -46,7 +46,7 @@ fn edit_writes_a_new_model_with_its_log_and_leaves_the_original() {
         edited.logits(&x).equal(&m.logits(&x)),
         "the saved model is the edited one"
     );
-    assert_eq!(glassbox::engine::edit::saved_log(&edited), ops);
+    assert_eq!(glassbox_engine::edit::saved_log(&edited), ops);
     assert!(edited.knockouts.contains(&("relu2".to_string(), 5)));
     let (_, traced) = edited.trace(&x);
     let relu2 = traced.iter().find(|t| t.name == "relu2").unwrap();
@@ -81,7 +81,7 @@ fn edit_writes_a_new_model_with_its_log_and_leaves_the_original() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m2 = Model::open(again.as_path(), None, Device::Cpu).unwrap();
-    assert_eq!(glassbox::engine::edit::saved_log(&m2).len(), 5);
+    assert_eq!(glassbox_engine::edit::saved_log(&m2).len(), 5);
     assert!(m2.knockouts.is_empty());
 }
 
@@ -232,7 +232,7 @@ fn every_op_through_the_command_line() {
     let o = glassbox(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = Model::open(out.as_path(), None, Device::Cpu).unwrap();
-    assert_eq!(glassbox::engine::edit::saved_log(&m), ops);
+    assert_eq!(glassbox_engine::edit::saved_log(&m), ops);
     let kernel = m.vs.variables()["conv1.weight"].get(5).get(0);
     assert!(kernel.allclose(
         &Tensor::full([3, 3], 1.0 / 9.0, (Kind::Float, Device::Cpu)),

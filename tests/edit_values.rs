@@ -11,9 +11,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::variables;
-use glassbox::engine::arch::Arch;
-use glassbox::engine::edit::{Editor, Op};
-use glassbox::engine::model::Model;
+use glassbox_engine::arch::Arch;
+use glassbox_engine::edit::{Editor, Op};
+use glassbox_engine::model::Model;
 use tch::{Device, Kind, Tensor};
 
 /// The small CNN with weights from the test's own generator, seeded: not libtorch's global
@@ -348,7 +348,7 @@ fn every_preset_writes_its_kernel_to_the_one_filter() {
         ("sharpen", [0., -1., 0., -1., 5., -1., 0., -1., 0.]),
     ];
     assert_eq!(
-        glassbox::engine::edit::Preset::ALL.len(),
+        glassbox_engine::edit::Preset::ALL.len(),
         kernels.len(),
         "a preset this test does not know"
     );

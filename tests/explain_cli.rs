@@ -2,7 +2,7 @@
 mod common;
 
 use common::*;
-use glassbox::engine::weights;
+use glassbox_engine::weights;
 
 fn chelsea() -> String {
     path_str(&asset("assets/samples/chelsea.png")).to_owned()
@@ -286,14 +286,14 @@ fn activations_and_filters_grids() {
     assert_clean_error(&o, &["`_fc`", "not channels"]);
 
     let f = dir.path().join("f.png");
-    let lite0 = glassbox::engine::model::Model::open("efficientnet-lite0", None, tch::Device::Cpu).unwrap();
+    let lite0 = glassbox_engine::model::Model::open("efficientnet-lite0", None, tch::Device::Cpu).unwrap();
     for layer in ["_conv_stem", "_blocks.3._depthwise_conv", "_blocks.3._project_conv"] {
         let o = glassbox(&["filters", "--layer", layer, "--out", path_str(&f)]);
         assert!(o.status.success(), "{layer}: {}", stderr(&o));
         // The layout's size, and every clear weight's sign in its cell.
         let img = image::open(&f).unwrap().to_rgb8();
         let w = lite0.vs.variables()[&format!("{layer}.weight")].shallow_clone();
-        assert_filters_show(&img, &w, glassbox::engine::defaults::FILTER_TILES as i64, true);
+        assert_filters_show(&img, &w, glassbox_engine::defaults::FILTER_TILES as i64, true);
     }
     // A deeper 3x3 kernel, one tile per input channel (the small CNN's second convolution),
     // and at most 40 tiles.
@@ -310,7 +310,7 @@ fn activations_and_filters_grids() {
         path_str(&f),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let mnist = glassbox::engine::model::Model::open("mnist", None, tch::Device::Cpu).unwrap();
+    let mnist = glassbox_engine::model::Model::open("mnist", None, tch::Device::Cpu).unwrap();
     let w = mnist.vs.variables()["conv2.weight"].shallow_clone();
     assert_filters_show(&image::open(&f).unwrap().to_rgb8(), &w, 40, false);
     let o = glassbox(&["filters", "--layer", "_bn0", "--out", path_str(&f)]);

@@ -5,8 +5,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use glassbox::engine::data::{self, DatasetName};
-use glassbox::engine::model::Model;
+use glassbox_engine::data::{self, DatasetName};
+use glassbox_engine::model::Model;
 use tch::{Device, Kind, Tensor};
 
 /// A folder of Fashion-MNIST training images: `classes` (indices), `n` each, named `prefix`+label.
@@ -157,7 +157,7 @@ fn imprinting_adds_classes_by_the_formula_and_leaves_the_old_ones() {
             let dot: f64 = fi.iter().zip(&want).map(|(a, b)| *a as f64 * b).sum();
             bias += (best - dot) / rows as f64;
         }
-        bias += glassbox::engine::finetune::IMPRINT_MARGIN;
+        bias += glassbox_engine::finetune::IMPRINT_MARGIN;
         assert!(
             (b.double_value(&[row]) - bias).abs() < 1e-3,
             "{class}: bias {} vs {bias}",

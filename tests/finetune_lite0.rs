@@ -16,9 +16,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::variables;
-use glassbox::engine::finetune::{self, Config, Control, DataSource, Hooks, Optimizer, Outcome, Scope};
-use glassbox::engine::model::Model;
+use common::{asset, variables};
+use glassbox_engine::finetune::{self, Config, Control, DataSource, Hooks, Optimizer, Outcome, Scope};
+use glassbox_engine::model::Model;
 use tch::{Device, Kind, Tensor};
 
 const MOMENTUM: f64 = 0.01;
@@ -26,7 +26,7 @@ const EPOCHS: usize = 2;
 const PER_CLASS: usize = 4;
 
 fn lesson_data() -> DataSource {
-    DataSource::Folder(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/lessons/two-digits"))
+    DataSource::Folder(asset("assets/lessons/two-digits"))
 }
 
 fn config(scope: Scope) -> Config {

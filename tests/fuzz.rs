@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bolero::generator::TypeGenerator;
-use glassbox::engine::model::Model;
-use glassbox::engine::{preprocess, weights};
+use glassbox_engine::model::Model;
+use glassbox_engine::{preprocess, weights};
 
 /// One change to a seed file.
 #[derive(Debug, Clone, TypeGenerator)]

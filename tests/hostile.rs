@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use glassbox::engine::weights;
+use glassbox_engine::weights;
 
 /// The most memory (peak resident) a refused file may cost the whole process, libtorch
 /// included: about twice what loading libtorch alone takes.

@@ -2,7 +2,7 @@
 mod common;
 
 use common::*;
-use glassbox::engine::weights;
+use glassbox_engine::weights;
 
 #[test]
 fn zip_and_legacy_pth_give_the_same_tensors_as_safetensors() {

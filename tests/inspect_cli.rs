@@ -40,7 +40,7 @@ fn channel_prints_stats_and_writes_its_pictures() {
     let over = assert_picture(&out.join("overlay.png"), 224, 224, 50);
     // Both show the same channel: the overlay changes the photo most where the heat map
     // (viridis: brighter is stronger) is brightest.
-    let m = glassbox::engine::model::Model::open("efficientnet-lite0", None, tch::Device::Cpu).unwrap();
+    let m = glassbox_engine::model::Model::open("efficientnet-lite0", None, tch::Device::Cpu).unwrap();
     let view = m
         .preprocess
         .view(&image::open(asset("assets/samples/chelsea.png")).unwrap())
@@ -55,7 +55,7 @@ fn channel_prints_stats_and_writes_its_pictures() {
     assert_filters_show(
         &image::open(out.join("kernel.png")).unwrap().to_rgb8(),
         &w,
-        glassbox::engine::defaults::KERNEL_TILES as i64,
+        glassbox_engine::defaults::KERNEL_TILES as i64,
         false,
     );
     let o = glassbox(&[

@@ -2,8 +2,8 @@
 mod common;
 
 use common::*;
-use glassbox::engine::model::Model;
-use glassbox::engine::weights;
+use glassbox_engine::model::Model;
+use glassbox_engine::weights;
 use tch::{Device, Kind};
 
 #[test]
@@ -99,7 +99,7 @@ fn sha256(bytes: &[u8]) -> String {
 /// 256 with antialiased bilinear, centre crop 224), made by scripts/preprocess_refs.py.
 #[test]
 fn preprocessing_equals_torchvision_on_photos_and_odd_images() {
-    use glassbox::engine::preprocess::{load_image, Preprocess};
+    use glassbox_engine::preprocess::{load_image, Preprocess};
     let refs = weights::load(&asset("tests/refs/preprocess-torchvision.safetensors")).unwrap();
     let p = Preprocess::imagenet(224);
     let mut report = Vec::new();
@@ -138,7 +138,7 @@ fn preprocessing_equals_torchvision_on_photos_and_odd_images() {
 /// reference architecture (scripts/edit_refs.py: the knock-out as a forward hook).
 #[test]
 fn edited_lite0_logits_equal_pytorch_with_the_same_edits() {
-    use glassbox::engine::edit::{Editor, Op};
+    use glassbox_engine::edit::{Editor, Op};
     let inputs = weights::load(&asset("tests/refs/efficientnet-lite0-logits.safetensors")).unwrap();
     let refs = weights::load(&asset("tests/refs/edited-lite0-logits.safetensors")).unwrap();
     let x = inputs.get("input").unwrap();
@@ -169,7 +169,7 @@ fn edited_lite0_logits_equal_pytorch_with_the_same_edits() {
 /// same synthetic weights (every weight, bias and batch-norm statistic from one formula) and
 /// the same synthetic input: equal key names and shapes, equal logits, equal top-1.
 fn logits_equal_reference(name: &str) {
-    use glassbox::engine::arch::Arch;
+    use glassbox_engine::arch::Arch;
     let refs = weights::load(&asset("tests/refs/arch-logits.safetensors")).unwrap();
     let expected = refs
         .get(name)
@@ -220,7 +220,7 @@ fn logits_equal_reference(name: &str) {
 fn every_architecture_has_reference_logits() {
     let refs = weights::load(&asset("tests/refs/arch-logits.safetensors")).unwrap();
     let mut have: Vec<&str> = refs.tensors.iter().map(|(n, _)| n.as_str()).collect();
-    let mut want = glassbox::engine::arch::ARCH_NAMES.to_vec();
+    let mut want = glassbox_engine::arch::ARCH_NAMES.to_vec();
     have.sort();
     want.sort();
     assert_eq!(have, want);

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use glassbox::engine::arch::Arch;
-use glassbox::engine::model::Model;
+use glassbox_engine::arch::Arch;
+use glassbox_engine::model::Model;
 use rand::{Rng, SeedableRng};
 
 /// Every file in `dir`, hidden ones included.
@@ -92,7 +92,7 @@ fn kill_inside_the_write(variants: &[Vec<String>; 2], out: &Path, kills: usize) 
     for k in 0..kills {
         let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
             .args(&variants[k % 2])
-            .env(glassbox::engine::files::TEST_PAUSE_VAR, "600000")
+            .env(glassbox_engine::files::TEST_PAUSE_VAR, "600000")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -129,7 +129,7 @@ fn weights_being_saved_survive_a_kill() {
         tch::manual_seed(seed);
         let m = Model::new_random(Arch::ResNet(50), 10, 3, tch::Device::Cpu);
         let p = inputs.path().join(format!("resnet50-{seed}.safetensors"));
-        m.save(&p, &Default::default(), glassbox::engine::weights::StoreAs::F32)
+        m.save(&p, &Default::default(), glassbox_engine::weights::StoreAs::F32)
             .unwrap();
         sources.push(p);
     }

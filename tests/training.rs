@@ -2,8 +2,8 @@
 mod common;
 
 use common::*;
-use glassbox::engine::data::{self, DatasetName};
-use glassbox::engine::model::Model;
+use glassbox_engine::data::{self, DatasetName};
+use glassbox_engine::model::Model;
 use tch::Device;
 
 fn check_builtin(name: &str, dataset: DatasetName, at_least: f64) {

@@ -4,8 +4,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use glassbox::engine::explain::{Method, Params};
-use glassbox::engine::worker::{Engine, ImageSource, Request, Response};
+use glassbox_engine::explain::{Method, Params};
+use glassbox_engine::worker::{Engine, ImageSource, Request, Response};
 
 fn wait_for(engine: &Engine, id: u64) -> Vec<Response> {
     let mut seen = Vec::new();
@@ -24,7 +24,7 @@ fn wait_for(engine: &Engine, id: u64) -> Vec<Response> {
 
 /// An engine with the builtin model and a sample image open.
 fn engine_on(sample: &str) -> Engine {
-    let e = Engine::spawn(glassbox::engine::Device::Cpu);
+    let e = Engine::spawn(glassbox_engine::Device::Cpu);
     let open = e.send(Request::OpenModel {
         model: "efficientnet-lite0".into(),
         arch: None,
@@ -39,7 +39,7 @@ fn engine_on(sample: &str) -> Engine {
 
 #[test]
 fn open_set_image_predict_and_explain() {
-    let e = Engine::spawn(glassbox::engine::Device::Cpu);
+    let e = Engine::spawn(glassbox_engine::Device::Cpu);
     let id = e.send(Request::OpenModel {
         model: "efficientnet-lite0".into(),
         arch: None,
@@ -217,7 +217,7 @@ fn failed(e: &Engine, req: Request) -> String {
 
 #[test]
 fn the_engine_survives_libtorch_errors_panics_and_hostile_files_keeping_its_model_and_image() {
-    use glassbox::engine::worker::Fault;
+    use glassbox_engine::worker::Fault;
     let e = engine_on("chelsea.png");
     let before = top1(&e);
     let m = failed(&e, Request::InjectFault(Fault::TorchError));
@@ -258,8 +258,8 @@ fn the_engine_survives_libtorch_errors_panics_and_hostile_files_keeping_its_mode
 
 #[test]
 fn an_engine_whose_thread_ended_says_so() {
-    use glassbox::engine::worker::Fault;
-    let e = Engine::spawn(glassbox::engine::Device::Cpu);
+    use glassbox_engine::worker::Fault;
+    let e = Engine::spawn(glassbox_engine::Device::Cpu);
     assert!(e.alive());
     e.send(Request::InjectFault(Fault::KillThread));
     let start = std::time::Instant::now();
@@ -272,11 +272,11 @@ fn an_engine_whose_thread_ended_says_so() {
 
 #[test]
 fn training_through_the_engine_reports_changes_its_rate_cancels_and_keeps_or_discards() {
-    use glassbox::engine::data::DatasetName;
-    use glassbox::engine::finetune::{Config, Control, DataSource, Event, Scope};
-    use glassbox::engine::worker::TrainRequest;
+    use glassbox_engine::data::DatasetName;
+    use glassbox_engine::finetune::{Config, Control, DataSource, Event, Scope};
+    use glassbox_engine::worker::TrainRequest;
     use std::sync::Arc;
-    let e = Engine::spawn(glassbox::engine::Device::Cpu);
+    let e = Engine::spawn(glassbox_engine::Device::Cpu);
     let open = e.send(Request::OpenModel {
         model: "mnist".into(),
         arch: None,
@@ -388,7 +388,7 @@ fn training_through_the_engine_reports_changes_its_rate_cancels_and_keeps_or_dis
     let changes = &summary.record["glassbox.train.lr_changes"];
     assert_eq!(changes, &format!("[\"0.0005 from epoch {e1} step {s1}\"]"), "{changes}");
     // Edits wait for the candidate to be kept or discarded.
-    let edit = e.send(Request::Edit(glassbox::engine::worker::EditRequest::Undo));
+    let edit = e.send(Request::Edit(glassbox_engine::worker::EditRequest::Undo));
     assert!(
         matches!(wait_for(&e, edit).pop().unwrap(), Response::Failed { message, .. } if message.contains("Accept"))
     );

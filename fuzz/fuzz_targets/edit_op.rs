@@ -2,8 +2,8 @@
 //! or gives an error; an edit reads back as itself from its written form; applied to a real
 //! model it changes it or gives an error, and undoing it puts every value back bit for bit.
 #![no_main]
-use glassbox::engine::edit::{Editor, Op};
-use glassbox::engine::model::{Model, ModelSource};
+use glassbox_engine::edit::{Editor, Op};
+use glassbox_engine::model::{Model, ModelSource};
 use libfuzzer_sys::fuzz_target;
 use tch::{Device, Kind, Tensor};
 

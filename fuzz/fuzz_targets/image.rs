@@ -5,12 +5,12 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(img) = glassbox::engine::preprocess::decode(data, std::path::Path::new("fuzz.img")) else {
+    let Ok(img) = glassbox_engine::preprocess::decode(data, std::path::Path::new("fuzz.img")) else {
         return;
     };
     let pixels = img.width() as u64 * img.height() as u64;
-    assert!(pixels <= glassbox::engine::preprocess::max_image_pixels());
-    let p = glassbox::engine::preprocess::Preprocess::efficientnet_lite(224);
+    assert!(pixels <= glassbox_engine::preprocess::max_image_pixels());
+    let p = glassbox_engine::preprocess::Preprocess::efficientnet_lite(224);
     let prepared = p.prepare(&img);
     assert_eq!(prepared.tensor.size(), [1, 3, 224, 224]);
 });

@@ -2,7 +2,7 @@
 //! and the app's lesson player make (models, layers, targets, images, methods, views,
 //! training data), with its relative paths inside an empty folder.
 #![no_main]
-use glassbox::lesson::Lesson;
+use glassbox_engine::lesson::Lesson;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -11,9 +11,9 @@
 #![no_main]
 use std::collections::BTreeMap;
 
-use glassbox::engine::arch::Arch;
-use glassbox::engine::model::Model;
-use glassbox::engine::weights::{self, Weights};
+use glassbox_engine::arch::Arch;
+use glassbox_engine::model::Model;
+use glassbox_engine::weights::{self, Weights};
 use libfuzzer_sys::fuzz_target;
 use tch::{Device, Kind, Tensor};
 

@@ -4,7 +4,7 @@
 //! without a zip or a legacy header in the way. Then the same bytes as a whole legacy
 //! `.pth` through the loader the app uses.
 #![no_main]
-use glassbox::engine::pickle::{PersistentLoad, Unpickler, Value};
+use glassbox_engine::pickle::{PersistentLoad, Unpickler, Value};
 use libfuzzer_sys::fuzz_target;
 
 struct Echo;
@@ -24,5 +24,5 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
     }
-    let _ = glassbox::engine::weights::from_bytes(data, std::path::Path::new("fuzz.pth"));
+    let _ = glassbox_engine::weights::from_bytes(data, std::path::Path::new("fuzz.pth"));
 });

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(w) = glassbox::engine::weights::from_bytes(data, std::path::Path::new("fuzz.safetensors")) {
+    if let Ok(w) = glassbox_engine::weights::from_bytes(data, std::path::Path::new("fuzz.safetensors")) {
         for (name, t) in &w.tensors {
             let shape = t.size();
             assert!(shape.iter().all(|d| *d >= 0), "{name}: negative size {shape:?}");

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use glassbox::app::bench::DroppedPath;
-use glassbox::app::{GlassboxApp, Options};
+use glassbox_app::DroppedPath;
+use glassbox_app::{Command, GlassboxApp, Options};
+
+use super::asset;
 
 pub fn app() -> Harness<'static, GlassboxApp> {
     app_sized(1600.0, 1000.0)
@@ -24,7 +26,7 @@ pub fn app_sized(w: f32, h: f32) -> Harness<'static, GlassboxApp> {
                 model: None,
                 arch: None,
                 image: None,
-                device: glassbox::engine::Device::Cpu,
+                device: glassbox_engine::Device::Cpu,
                 fresh: true,
                 screenshots: None,
                 timings: false,
@@ -100,4 +102,21 @@ pub fn drag_through(h: &mut Harness<'static, GlassboxApp>, points: &[egui::Pos2]
     }
     press(h, *points.last().unwrap(), false);
     h.step();
+}
+
+/// The app on the MNIST model (dropped, as a user opens a file), its first layer shown
+/// with a channel and its kernel.
+pub fn mnist_app_on_conv1() -> Harness<'static, GlassboxApp> {
+    let mut h = app();
+    drop_file(&mut h, asset("assets/mnist-tiny-cnn.safetensors"));
+    settle(&mut h, "the MNIST model", |a| {
+        a.state.model.as_ref().is_some_and(|m| m.arch == "tiny-cnn") && a.state.views_ready() && !a.busy()
+    });
+    h.state_mut().apply(Command::SetLayer("conv1".into()));
+    settle(&mut h, "conv1 and a kernel", |a| {
+        a.state.channels.as_ref().is_some_and(|c| c.layer == "conv1")
+            && a.state.channel.as_ref().is_some_and(|d| !d.kernel_values.is_empty())
+            && !a.busy()
+    });
+    h
 }

@@ -4,10 +4,22 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[cfg(feature = "gui")]
 pub mod app;
 
+/// The checkout's root (the tests belong to crates/glassbox-cli and crates/glassbox-bench).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `glassbox` binary under test (built with the tests of crates/glassbox-cli). These
+/// helpers are compiled into glassbox-bench's test too, which builds no `glassbox` and never
+/// calls this: hence `option_env!`.
+pub fn glassbox_bin() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_glassbox") {
+        Some(bin) => bin,
+        None => panic!("the glassbox binary is built with the tests of glassbox-cli only"),
+    }
 }
 
 pub fn asset(rel: &str) -> PathBuf {
@@ -16,7 +28,7 @@ pub fn asset(rel: &str) -> PathBuf {
 
 /// Runs the real binary with the data folder of the checkout.
 pub fn glassbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glassbox"))
+    Command::new(glassbox_bin())
         .args(args)
         .env("GLASSBOX_DATA", root().join("data"))
         .output()
@@ -67,11 +79,11 @@ pub fn path_str(p: &Path) -> &str {
 /// buffers) is `value(name, shape, t)`, t being its rank in sorted key order: the synthetic
 /// weights of the reference scripts, without a file to commit.
 pub fn synthetic_model(
-    arch: glassbox::engine::arch::Arch,
+    arch: glassbox_engine::arch::Arch,
     in_channels: i64,
     value: impl Fn(&str, &[i64], usize) -> Vec<f32>,
-) -> glassbox::engine::model::Model {
-    let m = glassbox::engine::model::Model::new_random(arch, 10, in_channels, tch::Device::Cpu);
+) -> glassbox_engine::model::Model {
+    let m = glassbox_engine::model::Model::new_random(arch, 10, in_channels, tch::Device::Cpu);
     let mut vars: Vec<(String, tch::Tensor)> = m.vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
@@ -86,8 +98,8 @@ pub fn synthetic_model(
 
 /// torchvision ResNet-18 (10 classes) with the synthetic weights of
 /// scripts/attribution_refs.py: the same formula, tensor by tensor in sorted key order.
-pub fn synthetic_resnet18() -> glassbox::engine::model::Model {
-    synthetic_model(glassbox::engine::arch::Arch::ResNet(18), 3, |name, shape, t| {
+pub fn synthetic_resnet18() -> glassbox_engine::model::Model {
+    synthetic_model(glassbox_engine::arch::Arch::ResNet(18), 3, |name, shape, t| {
         let n: i64 = shape.iter().product();
         (0..n)
             .map(|i| {
@@ -147,7 +159,7 @@ pub fn arch_values(name: &str, shape: &[i64], t: usize) -> Vec<f32> {
 }
 
 /// `arch` (10 classes) with the synthetic weights of scripts/arch_refs.py.
-pub fn synthetic_arch(arch: glassbox::engine::arch::Arch) -> glassbox::engine::model::Model {
+pub fn synthetic_arch(arch: glassbox_engine::arch::Arch) -> glassbox_engine::model::Model {
     synthetic_model(arch, arch.default_in_channels(), arch_values)
 }
 
@@ -197,7 +209,7 @@ pub fn glassbox_measured(args: &[&str]) -> Measured {
     use std::io::Read;
     use std::process::Stdio;
     let start = std::time::Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+    let mut child = Command::new(glassbox_bin())
         .args(args)
         .env("GLASSBOX_DATA", root().join("data"))
         .stdout(Stdio::piped())
@@ -335,7 +347,7 @@ pub fn assert_self_contained(html: &str) {
 /// (`Split::normalised`): each digit's pixels (0 to 255) normalised with the mean and std
 /// the model's own preprocessing metadata names, one forward per 500 digits, and the
 /// argmax compared with the label here.
-pub fn count_accuracy(m: &glassbox::engine::model::Model, split: &glassbox::engine::data::Split) -> f64 {
+pub fn count_accuracy(m: &glassbox_engine::model::Model, split: &glassbox_engine::data::Split) -> f64 {
     use tch::Kind;
     let n = split.labels.size()[0];
     assert!(n > 0, "no images to count");
@@ -528,7 +540,7 @@ pub fn luminance(img: &image::RgbImage) -> Vec<f64> {
 
 /// Every variable of a model (weights and batch-norm statistics), copied: a snapshot to
 /// compare with after an edit or a training run.
-pub fn variables(m: &glassbox::engine::model::Model) -> std::collections::BTreeMap<String, tch::Tensor> {
+pub fn variables(m: &glassbox_engine::model::Model) -> std::collections::BTreeMap<String, tch::Tensor> {
     m.vs.variables()
         .into_iter()
         .map(|(k, t)| (k, t.detach().copy()))

@@ -1,0 +1,182 @@
+//! The toolbar: open, paste, samples, models, export, help.
+
+use egui::Ui;
+
+use super::Ctx;
+use crate::command::{Command, DialogKind};
+use crate::state::ExportWhat;
+use crate::SAMPLES;
+use glassbox_engine::model::ModelSource;
+use glassbox_engine::worker::ImageSource;
+
+/// The builtin models with what each knows, for the Models menu.
+const BUILTIN_MENU: &[(&str, &str)] = &[
+    (
+        "efficientnet-lite0",
+        "EfficientNet-Lite0: photos, 1,000 ImageNet classes",
+    ),
+    ("mnist", "MNIST: handwritten digits (Draw a digit)"),
+    ("fashion-mnist", "Fashion-MNIST: clothes (Draw a digit)"),
+];
+
+/// One click to any model: the builtin ones, the files opened lately, another file.
+fn models_menu(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
+    let current = &cx.state.settings.model;
+    ui.label("Builtin");
+    for (name, text) in BUILTIN_MENU {
+        let src = ModelSource::Builtin((*name).to_string());
+        if ui.selectable_label(*current == src, *text).clicked() {
+            out.push(Command::OpenModel(src, None));
+            ui.close();
+        }
+    }
+    let recent = &cx.state.settings.recent_models;
+    if !recent.is_empty() {
+        ui.separator();
+        ui.label("Recent files");
+        for p in recent {
+            let src = ModelSource::File(p.clone());
+            let name = p
+                .file_name()
+                .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+            if ui
+                .selectable_label(*current == src, name)
+                .on_hover_text(p.display().to_string())
+                .clicked()
+            {
+                out.push(Command::OpenModel(src, None));
+                ui.close();
+            }
+        }
+    }
+    ui.separator();
+    if ui
+        .button("Open model file…")
+        .on_hover_text("Open weights: .safetensors or PyTorch .pth (Ctrl+M).")
+        .clicked()
+    {
+        out.push(Command::Dialog(DialogKind::Model));
+        ui.close();
+    }
+}
+
+pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
+    ui.horizontal_wrapped(|ui| {
+        ui.heading("Glassbox");
+        ui.separator();
+        if ui
+            .button("Open image…")
+            .on_hover_text("Open a photo (Ctrl+O). You can also drop one anywhere on the window.")
+            .clicked()
+        {
+            out.push(Command::Dialog(DialogKind::Image));
+        }
+        if ui
+            .button("Paste image")
+            .on_hover_text("Use the image on the clipboard (Ctrl+Shift+V).")
+            .clicked()
+        {
+            out.push(Command::Paste);
+        }
+        ui.menu_button("Samples", |ui| {
+            for (name, bytes) in SAMPLES {
+                if ui.button(*name).clicked() {
+                    out.push(Command::SetImage(ImageSource::Bytes {
+                        name: name.to_string(),
+                        bytes: bytes.to_vec(),
+                    }));
+                    ui.close();
+                }
+            }
+        })
+        .response
+        .on_hover_text("The photos bundled with Glassbox.");
+        ui.separator();
+        ui.menu_button("Models", |ui| models_menu(ui, cx, out))
+            .response
+            .on_hover_text("The builtin models, the model files opened lately, or another file (Ctrl+M).");
+        ui.separator();
+        ui.menu_button("Export", |ui| {
+            let mut items: Vec<(String, ExportWhat, String)> = vec![
+                (
+                    "Report to take home (HTML)".into(),
+                    ExportWhat::Report,
+                    "report.html".into(),
+                ),
+                ("Input (PNG)".into(), ExportWhat::Input, "input.png".into()),
+                (
+                    "Activation grid (PNG)".into(),
+                    ExportWhat::Activations,
+                    "activations.png".into(),
+                ),
+                (
+                    "Channel overlay (PNG)".into(),
+                    ExportWhat::Channel,
+                    "channel.png".into(),
+                ),
+                ("Filters (PNG)".into(), ExportWhat::Filters, "filters.png".into()),
+                (
+                    "Prediction chart (PNG)".into(),
+                    ExportWhat::PredictionChart,
+                    "prediction.png".into(),
+                ),
+                (
+                    "Prediction chart (SVG)".into(),
+                    ExportWhat::PredictionChart,
+                    "prediction.svg".into(),
+                ),
+            ];
+            for s in &cx.state.slots {
+                items.push((
+                    format!("{} overlay (PNG)", s.method),
+                    ExportWhat::Overlay(s.id),
+                    format!("{}.png", s.method),
+                ));
+                items.push((
+                    format!("{} deletion/insertion chart (SVG)", s.method),
+                    ExportWhat::FaithfulnessChart(s.id),
+                    format!("{}-faithfulness.svg", s.method),
+                ));
+            }
+            for (label, what, name) in items {
+                if ui.button(label).clicked() {
+                    out.push(Command::Dialog(DialogKind::Export(what, name)));
+                    ui.close();
+                }
+            }
+        });
+        ui.menu_button("Lessons", |ui| {
+            for (name, _) in glassbox_engine::lesson::BUILTIN {
+                if let Ok(l) = glassbox_engine::lesson::Lesson::builtin(name) {
+                    if ui.button(&l.title).clicked() {
+                        out.push(Command::Lesson(crate::command::LessonCommand::OpenBuiltin(
+                            name.to_string(),
+                        )));
+                        ui.close();
+                    }
+                }
+            }
+            if ui.button("Open lesson file…").clicked() {
+                out.push(Command::Dialog(DialogKind::Lesson));
+                ui.close();
+            }
+        })
+        .response
+        .on_hover_text("Step-by-step lessons: each step shows a model, an image and a view, with a short text and a question.");
+        let mut present = cx.state.present;
+        if ui
+            .toggle_value(&mut present, "Present")
+            .on_hover_text("Presentation mode (F5): large type, high contrast, a ring around the pointer; PageDown / PageUp show one view after the other, full window; Esc goes back to all views. Ctrl+plus / Ctrl+minus zoom.")
+            .changed()
+        {
+            out.push(Command::Present(present));
+        }
+        if ui
+            .button("Help")
+            .on_hover_text("Shortcuts and what each view shows (F1).")
+            .clicked()
+        {
+            out.push(Command::ToggleHelp);
+        }
+    });
+}
