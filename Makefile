@@ -6,7 +6,7 @@ SAMPLES := assets/samples/chelsea.png assets/samples/coffee.png
 SOAK_CYCLES ?= 60
 # The engine's numeric core, for `make mutants` (see TESTING.md).
 ENGINE := crates/glassbox-engine/src
-MUTANT_FILES := $(addprefix $(ENGINE)/,metrics.rs edit.rs evaluate.rs preprocess.rs convolution.rs render.rs finetune.rs)
+MUTANT_FILES := $(addprefix $(ENGINE)/,metrics.rs edit.rs evaluate.rs preprocess.rs convolution.rs map.rs render.rs finetune/head.rs)
 BENCH := target/release/glassbox-bench
 
 .PHONY: setup build run test bench bench-peers fmt assets train-assets refs refs-deps screenshots fuzz fuzz-random fuzz-corpus mutants
@@ -64,9 +64,8 @@ fuzz-random: setup
 # target are this checkout's (cargo-mutants puts each mutated file back; `git diff` after it
 # shows nothing). MUTANTS_ARGS adds options (`--iterate` retests only what was not caught).
 # Results in mutants.out/ (see TESTING.md).
-MUTANT_RE := --re '^crates/glassbox-engine/src/(metrics|edit|evaluate|preprocess|convolution)\.rs' \
-	--re 'render\.rs:.*\b(Map::|attribution_map|normalise|heatmap|overlay)\b' \
-	--re 'finetune\.rs:.*\b(imprint|head_logits|with_head|fresh_head|features_of|features|normalise)\b'
+MUTANT_RE := --re '^crates/glassbox-engine/src/(metrics|edit|evaluate|preprocess|convolution|map|finetune/head)\.rs' \
+	--re 'render\.rs:.*\b(normalise|heatmap|overlay)\b'
 MUTANTS_ARGS ?=
 mutants: setup
 	command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants@27.1.0

@@ -679,7 +679,7 @@ impl State {
 
     /// The layer whose channels are shown first: the last block at 14 pixels or more.
     pub fn default_layer(info: &ModelInfo) -> Option<String> {
-        defaults::default_layer(&info.layers)
+        glassbox_engine::model::default_layer(&info.layers)
     }
 
     pub fn colormap_for(&self, m: Method) -> Colormap {

@@ -301,7 +301,7 @@ pub fn soak(
     else {
         return Err(Error::invalid("the model did not open"));
     };
-    let layer = glassbox_engine::defaults::default_layer(&info.layers)
+    let layer = glassbox_engine::model::default_layer(&info.layers)
         .ok_or_else(|| Error::invalid("the model has no layer with channels to soak"))?;
     let conv = info
         .producers

@@ -90,7 +90,7 @@ pub struct BenchArgs {
 pub fn run(a: BenchArgs, device: Device) -> Result<()> {
     if let Some(n) = a.examples {
         let m = a.model.open(device)?;
-        let layer = glassbox_engine::defaults::default_layer(&m.layers())
+        let layer = glassbox_engine::model::default_layer(&m.layers())
             .ok_or_else(|| anyhow::anyhow!("the model has no layer with channels"))?;
         let r = crate::engine::examples(&m, &layer, (n / 10).max(1))?;
         if a.json {

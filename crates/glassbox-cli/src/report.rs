@@ -62,7 +62,7 @@ pub fn run(a: ReportArgs, device: Device) -> Result<()> {
     let m = a.model.open(device)?;
     let layer = match &a.layer {
         Some(l) => l.clone(),
-        None => defaults::default_layer(&m.layers())
+        None => glassbox_engine::model::default_layer(&m.layers())
             .ok_or_else(|| anyhow::anyhow!("the model has no layer with channels to show; give --layer"))?,
     };
     let size = m.preprocess.size as i64;

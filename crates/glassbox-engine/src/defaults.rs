@@ -29,18 +29,5 @@ pub fn has_channels(shape: &[i64]) -> bool {
 /// Validation images shown for one cell of a confusion matrix.
 pub const CELL_IMAGES: usize = 12;
 
-/// The layer whose channels are shown first: the last block at 14 pixels or more (else the
-/// last spatial layer).
-pub fn default_layer(layers: &[crate::model::LayerInfo]) -> Option<String> {
-    let spatial: Vec<_> = layers.iter().filter(|l| is_spatial(&l.shape)).collect();
-    let mid: Vec<_> = spatial.iter().filter(|l| l.shape[2] >= 14).collect();
-    let pool = if mid.is_empty() { spatial.iter().collect() } else { mid };
-    pool.iter()
-        .rev()
-        .find(|l| l.kind == crate::layers::LayerKind::Block)
-        .or(pool.last())
-        .map(|l| l.name.clone())
-}
-
 /// Images shown for what a channel wants to see (dataset examples).
 pub const EXAMPLES: usize = 9;

@@ -47,3 +47,20 @@ impl From<tch::Device> for Device {
         }
     }
 }
+
+/// Memory one batch of work may take: a quarter of the machine's memory on the CPU (fixed
+/// per machine, so batch sizes, and thus the floating-point results, do not change from run
+/// to run with the free memory), 8 GiB on a GPU.
+pub fn memory_for_batches(device: tch::Device) -> i64 {
+    match device {
+        tch::Device::Cpu => total_memory_bytes().unwrap_or(2 << 30) / 4,
+        _ => 8 << 30,
+    }
+}
+
+fn total_memory_bytes() -> Option<i64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

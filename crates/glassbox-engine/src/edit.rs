@@ -13,8 +13,8 @@ use rand::{Rng, SeedableRng};
 use tch::{Kind, Tensor};
 
 use super::error::{Error, Result};
-use super::explain::seeded_normal;
 use super::model::Model;
+use super::noise::seeded_normal;
 
 /// A parameter and leading indices into it.
 #[derive(Debug, Clone, PartialEq)]
@@ -354,7 +354,7 @@ impl Editor {
 fn apply_op(model: &mut Model, op: &Op) -> Result<Before> {
     match op {
         Op::Knockout(layer, c) | Op::Restore(layer, c) => {
-            check_channel(model, layer, *c)?;
+            super::model::check_channel(model, layer, *c)?;
             let key = (layer.clone(), *c);
             let was = model.knockouts.contains(&key);
             if matches!(op, Op::Knockout(..)) {
@@ -473,26 +473,6 @@ fn restore(model: &mut Model, op: &Op, before: Before) -> Result<()> {
             let r = region(model, &t)?;
             tch::no_grad(|| r.shallow_clone().copy_(&values));
         }
-    }
-    Ok(())
-}
-
-/// Checks that `layer` is a traced layer with at least `c + 1` channels.
-pub fn check_channel(model: &Model, layer: &str, c: i64) -> Result<()> {
-    let layers = model.layers();
-    let l = layers.iter().find(|l| l.name == layer).ok_or_else(|| {
-        let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-        Error::invalid(format!(
-            "unknown layer `{layer}`; traced layers: {} (`glassbox layers` lists all)",
-            super::explain::name_sample(&names)
-        ))
-    })?;
-    let channels = l.shape.get(1).copied().unwrap_or(0);
-    if c >= channels {
-        return Err(Error::invalid(format!(
-            "`{layer}` has channels 0 to {}, not {c}",
-            channels - 1
-        )));
     }
     Ok(())
 }
@@ -922,10 +902,10 @@ mod value_tests {
         assert!(m.knockouts.contains(&("relu1".into(), 2)));
         ed.reset(&mut m).unwrap();
         assert!(m.knockouts.is_empty() && ed.log().is_empty() && ed.redoable() == 5);
-        let e = check_channel(&m, "relu9", 0).unwrap_err().to_string();
+        let e = crate::model::check_channel(&m, "relu9", 0).unwrap_err().to_string();
         assert!(e.contains("unknown layer `relu9`; traced layers: conv1"), "{e}");
-        assert!(check_channel(&m, "relu1", 15).is_ok());
-        let e = check_channel(&m, "relu1", 16).unwrap_err().to_string();
+        assert!(crate::model::check_channel(&m, "relu1", 15).is_ok());
+        let e = crate::model::check_channel(&m, "relu1", 16).unwrap_err().to_string();
         assert!(e.contains("`relu1` has channels 0 to 15, not 16"), "{e}");
     }
 

@@ -38,3 +38,13 @@ impl Error {
         Error::Invalid(msg.into())
     }
 }
+
+/// A list of layer names for an error message: all of them, or the first and last few.
+pub fn name_sample<S: AsRef<str>>(names: &[S]) -> String {
+    let join = |v: &[S]| v.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ");
+    if names.len() > 12 {
+        format!("{} ... {}", join(&names[..4]), join(&names[names.len() - 6..]))
+    } else {
+        join(names)
+    }
+}

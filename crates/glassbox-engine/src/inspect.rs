@@ -7,8 +7,8 @@ use tch::{Device, Kind, Tensor};
 use super::error::{Error, Result};
 use super::explain::{self, Explanation, Method, Params};
 use super::layers::LayerKind;
+use super::map::Map;
 use super::model::Model;
-use super::render::Map;
 
 /// A layer's output [C, h, w] for one input, as plain numbers.
 #[derive(Debug, Clone)]
@@ -128,7 +128,7 @@ pub(crate) fn unknown_layer(model: &Model, layer: &str) -> Error {
         .filter(|l| l.shape.len() == 4)
         .map(|l| l.name)
         .collect();
-    let sample = explain::name_sample(&names);
+    let sample = crate::error::name_sample(&names);
     Error::invalid(format!(
         "unknown layer `{layer}`; layers with channels: {sample} (`glassbox layers` lists all)"
     ))

@@ -6,8 +6,8 @@ use tch::{Device, Kind, Tensor};
 
 use super::error::{Error, Result};
 use super::explain::{self, Method, Params};
+use super::map::{attribution_map, Map};
 use super::model::Model;
-use super::render::{attribution_map, Map};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Curve {
@@ -144,7 +144,7 @@ pub struct SanityStep {
     pub spearman: f64,
     /// The map of the model randomised down to here (for the side-by-side view).
     #[serde(skip)]
-    pub map: Option<crate::render::Map>,
+    pub map: Option<Map>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,7 +152,7 @@ pub struct Sanity {
     pub method: String,
     /// The trained model's map.
     #[serde(skip)]
-    pub original: Option<crate::render::Map>,
+    pub original: Option<Map>,
     pub steps: Vec<SanityStep>,
     /// Passes when the map of the fully randomised model no longer resembles the original.
     pub passed: bool,
@@ -239,7 +239,7 @@ fn randomise(vars: &[(String, Tensor)], group: &str, seed: i64) {
             }
             let std = v.std(true).double_value(&[]);
             let std = if std.is_finite() && std > 0.0 { std } else { 0.05 };
-            let noise = explain::seeded_normal(&v.size(), seed, index as u64);
+            let noise = crate::noise::seeded_normal(&v.size(), seed, index as u64);
             let mut v = v.shallow_clone();
             v.copy_(&(noise.to_device(v.device()) * std));
         }
@@ -256,7 +256,7 @@ pub fn sanity_check(
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Sanity> {
     let size = (input.size()[2], input.size()[3]);
-    let abs_map = |attribution: &Tensor| -> Result<(Vec<f32>, crate::render::Map)> {
+    let abs_map = |attribution: &Tensor| -> Result<(Vec<f32>, Map)> {
         let map = attribution_map(attribution, method, size.0, size.1)?;
         Ok((map.data.iter().map(|v| v.abs()).collect(), map))
     };
@@ -268,7 +268,7 @@ pub fn sanity_check(
         target: Some(target),
         ..p.clone()
     };
-    let map_of = |m: &Model| -> Result<(Vec<f32>, crate::render::Map)> {
+    let map_of = |m: &Model| -> Result<(Vec<f32>, Map)> {
         abs_map(&explain::explain(m, input, method, &fixed, &mut |_| true)?.attribution)
     };
     let work = duplicate(model);

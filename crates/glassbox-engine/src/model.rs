@@ -299,8 +299,7 @@ impl Model {
                     .ok_or_else(|| {
                         Error::invalid(format!("metadata `{}`: `{item}` is not LAYER:C", meta::KNOCKOUTS))
                     })?;
-                super::edit::check_channel(&m, &l, c)
-                    .map_err(|e| Error::invalid(format!("metadata `{}`: {e}", meta::KNOCKOUTS)))?;
+                check_channel(&m, &l, c).map_err(|e| Error::invalid(format!("metadata `{}`: {e}", meta::KNOCKOUTS)))?;
                 m.knockouts.insert((l, c));
             }
         }
@@ -325,7 +324,7 @@ impl Model {
             if let Ok(small) = guard::catch("a trial forward", || -> Result<_> { Ok(self.measure_layers_at(PROBE)) }) {
                 let bytes: i64 = small.iter().map(|l| l.shape.iter().product::<i64>() * 4).sum();
                 let need = bytes as f64 * (s as f64 / PROBE as f64).powi(2);
-                let have = super::explain::memory_for_batches(self.device()) as f64;
+                let have = super::device::memory_for_batches(self.device()) as f64;
                 if need > have {
                     return Err(Error::invalid(format!(
                         "metadata `{}` size {s} needs about {:.1} GiB of activations for one image in {}, more than the {:.1} GiB Glassbox gives a batch here; use a size of at most {}",
@@ -668,6 +667,42 @@ fn labels_for(metadata: &BTreeMap<String, String>, classes: i64, sidecar: Option
         )));
     }
     Ok(labels)
+}
+
+/// Checks that `layer` is a traced layer with at least `c + 1` channels.
+pub fn check_channel(model: &Model, layer: &str, c: i64) -> Result<()> {
+    let layers = model.layers();
+    let l = layers.iter().find(|l| l.name == layer).ok_or_else(|| {
+        let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+        Error::invalid(format!(
+            "unknown layer `{layer}`; traced layers: {} (`glassbox layers` lists all)",
+            super::error::name_sample(&names)
+        ))
+    })?;
+    let channels = l.shape.get(1).copied().unwrap_or(0);
+    if c >= channels {
+        return Err(Error::invalid(format!(
+            "`{layer}` has channels 0 to {}, not {c}",
+            channels - 1
+        )));
+    }
+    Ok(())
+}
+
+/// The layer whose channels are shown first: the last block at 14 pixels or more (else the
+/// last spatial layer).
+pub fn default_layer(layers: &[LayerInfo]) -> Option<String> {
+    let spatial: Vec<_> = layers
+        .iter()
+        .filter(|l| crate::defaults::is_spatial(&l.shape))
+        .collect();
+    let mid: Vec<_> = spatial.iter().filter(|l| l.shape[2] >= 14).collect();
+    let pool = if mid.is_empty() { spatial.iter().collect() } else { mid };
+    pool.iter()
+        .rev()
+        .find(|l| l.kind == crate::layers::LayerKind::Block)
+        .or(pool.last())
+        .map(|l| l.name.clone())
 }
 
 #[cfg(test)]

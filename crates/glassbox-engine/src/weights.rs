@@ -73,7 +73,7 @@ pub fn allowance(file_len: usize) -> u64 {
 /// The largest weights file Glassbox reads: half the machine's memory (the tensors are
 /// built from the file's bytes, so both are in memory at once while loading).
 pub fn max_file_bytes() -> u64 {
-    (super::explain::memory_for_batches(tch::Device::Cpu) as u64).saturating_mul(2)
+    (super::device::memory_for_batches(tch::Device::Cpu) as u64).saturating_mul(2)
 }
 
 /// At most this many dimensions per tensor (libtorch's own limit is 64; no CNN weight has more than 5).

@@ -4,7 +4,7 @@
 
 use tch::{nn, Tensor};
 
-use super::Net;
+use super::net::Net;
 use crate::layers::{dropout, join, Act, ActFn, Bn, Conv, Fwd, LayerKind, Linear};
 
 pub(crate) const EPS: f64 = 1e-3;

@@ -2,22 +2,18 @@
 
 pub mod efficientnet_lite;
 pub mod mobilenet_v2;
+mod net;
 pub mod resnet;
 pub mod sequential;
 pub mod tiny_cnn;
 
 use std::fmt;
 
-use tch::{nn, Tensor};
+use tch::nn;
 
 use super::error::{Error, Result};
-use super::layers::Fwd;
 use super::weights::Weights;
-
-/// A network whose forward reports every layer through the hook in [`Fwd`].
-pub trait Net: Send + fmt::Debug {
-    fn forward(&self, x: &Tensor, f: &mut Fwd) -> Tensor;
-}
+pub use net::Net;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {

@@ -2,7 +2,7 @@
 
 use tch::{nn, Tensor};
 
-use super::Net;
+use super::net::Net;
 use crate::layers::{join, Act, ActFn, Bn, Conv, ConvSpec, Fwd, LayerKind, Linear};
 
 pub(crate) const EPS: f64 = 1e-5;

@@ -4,7 +4,7 @@
 
 use tch::{nn, Tensor};
 
-use super::Net;
+use super::net::Net;
 use crate::layers::{dropout, Act, ActFn, Conv, ConvSpec, Fwd, LayerKind, Linear};
 
 #[derive(Debug)]

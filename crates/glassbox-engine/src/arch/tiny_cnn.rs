@@ -3,7 +3,7 @@
 
 use tch::{nn, Tensor};
 
-use super::Net;
+use super::net::Net;
 use crate::layers::{dropout, Act, ActFn, Bn, Conv, ConvSpec, Fwd, LayerKind, Linear};
 
 pub const SIZE: i64 = 28;

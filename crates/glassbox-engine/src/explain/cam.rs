@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use tch::{Device, Kind, Tensor};
 
-use super::{check_finite, pick_target, resolve_layer, Explanation, Method, Params};
+use super::method::{Explanation, Method, Params};
+use super::target::{check_finite, pick_target, resolve_layer};
 use crate::error::{Error, Result};
 use crate::model::Model;
 

@@ -4,7 +4,7 @@
 use tch::{Kind, Tensor};
 
 use super::cam::{grad_cam_from, layer_grads, upsample_normalised};
-use super::pick_target;
+use super::target::pick_target;
 use crate::error::{Error, Result};
 use crate::layers::LayerKind;
 use crate::model::Model;

@@ -3,7 +3,8 @@
 
 use tch::{Kind, Tensor};
 
-use super::{batch_budget, cancelled, Params, Progress, ProgressFn};
+use super::method::{cancelled, Params, Progress, ProgressFn};
+use super::target::batch_budget;
 use crate::error::Result;
 use crate::model::Model;
 

@@ -3,7 +3,8 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::{batch_budget, cancelled, pick_target, Progress, ProgressFn};
+use super::method::{cancelled, Progress, ProgressFn};
+use super::target::{batch_budget, pick_target};
 use crate::error::{Error, Result};
 use crate::model::Model;
 

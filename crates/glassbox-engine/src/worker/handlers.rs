@@ -3,11 +3,11 @@
 
 use tch::Tensor;
 
+use super::outbox::Outbox;
 use super::protocol::{
     CellImage, EditRequest, EvalSet, ExampleImage, Fault, ImageSource, Request, Response, TrainRequest,
 };
 use super::state::{decode, explained, model_info, Session, State};
-use super::Outbox;
 use crate::arch::Arch;
 use crate::defaults;
 use crate::edit;
@@ -15,9 +15,10 @@ use crate::error::{Error, Result};
 use crate::evaluate;
 use crate::explain::{self, Method, Params, Progress};
 use crate::inspect;
+use crate::map::{attribution_map, Map};
 use crate::metrics;
 use crate::model::{meta, Model, ModelSource};
-use crate::render::{self, attribution_map, FilterMode, Map};
+use crate::render::{self, FilterMode};
 
 /// What a handler needs besides the request: its id, the channel for progress reports,
 /// and whether it went stale (superseded, cancelled, or the engine is closing).

@@ -7,6 +7,7 @@
 //! `handlers.rs`: one function per request.
 
 mod handlers;
+mod outbox;
 mod protocol;
 mod state;
 
@@ -25,30 +26,9 @@ use super::error::Error;
 use super::guard;
 use super::Device;
 use handlers::Ctx;
+use outbox::Outbox;
+pub use outbox::Waker;
 use state::State;
-
-/// Called on the engine thread after each answer it sends: the app's wake-up (egui's
-/// `request_repaint`, which is how eframe learns to draw a frame now), so that an answer is
-/// shown at once instead of at the next timed repaint.
-pub type Waker = Arc<dyn Fn() + Send + Sync>;
-
-/// Where the engine's answers go: the channel, then the wake-up, if any.
-#[derive(Clone)]
-pub(super) struct Outbox {
-    tx: Sender<Response>,
-    wake: Option<Waker>,
-}
-
-impl Outbox {
-    /// False when nobody listens any more (the engine was dropped).
-    pub(super) fn send(&self, r: Response) -> bool {
-        let sent = self.tx.send(r).is_ok();
-        if let Some(w) = &self.wake {
-            w();
-        }
-        sent
-    }
-}
 
 pub struct Engine {
     tx: Option<Sender<(u64, Request)>>,

@@ -13,9 +13,9 @@ use crate::evaluate::{ClassChange, Evaluation};
 use crate::explain::{Method, Params};
 use crate::finetune::{self, Control, DataSource, Summary};
 use crate::inspect::{Channels, ReceptiveField};
+use crate::map::Map;
 use crate::metrics::{Curve, Sanity};
 use crate::model::{Class, LayerInfo, ModelSource};
-use crate::render::Map;
 
 /// Where an image comes from.
 #[derive(Debug, Clone)]

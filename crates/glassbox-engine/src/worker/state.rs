@@ -7,8 +7,8 @@ use super::protocol::{Explained, ImageSource, ModelInfo};
 use crate::error::{Error, Result};
 use crate::explain;
 use crate::inspect;
+use crate::map::attribution_map;
 use crate::model::Model;
-use crate::render::attribution_map;
 
 /// The engine's state: the model, the image, and the image prepared for the model. A
 /// request changes it only once it has succeeded.
