@@ -89,200 +89,231 @@ pub struct BenchArgs {
 
 pub fn run(a: BenchArgs, device: Device) -> Result<()> {
     if let Some(n) = a.examples {
-        let m = a.model.open(device)?;
-        let layer = glassbox_engine::model::default_layer(&m.layers())
-            .ok_or_else(|| anyhow::anyhow!("the model has no layer with channels"))?;
-        let r = crate::engine::examples(&m, &layer, (n / 10).max(1))?;
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            println!(
-                "dataset examples, {} `{}` over {} digits: {:.1} images/s beside the plain forward's {:.1} ({:.2}x); then any channel's top 9 in {:.1} ms",
-                r.model,
-                r.layer,
-                r.images,
-                r.images_per_s,
-                r.forward_images_per_s,
-                r.images_per_s / r.forward_images_per_s,
-                r.top_ms
-            );
-        }
-        return Ok(());
+        examples(&a, n, device)
+    } else if let Some(n) = a.draw {
+        draw(&a, n, device)
+    } else if let Some(dir) = &a.finetune {
+        finetune(&a, dir, device)
+    } else if let Some(img) = &a.edits {
+        edits(&a, img, device)
+    } else if let Some(n) = a.soak {
+        soak(&a, n, device)
+    } else if !a.ui.is_empty() {
+        ui(&a, device)
+    } else {
+        core(&a, device)
     }
-    if let Some(n) = a.draw {
-        let r = crate::app::draw(n, device.into())?;
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            println!(
-                "draw a digit on {}: stroke to all views {:.2} ms median, {:.2} ms p90 ({} strokes; a frame is 16.7 ms)",
-                r.device, r.stroke_to_views_median_ms, r.stroke_to_views_p90_ms, r.strokes
-            );
-        }
-        return Ok(());
+}
+
+/// `--examples N`: every channel's activation of the default layer over N digits.
+fn examples(a: &BenchArgs, n: usize, device: Device) -> Result<()> {
+    let m = a.model.open(device)?;
+    let layer = glassbox_engine::model::default_layer(&m.layers())
+        .ok_or_else(|| anyhow::anyhow!("the model has no layer with channels"))?;
+    let r = crate::engine::examples(&m, &layer, (n / 10).max(1))?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "dataset examples, {} `{}` over {} digits: {:.1} images/s beside the plain forward's {:.1} ({:.2}x); then any channel's top 9 in {:.1} ms",
+            r.model,
+            r.layer,
+            r.images,
+            r.images_per_s,
+            r.forward_images_per_s,
+            r.images_per_s / r.forward_images_per_s,
+            r.top_ms
+        );
     }
-    if let Some(dir) = &a.finetune {
-        std::fs::create_dir_all(dir)?;
-        let m = a.model.open(device)?;
-        let sizes = if a.smallest {
-            crate::engine::FinetuneSizes::smallest()
-        } else {
-            crate::engine::FinetuneSizes::full()
-        };
-        let r = crate::engine::finetune(&m, dir, &a.photos, &sizes)?;
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            println!(
-                "retraining {} on {} ({} threads); head: {} epochs, Adam lr {}, batch {}",
-                r.model, r.device, r.threads, r.epochs, r.lr, r.batch
-            );
-            for h in &r.head {
-                println!(
-                    "  head only, {:>2} digits per class: test accuracy {:.1} % on {} digits; {:.2} s (features {:.2} s, head {:.3} s)",
-                    h.per_class,
-                    h.test_accuracy * 100.0,
-                    r.test_images,
-                    h.wall_s,
-                    h.features_s,
-                    h.head_s
-                );
-            }
-            println!(
-                "  imprinting digit-3 and digit-7 from {} images each: {:.1} % of {} new ones right, {:.2} s",
-                r.imprint_train,
-                r.imprint_accuracy * 100.0,
-                2 * r.imprint_test,
-                r.imprint_s
-            );
-            println!(
-                "  the same, then 10 epochs of their weights: {:.1} % right, {:.2} s",
-                r.refined_accuracy * 100.0,
-                r.refined_s
-            );
-            for (p, before, after, refined) in &r.photos_top1 {
-                println!("    {p}: top-1 `{before}` before, `{after}` imprinted, `{refined}` refined");
-            }
-            println!(
-                "  whole network, batch {}: {:.1} images/s, the median of {} runs of {} steps ({}; forward, backward, Adam step)",
-                r.full_batch,
-                r.full_images_per_s,
-                r.full_runs_images_per_s.len(),
-                r.full_steps,
-                r.full_runs_images_per_s
-                    .iter()
-                    .map(|v| format!("{v:.1}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        return Ok(());
+    Ok(())
+}
+
+/// `--draw N`: strokes on the MNIST model's canvas, headless.
+fn draw(a: &BenchArgs, n: usize, device: Device) -> Result<()> {
+    let r = crate::app::draw(n, device.into())?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "draw a digit on {}: stroke to all views {:.2} ms median, {:.2} ms p90 ({} strokes; a frame is 16.7 ms)",
+            r.device, r.stroke_to_views_median_ms, r.stroke_to_views_p90_ms, r.strokes
+        );
     }
-    if let Some(img) = &a.edits {
-        // Through the app (the figure users feel), then the engine alone under its own name.
-        let app = crate::app::edits(img, a.runs, device.into())?;
-        let mut m = a.model.open(device)?;
-        let x = m.preprocess.prepare_file(img)?.tensor;
-        let engine = crate::engine::edits(&mut m, &x, a.runs)?;
-        if a.json {
+    Ok(())
+}
+
+/// `--finetune DIR`: retraining at several sizes, imprinting, whole-network throughput.
+fn finetune(a: &BenchArgs, dir: &std::path::Path, device: Device) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let m = a.model.open(device)?;
+    let sizes = if a.smallest {
+        crate::engine::FinetuneSizes::smallest()
+    } else {
+        crate::engine::FinetuneSizes::full()
+    };
+    let r = crate::engine::finetune(&m, dir, &a.photos, &sizes)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "retraining {} on {} ({} threads); head: {} epochs, Adam lr {}, batch {}",
+            r.model, r.device, r.threads, r.epochs, r.lr, r.batch
+        );
+        for h in &r.head {
             println!(
-                "{}",
-                serde_json::json!({
-                    "model": app.model,
-                    "device": app.device,
-                    "edits": app.edits,
-                    "app_edit_to_views_ms": app.app_edit_to_views_ms,
-                    "bound_ms": app.bound_ms,
-                    "ratio": app.ratio,
-                    "engine_thread_ms": app.engine_thread_ms,
-                    "views": app.views,
-                    "requests_sent": app.requests_sent,
-                    "engine_edit_to_views_ms": engine.edit_to_views_ms,
-                    "engine_forward_backward_ms": engine.bound_ms,
-                    "undo_param": engine.undo_param,
-                    "undo_shape": engine.undo_shape,
-                    "undo_median_ms": engine.undo_median_ms,
-                })
-            );
-        } else {
-            println!(
-                "an edit in the app to every view it refreshes ({}; {} requests sent): {:.1} ms vs the same requests run directly on the engine {:.1} ms: {:.2}x (median of {})",
-                app.views.join(", "),
-                app.requests_sent,
-                app.app_edit_to_views_ms,
-                app.bound_ms,
-                app.ratio,
-                app.edits
-            );
-            println!(
-                "the same requests on an engine thread of its own, without the app: {:.1} ms ({:.2}x the bound)",
-                app.engine_thread_ms,
-                app.engine_thread_ms / app.bound_ms
-            );
-            println!(
-                "the engine alone (edit, prediction, channels, Grad-CAM): {:.1} ms beside forward+backward {:.1} ms",
-                engine.edit_to_views_ms, engine.bound_ms
-            );
-            println!(
-                "undo of an edit to `{}` {:?}: {:.3} ms (median)",
-                engine.undo_param, engine.undo_shape, engine.undo_median_ms
+                "  head only, {:>2} digits per class: test accuracy {:.1} % on {} digits; {:.2} s (features {:.2} s, head {:.3} s)",
+                h.per_class,
+                h.test_accuracy * 100.0,
+                r.test_images,
+                h.wall_s,
+                h.features_s,
+                h.head_s
             );
         }
-        return Ok(());
+        println!(
+            "  imprinting digit-3 and digit-7 from {} images each: {:.1} % of {} new ones right, {:.2} s",
+            r.imprint_train,
+            r.imprint_accuracy * 100.0,
+            2 * r.imprint_test,
+            r.imprint_s
+        );
+        println!(
+            "  the same, then 10 epochs of their weights: {:.1} % right, {:.2} s",
+            r.refined_accuracy * 100.0,
+            r.refined_s
+        );
+        for (p, before, after, refined) in &r.photos_top1 {
+            println!("    {p}: top-1 `{before}` before, `{after}` imprinted, `{refined}` refined");
+        }
+        println!(
+            "  whole network, batch {}: {:.1} images/s, the median of {} runs of {} steps ({}; forward, backward, Adam step)",
+            r.full_batch,
+            r.full_images_per_s,
+            r.full_runs_images_per_s.len(),
+            r.full_steps,
+            r.full_runs_images_per_s
+                .iter()
+                .map(|v| format!("{v:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-    if let Some(n) = a.soak {
-        if a.soak_images.is_empty() {
-            bail!("--soak needs images: --soak-images A.png B.png");
-        }
-        let r = crate::engine::soak(a.model.model.clone(), &a.soak_images, n, device)?;
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            println!(
-                "{} cycles on {} in {:.0} s, each of: {}",
-                r.cycles,
-                r.model,
-                r.seconds,
-                r.request_kinds.join(", ")
-            );
-            println!("resident memory (MiB) after each tenth, in use (free memory given back) and as held before:");
-            for (k, mib) in &r.rss_mib {
-                let held = r.rss_before_trim_mib.iter().find(|(c, _)| c == k).map_or(0.0, |h| h.1);
-                println!("  after {k:>6}: {mib:8.1}  (held {held:8.1})");
-            }
-            println!(
-                "after the warm-up ({} cycles) {:.1} MiB, at the end {:.1} MiB: {:+.2} %",
-                r.warm_up_cycles, r.rss_start_mib, r.rss_end_mib, r.growth_percent
-            );
-        }
-        if r.growth_percent >= crate::engine::SOAK_GROWTH_LIMIT_PERCENT {
-            bail!(
-                "resident memory grew {:.2} % after the warm-up ({:.1} to {:.1} MiB over {} cycles), {} % or more: a leak",
-                r.growth_percent,
-                r.rss_start_mib,
-                r.rss_end_mib,
-                r.cycles,
-                crate::engine::SOAK_GROWTH_LIMIT_PERCENT
-            );
-        }
-        return Ok(());
+    Ok(())
+}
+
+/// `--edits IMAGE`: an edit through the app beside the same requests on the engine.
+fn edits(a: &BenchArgs, img: &std::path::Path, device: Device) -> Result<()> {
+    // Through the app (the figure users feel), then the engine alone under its own name.
+    let app = crate::app::edits(img, a.runs, device.into())?;
+    let mut m = a.model.open(device)?;
+    let x = m.preprocess.prepare_file(img)?.tensor;
+    let engine = crate::engine::edits(&mut m, &x, a.runs)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": app.model,
+                "device": app.device,
+                "edits": app.edits,
+                "app_edit_to_views_ms": app.app_edit_to_views_ms,
+                "bound_ms": app.bound_ms,
+                "ratio": app.ratio,
+                "engine_thread_ms": app.engine_thread_ms,
+                "views": app.views,
+                "requests_sent": app.requests_sent,
+                "engine_edit_to_views_ms": engine.edit_to_views_ms,
+                "engine_forward_backward_ms": engine.bound_ms,
+                "undo_param": engine.undo_param,
+                "undo_shape": engine.undo_shape,
+                "undo_median_ms": engine.undo_median_ms,
+            })
+        );
+    } else {
+        println!(
+            "an edit in the app to every view it refreshes ({}; {} requests sent): {:.1} ms vs the same requests run directly on the engine {:.1} ms: {:.2}x (median of {})",
+            app.views.join(", "),
+            app.requests_sent,
+            app.app_edit_to_views_ms,
+            app.bound_ms,
+            app.ratio,
+            app.edits
+        );
+        println!(
+            "the same requests on an engine thread of its own, without the app: {:.1} ms ({:.2}x the bound)",
+            app.engine_thread_ms,
+            app.engine_thread_ms / app.bound_ms
+        );
+        println!(
+            "the engine alone (edit, prediction, channels, Grad-CAM): {:.1} ms beside forward+backward {:.1} ms",
+            engine.edit_to_views_ms, engine.bound_ms
+        );
+        println!(
+            "undo of an edit to `{}` {:?}: {:.3} ms (median)",
+            engine.undo_param, engine.undo_shape, engine.undo_median_ms
+        );
     }
-    if !a.ui.is_empty() {
-        let r = crate::app::run(&a.ui, 300, a.runs.clamp(1, 50), device.into())?;
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            println!(
-                "ui on {}: frame build median {:.2} ms, p99 {:.2} ms ({} frames, every panel open)",
-                r.device, r.frame_median_ms, r.frame_p99_ms, r.frames
-            );
-            println!(
-                "drop to all views {:.1} ms vs bound (decode+forward+backward) {:.1} ms: {:.2}x (median of {})",
-                r.drop_to_views_median_ms, r.bound_median_ms, r.ratio, r.drops
-            );
-        }
-        return Ok(());
+    Ok(())
+}
+
+/// `--soak N`: a long session; an error when resident memory grows too much.
+fn soak(a: &BenchArgs, n: usize, device: Device) -> Result<()> {
+    if a.soak_images.is_empty() {
+        bail!("--soak needs images: --soak-images A.png B.png");
     }
+    let r = crate::engine::soak(a.model.model.clone(), &a.soak_images, n, device)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} cycles on {} in {:.0} s, each of: {}",
+            r.cycles,
+            r.model,
+            r.seconds,
+            r.request_kinds.join(", ")
+        );
+        println!("resident memory (MiB) after each tenth, in use (free memory given back) and as held before:");
+        for (k, mib) in &r.rss_mib {
+            let held = r.rss_before_trim_mib.iter().find(|(c, _)| c == k).map_or(0.0, |h| h.1);
+            println!("  after {k:>6}: {mib:8.1}  (held {held:8.1})");
+        }
+        println!(
+            "after the warm-up ({} cycles) {:.1} MiB, at the end {:.1} MiB: {:+.2} %",
+            r.warm_up_cycles, r.rss_start_mib, r.rss_end_mib, r.growth_percent
+        );
+    }
+    if r.growth_percent >= crate::engine::SOAK_GROWTH_LIMIT_PERCENT {
+        bail!(
+            "resident memory grew {:.2} % after the warm-up ({:.1} to {:.1} MiB over {} cycles), {} % or more: a leak",
+            r.growth_percent,
+            r.rss_start_mib,
+            r.rss_end_mib,
+            r.cycles,
+            crate::engine::SOAK_GROWTH_LIMIT_PERCENT
+        );
+    }
+    Ok(())
+}
+
+/// `--ui IMAGE...`: the app headless: frame building and drop-to-all-views.
+fn ui(a: &BenchArgs, device: Device) -> Result<()> {
+    let r = crate::app::run(&a.ui, 300, a.runs.clamp(1, 50), device.into())?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "ui on {}: frame build median {:.2} ms, p99 {:.2} ms ({} frames, every panel open)",
+            r.device, r.frame_median_ms, r.frame_p99_ms, r.frames
+        );
+        println!(
+            "drop to all views {:.1} ms vs bound (decode+forward+backward) {:.1} ms: {:.2}x (median of {})",
+            r.drop_to_views_median_ms, r.bound_median_ms, r.ratio, r.drops
+        );
+    }
+    Ok(())
+}
+
+/// The default: model load, forward, forward+backward; with `--methods`, every method.
+fn core(a: &BenchArgs, device: Device) -> Result<()> {
     let r = crate::engine::core(a.model.model.clone(), a.runs, device)?;
     let method_times = match &a.methods {
         Some(img) => {

@@ -23,15 +23,19 @@ mod predict;
 mod report;
 mod train;
 
+#[cfg(feature = "gui")]
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+#[cfg(feature = "gui")]
 use args::choice;
 pub use args::{expand_inputs, DeviceArg, Shard};
 
+#[cfg(feature = "gui")]
 use glassbox_engine::arch::Arch;
+#[cfg(feature = "gui")]
 use glassbox_engine::model::ModelSource;
 
 #[derive(Parser, Debug)]

@@ -147,76 +147,16 @@ pub fn unfold(model: &Model, x0: &Tensor, layer: &str, channel: usize, y: usize,
     let top = y as i64 * g.stride - g.pad_top;
     let left = x as i64 * g.stride - g.pad_left;
     let (ih, iw) = (inp.size()[2], inp.size()[3]);
-    let mut inputs = Vec::new();
-    let mut total = 0f64;
-    for local in 0..per_group {
-        let c = first_in + local;
-        let mut slice = InputSlice {
-            channel: c,
-            patch: Vec::with_capacity(k * k),
-            padding: Vec::with_capacity(k * k),
-            kernel: Vec::with_capacity(k * k),
-            products: Vec::with_capacity(k * k),
-            sum: 0.0,
-        };
-        let mut sum = 0f64;
-        for u in 0..k as i64 {
-            for v in 0..k as i64 {
-                let (r, q) = (top + u, left + v);
-                let pad = r < 0 || q < 0 || r >= ih || q >= iw;
-                let value = if pad { 0.0 } else { at(&inp, c, r as usize, q as usize) };
-                let kv = weight.double_value(&[channel as i64, local as i64, u, v]) as f32;
-                slice.patch.push(value);
-                slice.padding.push(pad);
-                slice.kernel.push(kv);
-                slice.products.push(value * kv);
-                sum += value as f64 * kv as f64;
-            }
-        }
-        slice.sum = sum as f32;
-        total += sum;
-        if inputs.len() < SHOWN_INPUTS {
-            inputs.push(slice);
-        }
-    }
+    let (inputs, total) = input_slices(&inp, &weight, channel, first_in, per_group, k, (top, left));
     let vars = model.vs.variables();
     let bias = vars
         .get(&format!("{conv}.bias"))
         .map(|b| b.double_value(&[channel as i64]) as f32);
     let conv_out = (total + bias.unwrap_or(0.0) as f64) as f32;
     let network_conv_out = at(conv_t, channel, y, x);
-    let mut batch_norm = None;
-    let mut activation = None;
     // The steps up to the asked layer (all of them when it comes after the chain).
     let upto = chain.iter().position(|c| c == layer).unwrap_or(chain.len() - 1);
-    for name in &chain[1..=upto] {
-        let kind = layers.iter().find(|l| &l.name == name).map(|l| l.kind);
-        let out = at(&outputs[name], channel, y, x);
-        match kind {
-            Some(LayerKind::BatchNorm) => {
-                let p = |s: &str| {
-                    vars.get(&format!("{name}.{s}"))
-                        .map(|t| t.double_value(&[channel as i64]) as f32)
-                };
-                batch_norm = Some(BatchNormStep {
-                    layer: name.clone(),
-                    mean: p("running_mean").unwrap_or(0.0),
-                    var: p("running_var").unwrap_or(1.0),
-                    eps: model.spec.arch.bn_eps(),
-                    gamma: p("weight").unwrap_or(1.0),
-                    beta: p("bias").unwrap_or(0.0),
-                    out,
-                });
-            }
-            _ => {
-                let f = match model.spec.arch.activation() {
-                    super::layers::ActFn::Relu => "ReLU: max(0, z)",
-                    super::layers::ActFn::Relu6 => "ReLU6: min(max(0, z), 6)",
-                };
-                activation = Some((f.to_string(), out));
-            }
-        }
-    }
+    let (batch_norm, activation) = after_conv(model, &chain[1..=upto], &outputs, channel, y, x);
     let in_chain = chain.iter().any(|c| c == layer);
     Ok(Unfolded {
         conv: conv.clone(),
@@ -247,6 +187,97 @@ pub fn unfold(model: &Model, x0: &Tensor, layer: &str, channel: usize, y: usize,
             )
         }),
     })
+}
+
+/// Each input channel's patch, kernel and products for one output value (the first
+/// [`SHOWN_INPUTS`] kept), and their total.
+fn input_slices(
+    inp: &Tensor,
+    weight: &Tensor,
+    channel: usize,
+    first_in: usize,
+    per_group: usize,
+    k: usize,
+    (top, left): (i64, i64),
+) -> (Vec<InputSlice>, f64) {
+    let (ih, iw) = (inp.size()[2], inp.size()[3]);
+    let mut inputs = Vec::new();
+    let mut total = 0f64;
+    for local in 0..per_group {
+        let c = first_in + local;
+        let mut slice = InputSlice {
+            channel: c,
+            patch: Vec::with_capacity(k * k),
+            padding: Vec::with_capacity(k * k),
+            kernel: Vec::with_capacity(k * k),
+            products: Vec::with_capacity(k * k),
+            sum: 0.0,
+        };
+        let mut sum = 0f64;
+        for u in 0..k as i64 {
+            for v in 0..k as i64 {
+                let (r, q) = (top + u, left + v);
+                let pad = r < 0 || q < 0 || r >= ih || q >= iw;
+                let value = if pad { 0.0 } else { at(inp, c, r as usize, q as usize) };
+                let kv = weight.double_value(&[channel as i64, local as i64, u, v]) as f32;
+                slice.patch.push(value);
+                slice.padding.push(pad);
+                slice.kernel.push(kv);
+                slice.products.push(value * kv);
+                sum += value as f64 * kv as f64;
+            }
+        }
+        slice.sum = sum as f32;
+        total += sum;
+        if inputs.len() < SHOWN_INPUTS {
+            inputs.push(slice);
+        }
+    }
+    (inputs, total)
+}
+
+/// The batch norm and activation steps after the convolution, each with its output.
+fn after_conv(
+    model: &Model,
+    steps: &[String],
+    outputs: &std::collections::HashMap<String, Tensor>,
+    channel: usize,
+    y: usize,
+    x: usize,
+) -> (Option<BatchNormStep>, Option<(String, f32)>) {
+    let layers = model.layers();
+    let vars = model.vs.variables();
+    let mut batch_norm = None;
+    let mut activation = None;
+    for name in steps {
+        let kind = layers.iter().find(|l| &l.name == name).map(|l| l.kind);
+        let out = at(&outputs[name], channel, y, x);
+        match kind {
+            Some(LayerKind::BatchNorm) => {
+                let p = |s: &str| {
+                    vars.get(&format!("{name}.{s}"))
+                        .map(|t| t.double_value(&[channel as i64]) as f32)
+                };
+                batch_norm = Some(BatchNormStep {
+                    layer: name.clone(),
+                    mean: p("running_mean").unwrap_or(0.0),
+                    var: p("running_var").unwrap_or(1.0),
+                    eps: model.spec.arch.bn_eps(),
+                    gamma: p("weight").unwrap_or(1.0),
+                    beta: p("bias").unwrap_or(0.0),
+                    out,
+                });
+            }
+            _ => {
+                let f = match model.spec.arch.activation() {
+                    super::layers::ActFn::Relu => "ReLU: max(0, z)",
+                    super::layers::ActFn::Relu6 => "ReLU6: min(max(0, z), 6)",
+                };
+                activation = Some((f.to_string(), out));
+            }
+        }
+    }
+    (batch_norm, activation)
 }
 
 #[cfg(test)]

@@ -394,244 +394,300 @@ impl<'a> Unpickler<'a> {
         loop {
             let at = self.pos;
             let op = self.u8()?;
-            match op {
-                0x80 => {
-                    self.u8()?; // PROTO
-                }
-                0x95 => {
-                    self.u64()?; // FRAME
-                }
-                b'.' => return Ok(self.pop()?.value),
-                b'(' => {
-                    self.charge(1)?;
-                    self.marks.push(self.stack.len())
-                }
-                b'0' => {
-                    self.pop()?;
-                }
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                b'2' => {
-                    let v = self.copy_top()?;
-                    self.push(v)?;
-                }
-                b'N' => self.push_leaf(Value::None)?,
-                0x88 => self.push_leaf(Value::Bool(true))?,
-                0x89 => self.push_leaf(Value::Bool(false))?,
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    self.push_leaf(Value::Int(v as i64))?
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.push_leaf(Value::Int(v as i64))?
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    self.push_leaf(Value::Int(v as i64))?
-                }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a {
-                        self.u8()? as usize
-                    } else {
-                        self.u32()? as usize
-                    };
-                    let b = self.take(n)?;
-                    if n > 8 {
-                        self.push_leaf(Value::BigInt(b.to_vec()))?;
-                        continue;
-                    }
-                    let mut buf = if b.last().is_some_and(|x| x & 0x80 != 0) {
-                        [0xffu8; 8]
-                    } else {
-                        [0u8; 8]
-                    };
-                    buf[..n].copy_from_slice(b);
-                    self.push_leaf(Value::Int(i64::from_le_bytes(buf)))?
-                }
-                b'I' | b'L' => {
-                    let l = self.line()?.trim_end_matches('L');
-                    let v = match l {
-                        "01" => Value::Bool(true),
-                        "00" => Value::Bool(false),
-                        _ => match l.parse::<i64>() {
-                            Ok(v) => Value::Int(v),
-                            Err(_) => return self.malformed(format!("bad integer {:?}", short(l))),
-                        },
-                    };
-                    self.push_leaf(v)?
-                }
-                b'G' => {
-                    let v = f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
-                    self.push_leaf(Value::Float(v))?
-                }
-                b'F' => {
-                    let l = self.line()?;
-                    match l.parse::<f64>() {
-                        Ok(v) => self.push_leaf(Value::Float(v))?,
-                        Err(_) => return self.malformed(format!("bad float {:?}", short(l))),
-                    }
-                }
-                b'X' => {
-                    let n = self.u32()? as usize;
-                    let v = self.string(n)?;
-                    self.push_leaf(v)?
-                }
-                0x8c => {
-                    let n = self.u8()? as usize;
-                    let v = self.string(n)?;
-                    self.push_leaf(v)?
-                }
-                0x8d => {
-                    let n = self.len_u64()?;
-                    let v = self.string(n)?;
-                    self.push_leaf(v)?
-                }
-                b'T' | b'U' => {
-                    let n = if op == b'T' {
-                        self.u32()? as usize
-                    } else {
-                        self.u8()? as usize
-                    };
-                    let b = self.take(n)?;
-                    // Python 2 str: text in practice (keys of legacy files).
-                    self.push_leaf(Value::Str(String::from_utf8_lossy(b).into_owned()))?
-                }
-                b'B' | b'C' | 0x8e => {
-                    let n = match op {
-                        b'B' => self.u32()? as usize,
-                        b'C' => self.u8()? as usize,
-                        _ => self.len_u64()?,
-                    };
-                    let b = self.take(n)?;
-                    self.push_leaf(Value::Bytes(b.to_vec()))?
-                }
-                b'V' => {
-                    let l = self.line()?.to_owned();
-                    self.push_leaf(Value::Str(l))?
-                }
-                b')' => self.push_leaf(Value::Tuple(Vec::new()))?,
-                b'}' => self.push_leaf(Value::Dict(Vec::new()))?,
-                b']' => self.push_leaf(Value::List(Vec::new()))?,
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.container(items, |v| Ok(Value::Tuple(v)))?
-                }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
-                    if self.stack.len() < n {
-                        return self.malformed("stack underflow in TUPLEn");
-                    }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.container(items, |v| Ok(Value::Tuple(v)))?
-                }
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.container(items, |v| Ok(Value::List(v)))?
-                }
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    self.container(items, |v| pairs(v).map(Value::Dict))?
-                }
-                b'a' => {
-                    let v = self.pop()?;
-                    self.extend_top(vec![v], "list")?
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    self.extend_top(items, "list")?
-                }
-                b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
-                    self.extend_top(vec![k, v], "dict")?
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    self.extend_top(items, "dict")?
-                }
-                b'p' => {
-                    let l = self.line()?;
-                    let Ok(i) = l.parse::<u32>() else {
-                        return self.malformed("bad PUT index");
-                    };
-                    let v = self.copy_top()?;
-                    self.memo.insert(i, v);
-                }
-                b'q' | b'r' | 0x94 => {
-                    let i = match op {
-                        b'q' => self.u8()? as u32,
-                        b'r' => self.u32()?,
-                        _ => self.memo.len() as u32,
-                    };
-                    let v = self.copy_top()?;
-                    self.memo.insert(i, v);
-                }
-                b'g' | b'h' | b'j' => {
-                    let i = match op {
-                        b'g' => {
-                            let l = self.line()?;
-                            let Ok(i) = l.parse::<u32>() else {
-                                return self.malformed("bad GET index");
-                            };
-                            i
-                        }
-                        b'h' => self.u8()? as u32,
-                        _ => self.u32()?,
-                    };
-                    let v = self.copy_memo(i)?;
-                    self.push(v)?
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    let g = self.global(module, name)?;
-                    self.push_leaf(g)?
-                }
-                0x93 => {
-                    let name = self.pop()?.value;
-                    let module = self.pop()?.value;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => {
-                            let g = self.global(&m, &n)?;
-                            self.push_leaf(g)?
-                        }
-                        _ => return self.malformed("STACK_GLOBAL needs two strings"),
-                    }
-                }
-                b'i' => {
-                    // INST: module and name inline, then instantiation. Never needed.
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    return Err(PickleError::Forbidden(format!("{}.{}", short(module), short(name))));
-                }
-                b'R' | 0x81 => {
-                    let args = self.pop()?;
-                    let func = self.pop()?;
-                    let (units, depth) = (1 + args.units, args.depth);
-                    self.charge(1)?;
-                    let value = self.call(func.value, args.value)?;
-                    self.push(Item { value, units, depth })?
-                }
-                b'b' => {
-                    // BUILD: state for the object below; a state dict's OrderedDict carries
-                    // `_metadata` here, which we do not need.
-                    self.pop()?;
-                }
-                b'Q' => {
-                    let pid = self.pop()?.value;
-                    let v = persistent.load(pid).or_else(|m| self.malformed(m))?;
-                    self.push_leaf(v)?
-                }
-                b'P' => {
-                    let l = self.line()?.to_owned();
-                    let v = persistent.load(Value::Str(l)).or_else(|m| self.malformed(m))?;
-                    self.push_leaf(v)?
-                }
-                _ => return Err(PickleError::Opcode { op, pos: at }),
+            if op == b'.' {
+                return Ok(self.pop()?.value);
+            }
+            let known = self.op_framing(op)?
+                || self.op_scalar(op)?
+                || self.op_text(op)?
+                || self.op_containers(op)?
+                || self.op_memo(op)?
+                || self.op_objects(op, persistent)?;
+            if !known {
+                return Err(PickleError::Opcode { op, pos: at });
             }
         }
+    }
+
+    /// Protocol and frame headers, marks, POP and DUP. False: not one of these opcodes.
+    fn op_framing(&mut self, op: u8) -> PResult<bool> {
+        match op {
+            0x80 => {
+                self.u8()?; // PROTO
+            }
+            0x95 => {
+                self.u64()?; // FRAME
+            }
+            b'(' => {
+                self.charge(1)?;
+                self.marks.push(self.stack.len())
+            }
+            b'0' => {
+                self.pop()?;
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            b'2' => {
+                let v = self.copy_top()?;
+                self.push(v)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// None, booleans, integers and floats. False: not one of these opcodes.
+    fn op_scalar(&mut self, op: u8) -> PResult<bool> {
+        match op {
+            b'N' => self.push_leaf(Value::None)?,
+            0x88 => self.push_leaf(Value::Bool(true))?,
+            0x89 => self.push_leaf(Value::Bool(false))?,
+            b'J' => {
+                let v = self.u32()? as i32;
+                self.push_leaf(Value::Int(v as i64))?
+            }
+            b'K' => {
+                let v = self.u8()?;
+                self.push_leaf(Value::Int(v as i64))?
+            }
+            b'M' => {
+                let v = self.u16()?;
+                self.push_leaf(Value::Int(v as i64))?
+            }
+            0x8a | 0x8b => {
+                let n = if op == 0x8a {
+                    self.u8()? as usize
+                } else {
+                    self.u32()? as usize
+                };
+                let b = self.take(n)?;
+                if n > 8 {
+                    self.push_leaf(Value::BigInt(b.to_vec()))?;
+                    return Ok(true);
+                }
+                let mut buf = if b.last().is_some_and(|x| x & 0x80 != 0) {
+                    [0xffu8; 8]
+                } else {
+                    [0u8; 8]
+                };
+                buf[..n].copy_from_slice(b);
+                self.push_leaf(Value::Int(i64::from_le_bytes(buf)))?
+            }
+            b'I' | b'L' => {
+                let l = self.line()?.trim_end_matches('L');
+                let v = match l {
+                    "01" => Value::Bool(true),
+                    "00" => Value::Bool(false),
+                    _ => match l.parse::<i64>() {
+                        Ok(v) => Value::Int(v),
+                        Err(_) => return self.malformed(format!("bad integer {:?}", short(l))),
+                    },
+                };
+                self.push_leaf(v)?
+            }
+            b'G' => {
+                let v = f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
+                self.push_leaf(Value::Float(v))?
+            }
+            b'F' => {
+                let l = self.line()?;
+                match l.parse::<f64>() {
+                    Ok(v) => self.push_leaf(Value::Float(v))?,
+                    Err(_) => return self.malformed(format!("bad float {:?}", short(l))),
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Strings and bytes. False: not one of these opcodes.
+    fn op_text(&mut self, op: u8) -> PResult<bool> {
+        match op {
+            b'X' => {
+                let n = self.u32()? as usize;
+                let v = self.string(n)?;
+                self.push_leaf(v)?
+            }
+            0x8c => {
+                let n = self.u8()? as usize;
+                let v = self.string(n)?;
+                self.push_leaf(v)?
+            }
+            0x8d => {
+                let n = self.len_u64()?;
+                let v = self.string(n)?;
+                self.push_leaf(v)?
+            }
+            b'T' | b'U' => {
+                let n = if op == b'T' {
+                    self.u32()? as usize
+                } else {
+                    self.u8()? as usize
+                };
+                let b = self.take(n)?;
+                // Python 2 str: text in practice (keys of legacy files).
+                self.push_leaf(Value::Str(String::from_utf8_lossy(b).into_owned()))?
+            }
+            b'B' | b'C' | 0x8e => {
+                let n = match op {
+                    b'B' => self.u32()? as usize,
+                    b'C' => self.u8()? as usize,
+                    _ => self.len_u64()?,
+                };
+                let b = self.take(n)?;
+                self.push_leaf(Value::Bytes(b.to_vec()))?
+            }
+            b'V' => {
+                let l = self.line()?.to_owned();
+                self.push_leaf(Value::Str(l))?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Tuples, lists and dicts: empty ones, built from a mark, extended. False: not one of these opcodes.
+    fn op_containers(&mut self, op: u8) -> PResult<bool> {
+        match op {
+            b')' => self.push_leaf(Value::Tuple(Vec::new()))?,
+            b'}' => self.push_leaf(Value::Dict(Vec::new()))?,
+            b']' => self.push_leaf(Value::List(Vec::new()))?,
+            b't' => {
+                let items = self.pop_mark()?;
+                self.container(items, |v| Ok(Value::Tuple(v)))?
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                if self.stack.len() < n {
+                    return self.malformed("stack underflow in TUPLEn");
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.container(items, |v| Ok(Value::Tuple(v)))?
+            }
+            b'l' => {
+                let items = self.pop_mark()?;
+                self.container(items, |v| Ok(Value::List(v)))?
+            }
+            b'd' => {
+                let items = self.pop_mark()?;
+                self.container(items, |v| pairs(v).map(Value::Dict))?
+            }
+            b'a' => {
+                let v = self.pop()?;
+                self.extend_top(vec![v], "list")?
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                self.extend_top(items, "list")?
+            }
+            b's' => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                self.extend_top(vec![k, v], "dict")?
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                self.extend_top(items, "dict")?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The memo: PUT and GET. False: not one of these opcodes.
+    fn op_memo(&mut self, op: u8) -> PResult<bool> {
+        match op {
+            b'p' => {
+                let l = self.line()?;
+                let Ok(i) = l.parse::<u32>() else {
+                    return self.malformed("bad PUT index");
+                };
+                let v = self.copy_top()?;
+                self.memo.insert(i, v);
+            }
+            b'q' | b'r' | 0x94 => {
+                let i = match op {
+                    b'q' => self.u8()? as u32,
+                    b'r' => self.u32()?,
+                    _ => self.memo.len() as u32,
+                };
+                let v = self.copy_top()?;
+                self.memo.insert(i, v);
+            }
+            b'g' | b'h' | b'j' => {
+                let i = match op {
+                    b'g' => {
+                        let l = self.line()?;
+                        let Ok(i) = l.parse::<u32>() else {
+                            return self.malformed("bad GET index");
+                        };
+                        i
+                    }
+                    b'h' => self.u8()? as u32,
+                    _ => self.u32()?,
+                };
+                let v = self.copy_memo(i)?;
+                self.push(v)?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Globals (only the allowed ones), calls, BUILD, persistent ids. False: not one of these opcodes.
+    fn op_objects(&mut self, op: u8, persistent: &mut dyn PersistentLoad) -> PResult<bool> {
+        match op {
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                let g = self.global(module, name)?;
+                self.push_leaf(g)?
+            }
+            0x93 => {
+                let name = self.pop()?.value;
+                let module = self.pop()?.value;
+                match (module, name) {
+                    (Value::Str(m), Value::Str(n)) => {
+                        let g = self.global(&m, &n)?;
+                        self.push_leaf(g)?
+                    }
+                    _ => return self.malformed("STACK_GLOBAL needs two strings"),
+                }
+            }
+            b'i' => {
+                // INST: module and name inline, then instantiation. Never needed.
+                let module = self.line()?;
+                let name = self.line()?;
+                return Err(PickleError::Forbidden(format!("{}.{}", short(module), short(name))));
+            }
+            b'R' | 0x81 => {
+                let args = self.pop()?;
+                let func = self.pop()?;
+                let (units, depth) = (1 + args.units, args.depth);
+                self.charge(1)?;
+                let value = self.call(func.value, args.value)?;
+                self.push(Item { value, units, depth })?
+            }
+            b'b' => {
+                // BUILD: state for the object below; a state dict's OrderedDict carries
+                // `_metadata` here, which we do not need.
+                self.pop()?;
+            }
+            b'Q' => {
+                let pid = self.pop()?.value;
+                let v = persistent.load(pid).or_else(|m| self.malformed(m))?;
+                self.push_leaf(v)?
+            }
+            b'P' => {
+                let l = self.line()?.to_owned();
+                let v = persistent.load(Value::Str(l)).or_else(|m| self.malformed(m))?;
+                self.push_leaf(v)?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     fn call(&self, func: Value, args: Value) -> PResult<Value> {
