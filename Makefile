@@ -56,9 +56,9 @@ fuzz: setup
 fuzz-random: setup
 	bash scripts/fuzz-random.sh
 
-# Mutation testing of the engine's numeric core with cargo-mutants: 621 mutants (the maps
-# of render.rs, the imprinting and head functions of finetune.rs, the rest of the files
-# whole), each tested by the unit tests (`--lib`; the feature-visualisation test, 5 s and
+# Mutation testing of the engine's numeric core with cargo-mutants: 649 mutants (map.rs,
+# finetune/head.rs and the map pictures of render.rs; metrics, edit, evaluate, preprocess and
+# convolution whole), each tested by the unit tests (`--lib`; the feature-visualisation test, 5 s and
 # outside the core, skipped). The crate itself is built without debug information at
 # opt-level 0 (its dependencies as for the tests), so a mutant builds in about 4 s and its
 # tests run in about 5 s: about 95 minutes on two cores, not in CI. A test run over 40 s is

@@ -803,11 +803,7 @@ fn a_knocked_out_channel_is_zero_shown_saved_and_reloaded_with_its_log() {
     // Save it (what the dialog's answer does), open it again: same logits, same log.
     let dir = tmp();
     let path = dir.path().join("knocked.safetensors");
-    h.state_mut()
-        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Save {
-            path: path.clone(),
-            force: false,
-        }));
+    save_model_as(&mut h, &path);
     settle(&mut h, "the save", |a| a.state.notice.is_some() && !a.busy());
     let original = std::fs::read(asset("assets/mnist-tiny-cnn.safetensors")).unwrap();
     drop_file(&mut h, path.clone());
@@ -998,11 +994,7 @@ fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
     asked_before_another_model(&mut h, "you kept (it is in no file yet)");
     // Saved, the file holds the new classes and the training record.
     let saved = dir.path().join("taught.safetensors");
-    h.state_mut()
-        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Save {
-            path: saved.clone(),
-            force: false,
-        }));
+    save_model_as(&mut h, &saved);
     settle(&mut h, "the save", |a| a.state.notice.is_some() && !a.busy());
     let m = glassbox_engine::model::Model::open(saved.as_path(), None, tch::Device::Cpu).unwrap();
     assert_eq!(&m.labels[1000..], ["digit-3", "digit-7"]);

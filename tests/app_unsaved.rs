@@ -106,11 +106,7 @@ fn a_dropped_model_file_asks_first_and_save_saves_the_edit_then_opens_it() {
     // What the file dialog's answer does.
     let dir = tmp();
     let path = dir.path().join("knocked.safetensors");
-    h.state_mut()
-        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Save {
-            path: path.clone(),
-            force: false,
-        }));
+    save_model_as(&mut h, &path);
     settle(&mut h, "the save, then the dropped model", |a| {
         is_model(a, &ModelSource::File(fashion.clone()))
     });
@@ -123,11 +119,7 @@ fn a_dropped_model_file_asks_first_and_save_saves_the_edit_then_opens_it() {
 fn a_saved_edit_is_not_asked_about_but_a_later_one_is() {
     let (mut h, _) = knocked_out();
     let dir = tmp();
-    h.state_mut()
-        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Save {
-            path: dir.path().join("saved.safetensors"),
-            force: false,
-        }));
+    save_model_as(&mut h, &dir.path().join("saved.safetensors"));
     settle(&mut h, "the save", |a| a.state.notice.is_some() && !a.busy());
     assert!(glassbox_app::unsaved::at_risk(&h.state().state).is_empty());
     // A second edit after the save is unsaved again.

@@ -120,3 +120,12 @@ pub fn mnist_app_on_conv1() -> Harness<'static, GlassboxApp> {
     });
     h
 }
+
+/// What the Save dialog's answer does: the model (with its edits) saved as `path`.
+pub fn save_model_as(h: &mut Harness<'static, GlassboxApp>, path: &std::path::Path) {
+    h.state_mut()
+        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Save {
+            path: path.to_path_buf(),
+            force: false,
+        }));
+}

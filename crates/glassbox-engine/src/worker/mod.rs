@@ -3,8 +3,8 @@
 //! older one still running (it is cancelled at its next progress report), and any request
 //! can be cancelled by its id.
 //!
-//! `protocol.rs`: the requests and responses; `state.rs`: what the thread holds;
-//! `handlers.rs`: one function per request.
+//! `protocol.rs`: the requests and responses; `state.rs`: what the thread holds; `outbox.rs`:
+//! where the answers go; `handlers.rs`: one function per request.
 
 mod handlers;
 mod outbox;
