@@ -123,11 +123,12 @@ def module_files(src):
 
 
 def expand_use(tree):
-    """`a::{b, c::{d, e}}` -> [a::b, a::c::d, a::c::e] (without `as` renames, `self` kept)."""
+    """`a::{b, c::{d, e as f}}` -> [a::b, a::c::d, a::c::e] (renames dropped, `self` kept)."""
+    tree = re.sub(r"\s+as\s+\w+", "", tree)
     tree = re.sub(r"\s+", "", tree)
     m = re.match(r"^(.*?)\{(.*)\}$", tree)
     if not m:
-        return [re.sub(r"as\w+$", "", tree) if "as" not in tree else tree.split("as")[0]]
+        return [tree]
     prefix, inner = m.group(1), m.group(2)
     parts, depth, cur = [], 0, ""
     for ch in inner:
