@@ -21,11 +21,12 @@ build: setup
 run: build
 	$(BIN) gui
 
+# After fmt and the layer check: clippy on everything, then on the build for cluster nodes
+# (no desktop app), then every test.
 test: setup
 	$(CARGO) fmt --all --check
 	bash scripts/check-layers.sh
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	# The build for cluster nodes (no desktop app) compiles, without warnings.
 	$(CARGO) clippy -p glassbox-cli --no-default-features -- -D warnings
 	$(CARGO) test --workspace
 

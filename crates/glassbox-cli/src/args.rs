@@ -43,17 +43,19 @@ impl DeviceArg {
 pub trait Choice: Clone + Send + Sync + 'static {
     fn variants() -> &'static [Self];
     fn possible(&self) -> PossibleValue;
+    /// The variant a name (or alias, any case) stands for.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::variants()
+            .iter()
+            .find(|v| v.possible().matches(name, true))
+            .cloned()
+    }
 }
 
 /// The value parser of a `Choice`: `#[arg(long, value_parser = choice::<Method>())]`.
 pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
-    PossibleValuesParser::new(T::variants().iter().map(Choice::possible)).try_map(|name: String| {
-        T::variants()
-            .iter()
-            .find(|v| v.possible().matches(&name, true))
-            .cloned()
-            .ok_or_else(|| format!("`{name}` is not one of the choices"))
-    })
+    PossibleValuesParser::new(T::variants().iter().map(Choice::possible))
+        .try_map(|name: String| T::from_name(&name).ok_or_else(|| format!("`{name}` is not one of the choices")))
 }
 
 impl Choice for Method {
@@ -190,8 +192,8 @@ pub enum BaselineArg {
 }
 
 fn parse_baseline(s: &str) -> Result<BaselineArg, String> {
-    if let Some(b) = Baseline::variants().iter().find(|b| b.possible().matches(s, true)) {
-        return Ok(BaselineArg::Image(*b));
+    if let Some(b) = Baseline::from_name(s) {
+        return Ok(BaselineArg::Image(b));
     }
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(BaselineArg::Value(v)),

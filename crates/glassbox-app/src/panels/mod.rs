@@ -229,6 +229,10 @@ fn drop_hint(ctx: &egui::Context) {
 
 /// Keyboard shortcuts (F1 lists them) and file paths pasted as text.
 pub fn shortcuts(ctx: &egui::Context, state: &State, out: &mut Vec<Command>) {
+    // While "Unsaved changes" asks, the keyboard is its own (Esc answers Cancel there).
+    if state.unsaved.question.is_some() {
+        return;
+    }
     let cmd = Modifiers::COMMAND;
     let (open, model, paste, export, esc, help, add) = ctx.input_mut(|i| {
         (

@@ -9,23 +9,24 @@ use crate::SAMPLES;
 use glassbox_engine::model::ModelSource;
 use glassbox_engine::worker::ImageSource;
 
-/// The builtin models with what each knows, for the Models menu.
-const BUILTIN_MENU: &[(&str, &str)] = &[
-    (
-        "efficientnet-lite0",
-        "EfficientNet-Lite0: photos, 1,000 ImageNet classes",
-    ),
-    ("mnist", "MNIST: handwritten digits (Draw a digit)"),
-    ("fashion-mnist", "Fashion-MNIST: clothes (Draw a digit)"),
-];
+/// What each builtin model knows, for the Models menu (a builtin without a line here shows
+/// its name).
+fn builtin_text(name: &str) -> &str {
+    match name {
+        "efficientnet-lite0" => "EfficientNet-Lite0: photos, 1,000 ImageNet classes",
+        "mnist" => "MNIST: handwritten digits (Draw a digit)",
+        "fashion-mnist" => "Fashion-MNIST: clothes (Draw a digit)",
+        other => other,
+    }
+}
 
 /// One click to any model: the builtin ones, the files opened lately, another file.
 fn models_menu(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let current = &cx.state.settings.model;
     ui.label("Builtin");
-    for (name, text) in BUILTIN_MENU {
+    for name in glassbox_engine::model::BUILTINS {
         let src = ModelSource::Builtin((*name).to_string());
-        if ui.selectable_label(*current == src, *text).clicked() {
+        if ui.selectable_label(*current == src, builtin_text(name)).clicked() {
             out.push(Command::OpenModel(src, None));
             ui.close();
         }

@@ -116,7 +116,7 @@ pub fn soak(
         };
         cycle(
             i,
-            &Session {
+            &Setup {
                 images,
                 layer: &layer,
                 conv: &conv,
@@ -156,7 +156,7 @@ pub fn soak(
 }
 
 /// What every cycle works on.
-struct Session<'a> {
+struct Setup<'a> {
     images: &'a [std::path::PathBuf],
     layer: &'a str,
     conv: &'a str,
@@ -167,7 +167,7 @@ struct Session<'a> {
 /// One cycle of the soak: every kind of request, in the order the app sends them.
 fn cycle(
     i: usize,
-    s: &Session,
+    s: &Setup,
     send: &mut dyn FnMut(&'static str, glassbox_engine::worker::Request) -> Result<glassbox_engine::worker::Response>,
 ) -> Result<()> {
     use glassbox_engine::data::DatasetName;
