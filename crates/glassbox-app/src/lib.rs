@@ -64,30 +64,6 @@ pub struct Options {
     pub timings: bool,
 }
 
-/// What the engine is working on for the app; a newer job of a kind supersedes the older.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Job {
-    Model,
-    Image,
-    Analyze,
-    Activations,
-    Explain(usize),
-    Faith(usize),
-    Kernel,
-    Field,
-    Filters,
-    Sanity(usize),
-    Fault,
-    Edit,
-    Train,
-    TrainView,
-    Cell,
-    TrainClose,
-    Examples,
-    Unfold,
-    Visualize,
-}
-
 /// Results of file dialogs and the clipboard, which run off the UI thread.
 enum Picked {
     Command(Command),
@@ -101,7 +77,9 @@ pub struct GlassboxApp {
     device: Device,
     ctx: egui::Context,
     tex: Textures,
-    pending: HashMap<u64, Job>,
+    /// The requests the engine works on for the app, by id, with their kind (a newer
+    /// request of a kind supersedes the older).
+    pending: HashMap<u64, glassbox_engine::worker::Kind>,
     picked_tx: Sender<Picked>,
     picked_rx: Receiver<Picked>,
     /// The image the engine holds (sent again when a model opens) and the one on its way.

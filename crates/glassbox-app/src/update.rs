@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use super::command::{Command, DialogKind, DrawCommand, ExamplesCommand, LessonCommand, TrainCommand, View};
 use super::state::{ChannelDetail, Field, Input, Settings, MAX_SLOTS};
 use super::textures::Which;
-use super::{GlassboxApp, Job, Picked};
+use super::{GlassboxApp, Picked};
 use glassbox_engine::arch::Arch;
 use glassbox_engine::explain::{shares_backward, Method, Params};
 use glassbox_engine::inspect::Channels;
 use glassbox_engine::model::ModelSource;
 use glassbox_engine::render::{self, Colormap};
 use glassbox_engine::worker::{
-    EditRequest, Engine, EvalSet, Explained, ImageSource, ModelInfo, Request, Response, TrainRequest,
+    EditRequest, Engine, EvalSet, Explained, ImageSource, ModelInfo, Request, RequestKind, Response, TrainKind,
+    TrainRequest,
 };
 
 /// While the engine works, how often the window checks that it is still alive (its answers
@@ -65,17 +66,14 @@ impl GlassboxApp {
             Command::RequestField { layer, channel, y, x } => {
                 // The value there, computed in the open, beside its receptive field.
                 if let Some(c) = channel {
-                    self.send(
-                        Job::Unfold,
-                        Request::Unfold {
-                            layer: layer.clone(),
-                            channel: c,
-                            y,
-                            x,
-                        },
-                    );
+                    self.send(Request::Unfold {
+                        layer: layer.clone(),
+                        channel: c,
+                        y,
+                        x,
+                    });
                 }
-                self.send(Job::Field, Request::ReceptiveField { layer, channel, y, x });
+                self.send(Request::ReceptiveField { layer, channel, y, x });
             }
             Command::HideField => {
                 self.state.field = None;
@@ -158,10 +156,10 @@ impl GlassboxApp {
             Command::ToggleHelp => self.state.show_help = !self.state.show_help,
             Command::RestartEngine => self.restart_engine(),
             Command::Edit(e) => {
-                self.send(Job::Edit, Request::Edit(e));
+                self.send(Request::Edit(e));
             }
             Command::InjectFault(fault) => {
-                self.send(Job::Fault, Request::InjectFault(fault));
+                self.send(Request::InjectFault(fault));
             }
             Command::Train(t) => self.train(t),
             Command::ExplainThis(t) => self.state.explain_this = t,
@@ -179,7 +177,7 @@ impl GlassboxApp {
                     seed,
                     ..Default::default()
                 };
-                let id = self.send(Job::Visualize, Request::Visualize { goal, settings });
+                let id = self.send(Request::Visualize { goal, settings });
                 self.state.visual.seed = seed;
                 self.state.visual.running = Some(id);
                 self.state.visual.progress = None;
@@ -204,7 +202,7 @@ impl GlassboxApp {
                         layer: ch.layer.clone(),
                         channel: d.channel,
                     };
-                    let id = self.send(Job::Examples, req);
+                    let id = self.send(req);
                     self.state.examples.running = Some(id);
                     self.state.examples.progress = None;
                 }
@@ -273,14 +271,11 @@ impl GlassboxApp {
                 tr.note = None;
                 tr.cell = None;
                 tr.new_lr = tr.form.lr.clone();
-                let id = self.send(
-                    Job::Train,
-                    Request::Train(TrainRequest::Start {
-                        source,
-                        config,
-                        control,
-                    }),
-                );
+                let id = self.send(Request::Train(TrainRequest::Start {
+                    source,
+                    config,
+                    control,
+                }));
                 self.state.training.running = Some(id);
             }
             TrainCommand::Pause(on) => {
@@ -313,16 +308,16 @@ impl GlassboxApp {
             }
             TrainCommand::Scrub(n) => {
                 tr.point = n;
-                self.send(Job::TrainView, Request::Train(TrainRequest::Scrub(n)));
+                self.send(Request::Train(TrainRequest::Scrub(n)));
             }
             TrainCommand::Cell { truth, predicted } => {
-                self.send(Job::Cell, Request::Train(TrainRequest::Cell { truth, predicted }));
+                self.send(Request::Train(TrainRequest::Cell { truth, predicted }));
             }
             TrainCommand::Accept => {
-                self.send(Job::TrainClose, Request::Train(TrainRequest::Accept));
+                self.send(Request::Train(TrainRequest::Accept));
             }
             TrainCommand::Discard => {
-                self.send(Job::TrainClose, Request::Train(TrainRequest::Discard));
+                self.send(Request::Train(TrainRequest::Discard));
             }
         }
     }
@@ -466,7 +461,10 @@ impl GlassboxApp {
     /// The deferred layer, filter and target of a lesson step, once no model or image is
     /// on its way.
     pub(super) fn lesson_deferred_now(&mut self) {
-        let waiting = self.pending.values().any(|j| matches!(j, Job::Model | Job::Image));
+        let waiting = self
+            .pending
+            .values()
+            .any(|j| matches!(j.request, RequestKind::OpenModel | RequestKind::SetImage));
         if waiting || self.state.model.is_none() {
             return;
         }
@@ -510,16 +508,17 @@ impl GlassboxApp {
         }
     }
 
-    fn send(&mut self, job: Job, req: Request) -> u64 {
+    fn send(&mut self, req: Request) -> u64 {
+        let kind = req.kind();
         let copy = self.timings.then(|| req.clone());
         let id = self.engine.send(req);
         if let Some(req) = copy {
             self.sent.insert(id, req);
             self.sent_count += 1;
         }
-        // A newer request of the same job supersedes the older one.
-        self.pending.retain(|_, j| *j != job);
-        self.pending.insert(id, job);
+        // A newer request of the same kind supersedes the older one.
+        self.pending.retain(|_, k| *k != kind);
+        self.pending.insert(id, kind);
         id
     }
 
@@ -534,7 +533,7 @@ impl GlassboxApp {
     /// Opens a model without asking (the user answered, or nothing would be lost).
     pub(crate) fn send_open_model(&mut self, model: ModelSource, arch: Option<Arch>) {
         self.cancel_slot_work();
-        self.send(Job::Model, Request::OpenModel { model, arch });
+        self.send(Request::OpenModel { model, arch });
     }
 
     /// Sends an image to the engine; its views are analysed when it comes back (unless
@@ -545,7 +544,7 @@ impl GlassboxApp {
         self.analysed_ahead = None;
         // Long maps of the old image would delay the new one: stop them.
         self.cancel_slot_work();
-        let id = self.send(Job::Image, Request::SetImage { source: source.clone() });
+        let id = self.send(Request::SetImage { source: source.clone() });
         self.sent_source = Some(source);
         id
     }
@@ -592,7 +591,12 @@ impl GlassboxApp {
         let ids: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, j)| matches!(j, Job::Explain(_) | Job::Faith(_) | Job::Sanity(_)))
+            .filter(|(_, j)| {
+                matches!(
+                    j.request,
+                    RequestKind::Explain | RequestKind::Faithfulness | RequestKind::Sanity
+                )
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
@@ -648,7 +652,7 @@ impl GlassboxApp {
             methods: shared,
             params: self.base_params(),
         };
-        self.send(Job::Analyze, req);
+        self.send(req);
         let ids: Vec<usize> = self
             .state
             .slots
@@ -664,7 +668,7 @@ impl GlassboxApp {
     /// (Re)computes one slot's map, or runs its sanity check.
     /// A model is opening: what is on screen belongs to the one going away.
     fn model_on_its_way(&self) -> bool {
-        self.pending.values().any(|j| *j == Job::Model)
+        self.pending.values().any(|j| j.request == RequestKind::OpenModel)
     }
 
     fn run_slot(&mut self, id: usize, sanity: bool) {
@@ -684,26 +688,20 @@ impl GlassboxApp {
             ..slot.params.clone()
         };
         let method = slot.method;
-        let (job, req) = if sanity {
-            (
-                Job::Sanity(id),
-                Request::Sanity {
-                    slot: id,
-                    method,
-                    params,
-                },
-            )
+        let req = if sanity {
+            Request::Sanity {
+                slot: id,
+                method,
+                params,
+            }
         } else {
-            (
-                Job::Explain(id),
-                Request::Explain {
-                    slot: id,
-                    method,
-                    params,
-                },
-            )
+            Request::Explain {
+                slot: id,
+                method,
+                params,
+            }
         };
-        let rid = self.send(job, req);
+        let rid = self.send(req);
         if let Some(s) = self.state.slot_mut(id) {
             s.progress = None;
             if sanity {
@@ -733,7 +731,7 @@ impl GlassboxApp {
         self.state.field = None;
         self.tex.clear(Which::Field);
         if self.state.input.is_some() && !self.model_on_its_way() {
-            self.send(Job::Activations, Request::Activations { layer });
+            self.send(Request::Activations { layer });
         }
     }
 
@@ -743,7 +741,7 @@ impl GlassboxApp {
             return;
         }
         let per_input = self.state.settings.per_input;
-        self.send(Job::Filters, Request::Filters { conv, per_input });
+        self.send(Request::Filters { conv, per_input });
     }
 
     /// Chooses a channel of the activation layer; with a position, also its receptive field.
@@ -766,13 +764,10 @@ impl GlassboxApp {
             self.tex.set(&self.ctx, Which::Channel, &heat);
             self.tex.set(&self.ctx, Which::ChannelOverlay, &over);
         }
-        self.send(
-            Job::Kernel,
-            Request::ChannelKernel {
-                layer: layer.clone(),
-                channel,
-            },
-        );
+        self.send(Request::ChannelKernel {
+            layer: layer.clone(),
+            channel,
+        });
         if let Some((y, x)) = at {
             let (h, w) = ch_dims(&self.state.channels);
             self.apply(Command::RequestField {
@@ -1014,16 +1009,16 @@ impl GlassboxApp {
                 self.state.original_channels = original;
                 self.set_channels(channels)
             }
-            Response::Progress { done, total, .. } if job == Job::Examples => {
+            Response::Progress { done, total, .. } if job.request == RequestKind::Examples => {
                 self.state.examples.progress = Some((done, total));
             }
-            Response::Progress { done, total, .. } if job == Job::Visualize => {
+            Response::Progress { done, total, .. } if job.request == RequestKind::Visualize => {
                 self.state.visual.progress = Some((done, total));
             }
             Response::Progress {
                 done, total, partial, ..
             } => {
-                if let Job::Explain(sid) | Job::Sanity(sid) = job {
+                if let (RequestKind::Explain | RequestKind::Sanity, Some(sid)) = (job.request, job.slot) {
                     if let Some(s) = self.state.slot_mut(sid) {
                         s.progress = Some((done, total));
                         if let Some(p) = partial {
@@ -1254,22 +1249,22 @@ impl GlassboxApp {
                 u.retrained = if accepted { true } else { u.base_retrained };
             }
             Response::Cancelled { .. } => {
-                if job == Job::Examples {
+                if job.request == RequestKind::Examples {
                     self.state.examples.running = None;
                     self.state.examples.progress = None;
                 }
-                if job == Job::Visualize {
+                if job.request == RequestKind::Visualize {
                     self.state.visual.running = None;
                     self.state.visual.progress = None;
                 }
-                if job == Job::Train {
+                if job.train == Some(TrainKind::Start) {
                     let tr = &mut self.state.training;
                     tr.running = None;
                     tr.control = None;
                     tr.paused = false;
                     tr.note = Some("training cancelled: the model is as it was before".into());
                 }
-                if let Job::Explain(sid) | Job::Sanity(sid) = job {
+                if let (RequestKind::Explain | RequestKind::Sanity, Some(sid)) = (job.request, job.slot) {
                     if let Some(s) = self.state.slot_mut(sid) {
                         s.running = None;
                         s.sanity_running = None;
@@ -1277,8 +1272,8 @@ impl GlassboxApp {
                     }
                 }
             }
-            Response::Failed { message, .. } => match job {
-                Job::Explain(sid) | Job::Sanity(sid) | Job::Faith(sid) => {
+            Response::Failed { message, .. } => match (job.request, job.train, job.slot) {
+                (RequestKind::Explain | RequestKind::Sanity | RequestKind::Faithfulness, _, Some(sid)) => {
                     if let Some(s) = self.state.slot_mut(sid) {
                         s.error = Some(message);
                         s.running = None;
@@ -1286,37 +1281,37 @@ impl GlassboxApp {
                         s.progress = None;
                     }
                 }
-                Job::Kernel => {
+                (RequestKind::ChannelKernel, ..) => {
                     if let Some(d) = self.state.channel.as_mut() {
                         d.kernel_error = Some(message);
                     }
                 }
-                Job::Image => {
+                (RequestKind::SetImage, ..) => {
                     // The engine still holds the previous image.
                     self.sent_source = None;
                     self.state
                         .errors
                         .push(format!("{message}. The previous image stays open."));
                 }
-                Job::Model => self
+                (RequestKind::OpenModel, ..) => self
                     .state
                     .errors
                     .push(format!("{message}. The previous model stays open.")),
-                Job::Visualize => {
+                (RequestKind::Visualize, ..) => {
                     self.state.visual.running = None;
                     self.state.visual.progress = None;
                     self.state.errors.push(message);
                 }
-                Job::Unfold => {
+                (RequestKind::Unfold, ..) => {
                     self.state.unfolded = None;
                     self.state.unfold_error = Some(message);
                 }
-                Job::Examples => {
+                (RequestKind::Examples, ..) => {
                     self.state.examples.running = None;
                     self.state.examples.progress = None;
                     self.state.errors.push(message);
                 }
-                Job::Train => {
+                (_, Some(TrainKind::Start), _) => {
                     let tr = &mut self.state.training;
                     tr.running = None;
                     tr.control = None;
@@ -1341,7 +1336,7 @@ impl GlassboxApp {
         s.running = None;
         s.error = None;
         s.overlay_dirty = true;
-        self.send(Job::Faith(id), Request::Faithfulness { slot: id, target, map });
+        self.send(Request::Faithfulness { slot: id, target, map });
     }
 
     /// A file dialog off the UI thread; its answer arrives through `poll`.

@@ -11,9 +11,9 @@ use super::args::{
     expand_inputs, for_each_input, output_path, parse_shard, progress_bar, unit, MethodArgs, ModelArgs, Shard,
 };
 use glassbox_engine::defaults;
-use glassbox_engine::explain::{self, Method, Params};
-use glassbox_engine::model::Model;
+use glassbox_engine::explain::{Method, Params};
 use glassbox_engine::render::{self, Colormap};
+use glassbox_engine::session::{ImageSource, Session};
 use glassbox_engine::weights::{self, StoreAs};
 
 /// Explain a prediction: a saliency map per image, drawn over the image the model saw.
@@ -69,63 +69,44 @@ pub struct SanityArgs {
 pub fn run(a: ExplainArgs, device: Device) -> Result<()> {
     let m = a.model.open(device)?;
     let (method, params) = a.method.params(&m)?;
-    let cmap = a.colormap.unwrap_or(Colormap::default_for(method));
     let inputs = Shard::of(a.shard, expand_inputs(&a.images)?)?;
     let many = inputs.len() > 1 || a.images.iter().any(|p| p.is_dir());
     for dir in [&a.out, &a.save_raw, &a.chart].into_iter().flatten().filter(|_| many) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let one = One {
-        m: &m,
+    let mut one = One {
+        session: Session::with_model(m),
         method,
         params: &params,
-        cmap,
-        opacity: a.opacity,
+        a: &a,
         many,
-        metrics: a.metrics,
-        out: &a.out,
-        save_raw: &a.save_raw,
-        chart: &a.chart,
     };
     for_each_input(&inputs, many, |path| one.explain(path))
 }
 
 /// Everything one input's explanation needs.
 struct One<'a> {
-    m: &'a Model,
+    session: Session,
     method: Method,
     params: &'a Params,
-    cmap: Colormap,
-    opacity: f64,
+    a: &'a ExplainArgs,
     many: bool,
-    metrics: bool,
-    out: &'a Option<PathBuf>,
-    save_raw: &'a Option<PathBuf>,
-    chart: &'a Option<PathBuf>,
 }
 
 impl One<'_> {
-    fn explain(&self, path: &Path) -> Result<String> {
-        let (m, method) = (self.m, self.method);
-        let prepared = m.preprocess.prepare_file(path)?;
-        let mut e = explain::explain(m, &prepared.tensor, method, self.params, &mut |_| true)?;
-        let size = m.preprocess.size as i64;
-        let map = render::attribution_map(&e.attribution, method, size, size)?;
+    fn explain(&mut self, path: &Path) -> Result<String> {
+        let (a, method) = (self.a, self.method);
+        let s = &mut self.session;
+        s.set_image(&ImageSource::File(path.to_path_buf()))?;
+        let (e, mut raw) = s.explain_raw(method, self.params, &mut |_, _, _| true)?;
         let tag = method.name().replace('+', "p");
         let mut faithfulness = None;
-        if self.metrics {
-            let (del, ins) = glassbox_engine::metrics::deletion_insertion(
-                m,
-                &prepared.tensor,
-                &map,
-                e.target,
-                defaults::FAITHFULNESS_STEPS,
-                &|| true,
-            )?;
-            e.metadata.insert("deletion_auc".into(), format!("{:.5}", del.auc));
-            e.metadata.insert("insertion_auc".into(), format!("{:.5}", ins.auc));
+        if a.metrics {
+            let (del, ins) = s.curves(&e.map, e.target, &|| true)?;
+            raw.metadata.insert("deletion_auc".into(), format!("{:.5}", del.auc));
+            raw.metadata.insert("insertion_auc".into(), format!("{:.5}", ins.auc));
             faithfulness = Some((del.auc, ins.auc));
-            if let Some(c) = output_path(self.chart, self.many, path, &format!("{tag}-faithfulness"), "svg") {
+            if let Some(c) = output_path(&a.chart, self.many, path, &format!("{tag}-faithfulness"), "svg") {
                 let title = format!(
                     "{method}: {}",
                     path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
@@ -140,12 +121,13 @@ impl One<'_> {
                 )?;
             }
         }
+        let labels = &s.model()?.labels;
         let mut line = format!(
             "{}: {} for class {} ({})",
             path.display(),
             method,
             e.target,
-            m.labels.get(e.target as usize).map(String::as_str).unwrap_or("?")
+            labels.get(e.target as usize).map(String::as_str).unwrap_or("?")
         );
         if let Some(l) = &e.layer {
             line.push_str(&format!(", layer {l}"));
@@ -156,26 +138,17 @@ impl One<'_> {
         if let Some((d, i)) = faithfulness {
             line.push_str(&format!(", deletion AUC {d:.4}, insertion AUC {i:.4}"));
         }
-        if let Some(o) = output_path(self.out, self.many, path, &tag, "png") {
-            let img = render::overlay(
-                &prepared.view,
-                &map,
-                self.cmap,
-                self.opacity,
-                defaults::OVERLAY_CLIP,
-                method.is_cam(),
-            );
-            render::save_png(&img, &o)?;
+        if let Some(o) = output_path(&a.out, self.many, path, &tag, "png") {
+            render::save_png(&s.overlay(&e.map, method, a.colormap, a.opacity)?, &o)?;
             line.push_str(&format!(" -> {}", o.display()));
         }
-        if let Some(r) = output_path(self.save_raw, self.many, path, &tag, "safetensors") {
-            let logits = m.logits(&prepared.tensor);
+        if let Some(r) = output_path(&a.save_raw, self.many, path, &tag, "safetensors") {
             let tensors = vec![
-                ("input".to_string(), prepared.tensor),
-                ("logits".to_string(), logits),
-                ("attribution".to_string(), e.attribution),
+                ("input".to_string(), s.input()?.shallow_clone()),
+                ("logits".to_string(), s.logits()?),
+                ("attribution".to_string(), raw.attribution),
             ];
-            weights::save_safetensors(&r, &tensors, &e.metadata, StoreAs::F32)?;
+            weights::save_safetensors(&r, &tensors, &raw.metadata, StoreAs::F32)?;
         }
         Ok(line)
     }
@@ -184,34 +157,25 @@ impl One<'_> {
 pub fn sanity(a: SanityArgs, device: Device) -> Result<()> {
     let m = a.model.open(device)?;
     let (method, params) = a.method.params(&m)?;
-    let prepared = m.preprocess.prepare_file(&a.image)?;
+    let mut session = Session::with_model(m);
+    session.set_image(&ImageSource::File(a.image.clone()))?;
     let bar = progress_bar(0, "layer groups");
-    let s = glassbox_engine::metrics::sanity_check(&m, &prepared.tensor, method, &params, &mut |done, total| {
+    let s = session.sanity(method, &params, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         true
     })?;
     bar.finish_and_clear();
     if let Some(out) = &a.out {
-        let cmap = Colormap::default_for(method);
         let maps: Vec<_> = s
             .original
             .iter()
             .chain(s.steps.iter().filter_map(|st| st.map.as_ref()))
             .collect();
-        let tiles: Vec<image::RgbImage> = maps
+        let tiles = maps
             .iter()
-            .map(|m| {
-                glassbox_engine::render::overlay(
-                    &prepared.view,
-                    m,
-                    cmap,
-                    glassbox_engine::defaults::OVERLAY_OPACITY,
-                    glassbox_engine::defaults::OVERLAY_CLIP,
-                    method.is_cam(),
-                )
-            })
-            .collect();
+            .map(|m| session.overlay(m, method, None, defaults::OVERLAY_OPACITY))
+            .collect::<glassbox_engine::Result<Vec<_>>>()?;
         let (w, h) = (tiles[0].width(), tiles[0].height());
         let mut strip = image::RgbImage::from_pixel(
             w * tiles.len() as u32 + 4 * (tiles.len() as u32 - 1),

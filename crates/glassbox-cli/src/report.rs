@@ -8,11 +8,13 @@ use tch::Device;
 
 use super::args::choice;
 use super::args::{expand_inputs, ModelArgs};
-use glassbox_engine::explain::{self, Method, Params};
+use glassbox_engine::defaults;
+use glassbox_engine::explain::{Method, Params};
+use glassbox_engine::finetune;
 use glassbox_engine::model::Model;
-use glassbox_engine::render::{self, attribution_map, Colormap};
+use glassbox_engine::render::{self, Colormap};
 use glassbox_engine::report::{self, ModelCard, Report, ReportImage};
-use glassbox_engine::{defaults, finetune, inspect};
+use glassbox_engine::session::{ImageSource, Session};
 
 /// A self-contained HTML report of images: prediction, maps, activations, model card.
 #[derive(clap::Args, Debug)]
@@ -66,35 +68,33 @@ pub fn run(a: ReportArgs, device: Device) -> Result<()> {
             .ok_or_else(|| anyhow::anyhow!("the model has no layer with channels to show; give --layer"))?,
     };
     let size = m.preprocess.size as i64;
+    let card = card(&m);
+    let mut session = Session::with_model(m);
     let mut images = Vec::new();
     for path in expand_inputs(&a.images)? {
-        let prep = m.preprocess.prepare_file(&path)?;
-        let x = &prep.tensor;
-        let top = m.top_k(&m.logits(x), a.top as usize)?.remove(0);
+        let set = session.set_image(&ImageSource::File(path.clone()))?;
+        let top = session.predict(a.top as usize)?;
         let mut maps = Vec::new();
         for &method in &a.methods {
             let params = Params::default().with_window_for(size);
-            let e = explain::explain(&m, x, method, &params, &mut |_| true)?;
-            let map = attribution_map(&e.attribution, method, size, size)?;
-            let pic = render::overlay(
-                &prep.view,
-                &map,
-                Colormap::default_for(method),
-                defaults::OVERLAY_OPACITY,
-                defaults::OVERLAY_CLIP,
-                method.is_cam(),
-            );
-            let what = m.labels.get(e.target as usize).cloned().unwrap_or_default();
+            let e = session.explain(method, &params, &mut |_, _, _| true)?;
+            let pic = session.overlay(&e.map, method, None, defaults::OVERLAY_OPACITY)?;
+            let what = session
+                .model()?
+                .labels
+                .get(e.target as usize)
+                .cloned()
+                .unwrap_or_default();
             maps.push((method.to_string(), what, pic));
         }
-        let (_, ch) = inspect::channels(&m, x, &layer)?;
+        let (ch, _) = session.activations(&layer)?;
         let (grid, _) = render::channel_grid(&ch, true, Colormap::Viridis);
         images.push(ReportImage {
             name: path
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            input: prep.view.to_rgb8(),
+            input: set.view.to_rgb8(),
             top,
             original_top: None,
             maps,
@@ -106,7 +106,7 @@ pub fn run(a: ReportArgs, device: Device) -> Result<()> {
         &Report {
             title: a.title.clone(),
             images,
-            model: card(&m),
+            model: card,
         },
         &a.out,
     )?;

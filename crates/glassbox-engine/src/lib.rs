@@ -1,13 +1,18 @@
 //! Glassbox's engine: models, weights, preprocessing, the methods, editing, training, and
 //! the files it writes (charts, the HTML report) and reads (lessons). It cannot name the UI:
 //! egui is not among this crate's dependencies.
+//!
+//! Its front door is [`session::Session`]: a model, an image and what the user did to them,
+//! with a method per job. The command line calls it directly; [`worker::Engine`] runs one on
+//! its own thread for the app. The modules below are the session's types and the tools the
+//! command line's batch jobs use; helpers only the engine needs are private to it.
 
 pub mod arch;
 pub mod charts;
 pub mod convolution;
 pub mod data;
 pub mod defaults;
-pub mod device;
+pub(crate) mod device;
 pub mod edit;
 pub mod error;
 pub mod evaluate;
@@ -17,17 +22,18 @@ pub mod files;
 pub mod finetune;
 pub mod guard;
 pub mod inspect;
-pub mod layers;
+pub(crate) mod layers;
 pub mod lesson;
-pub mod map;
+pub(crate) mod map;
 pub mod metrics;
 pub mod model;
-pub mod noise;
-pub mod pickle;
+pub(crate) mod noise;
+pub(crate) mod pickle;
 pub mod preprocess;
 pub mod render;
 pub mod report;
 pub mod samples;
+pub mod session;
 pub mod train;
 pub mod visualize;
 pub mod weights;

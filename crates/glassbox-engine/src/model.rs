@@ -9,7 +9,8 @@ use tch::{nn, Device, Kind, Tensor};
 use super::arch::{self, Arch, Net, Spec};
 use super::error::{Error, Result};
 use super::guard;
-use super::layers::{Fwd, LayerKind};
+use super::layers::Fwd;
+pub use super::layers::LayerKind;
 use super::preprocess::Preprocess;
 use super::weights::{self, StoreAs, Weights};
 

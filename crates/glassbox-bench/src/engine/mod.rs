@@ -242,7 +242,7 @@ pub fn edits(model: &mut Model, input: &Tensor, runs: usize) -> Result<EditTimin
     let layer = layers
         .iter()
         .rev()
-        .find(|l| l.2[2] >= 14 && l.1 == glassbox_engine::layers::LayerKind::Block)
+        .find(|l| l.2[2] >= 14 && l.1 == glassbox_engine::model::LayerKind::Block)
         .or(layers.last())
         .map(|l| l.0.clone());
     let stem = model

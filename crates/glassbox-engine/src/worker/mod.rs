@@ -3,13 +3,13 @@
 //! older one still running (it is cancelled at its next progress report), and any request
 //! can be cancelled by its id.
 //!
-//! `protocol.rs`: the requests and responses; `state.rs`: what the thread holds; `outbox.rs`:
-//! where the answers go; `handlers.rs`: one function per request.
+//! The thread holds one [`Session`] (the model, the image, the edits...) and runs each
+//! request as one call to it. `protocol.rs`: the requests and responses; `outbox.rs`: where
+//! the answers go; `handlers.rs`: each request to its session call.
 
 mod handlers;
 mod outbox;
 mod protocol;
-mod state;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,24 +18,24 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use protocol::{
-    CellImage, EditRequest, EvalSet, ExampleImage, Explained, Fault, ImageSource, ModelInfo, Request, Response,
-    TrainRequest,
+    CellImage, EditRequest, EvalSet, ExampleImage, Explained, Fault, ImageSource, Kind, ModelInfo, Request,
+    RequestKind, Response, TrainKind, TrainRequest,
 };
 
 use super::error::Error;
 use super::guard;
 use super::Device;
+use crate::session::Session;
 use handlers::Ctx;
 use outbox::Outbox;
 pub use outbox::Waker;
-use state::State;
 
 pub struct Engine {
     tx: Option<Sender<(u64, Request)>>,
     rx: Receiver<Response>,
     next: AtomicU64,
     /// Per request kind: the newest id; older ones of that kind stop.
-    newest: Arc<Mutex<HashMap<(u8, usize), u64>>>,
+    newest: Arc<Mutex<HashMap<Kind, u64>>>,
     /// Ids cancelled explicitly.
     cancelled: Arc<Mutex<Vec<u64>>>,
     /// Set when the engine is dropped: the running request stops at its next report.
@@ -51,7 +51,6 @@ impl Engine {
 
     /// The same, calling `wake` after each answer (and progress report) it sends.
     pub fn spawn_waking(device: Device, wake: Option<Waker>) -> Engine {
-        let device: tch::Device = device.into();
         let (tx, req_rx) = channel::<(u64, Request)>();
         let (resp_tx, rx) = channel::<Response>();
         let resp_tx = Outbox { tx: resp_tx, wake };
@@ -63,9 +62,9 @@ impl Engine {
             .name("glassbox-engine".into())
             .stack_size(ENGINE_STACK)
             .spawn(move || {
-                let mut state = State::new(device);
+                let mut session = Session::new(device);
                 for (id, req) in req_rx {
-                    let kind = req.key();
+                    let kind = req.kind();
                     let stale = || {
                         n.lock()
                             .map(|m| m.get(&kind).copied().unwrap_or(id) != id)
@@ -80,7 +79,7 @@ impl Engine {
                     if matches!(req, Request::InjectFault(Fault::KillThread)) {
                         return; // the thread ends; callers see the engine gone
                     }
-                    let resp = handle(&mut state, id, req, &resp_tx, &stale);
+                    let resp = handle(&mut session, id, req, &resp_tx, &stale);
                     if !resp_tx.send(resp) {
                         break;
                     }
@@ -103,7 +102,7 @@ impl Engine {
         let id = self.next.fetch_add(1, Ordering::SeqCst);
         if req.supersedable() {
             if let Ok(mut m) = self.newest.lock() {
-                m.insert(req.key(), id);
+                m.insert(req.kind(), id);
             }
         }
         if let Some(tx) = &self.tx {
@@ -167,7 +166,7 @@ impl Drop for Engine {
 /// channel to the app, no guard. `glassbox-bench` measures the app against it: the same
 /// requests, run here one after the other, are the bound the app's path cannot beat.
 pub struct Direct {
-    state: State,
+    session: Session,
     out: Outbox,
     reports: Receiver<Response>,
 }
@@ -176,7 +175,7 @@ impl Direct {
     pub fn new(device: Device) -> Direct {
         let (tx, reports) = channel();
         Direct {
-            state: State::new(device.into()),
+            session: Session::new(device),
             out: Outbox { tx, wake: None },
             reports,
         }
@@ -189,7 +188,7 @@ impl Direct {
             out: &self.out,
             stale: &|| false,
         };
-        let r = handlers::run(&mut self.state, req, &cx);
+        let r = handlers::run(&mut self.session, req, &cx);
         while self.reports.try_recv().is_ok() {}
         r
     }
@@ -202,10 +201,10 @@ const ENGINE_STACK: usize = 32 << 20;
 /// Runs one request under the guard: a libtorch error or a panic comes back as Failed,
 /// naming the request, and the engine keeps the model and image it had (requests change
 /// the state only once they have succeeded).
-fn handle(state: &mut State, id: u64, req: Request, out: &Outbox, stale: &dyn Fn() -> bool) -> Response {
+fn handle(session: &mut Session, id: u64, req: Request, out: &Outbox, stale: &dyn Fn() -> bool) -> Response {
     let what = req.describe();
     let cx = Ctx { id, out, stale };
-    match guard::catch(&what, || handlers::run(state, req, &cx)) {
+    match guard::catch(&what, || handlers::run(session, req, &cx)) {
         Ok(r) => r,
         Err(Error::Cancelled) => Response::Cancelled { id },
         Err(_) if stale() => Response::Cancelled { id },

@@ -1,13 +1,11 @@
 //! What the engine is asked and what it answers: requests in, plain data out. Every
 //! response names the request it answers.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use image::{DynamicImage, RgbImage};
 
 use crate::arch::Arch;
-use crate::data::DatasetName;
 use crate::edit::Op;
 use crate::evaluate::{ClassChange, Evaluation};
 use crate::explain::{Method, Params};
@@ -15,53 +13,12 @@ use crate::finetune::{self, Control, DataSource, Summary};
 use crate::inspect::{Channels, ReceptiveField};
 use crate::map::Map;
 use crate::metrics::{Curve, Sanity};
-use crate::model::{Class, LayerInfo, ModelSource};
-
-/// Where an image comes from.
-#[derive(Debug, Clone)]
-pub enum ImageSource {
-    File(PathBuf),
-    /// Encoded bytes (a bundled sample); `name` is shown to the user.
-    Bytes {
-        name: String,
-        bytes: Vec<u8>,
-    },
-    /// Raw RGBA pixels (the clipboard).
-    Pixels {
-        name: String,
-        width: u32,
-        height: u32,
-        rgba: Vec<u8>,
-    },
-}
-
-impl ImageSource {
-    /// An image of a data set: its file when it has one, else its pixels under `name`.
-    pub fn of(file: Option<&std::path::Path>, name: &str, view: &DynamicImage) -> ImageSource {
-        match file {
-            Some(p) => ImageSource::File(p.to_path_buf()),
-            None => {
-                let rgba = view.to_rgba8();
-                ImageSource::Pixels {
-                    name: name.to_string(),
-                    width: rgba.width(),
-                    height: rgba.height(),
-                    rgba: rgba.into_raw(),
-                }
-            }
-        }
-    }
-
-    pub fn name(&self) -> String {
-        match self {
-            ImageSource::File(p) => p.display().to_string(),
-            ImageSource::Bytes { name, .. } | ImageSource::Pixels { name, .. } => name.clone(),
-        }
-    }
-}
+use crate::model::{Class, ModelSource};
+pub use crate::session::{CellImage, EvalSet, ExampleImage, Explained, ImageSource, ModelInfo};
 
 /// What the engine is asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::EnumDiscriminants)]
+#[strum_discriminants(name(RequestKind), derive(Hash))]
 pub enum Request {
     /// A builtin model or a weights file.
     OpenModel { model: ModelSource, arch: Option<Arch> },
@@ -138,7 +95,8 @@ pub enum Request {
 }
 
 /// What to do about retraining (`engine::finetune`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::EnumDiscriminants)]
+#[strum_discriminants(name(TrainKind), derive(Hash))]
 pub enum TrainRequest {
     /// A run on the current model (or from scratch); pause and the learning rate go through
     /// `control`, cancel through the engine.
@@ -155,29 +113,6 @@ pub enum TrainRequest {
     Accept,
     /// Back to the model the run started from.
     Discard,
-}
-
-/// One of the images that most activate a channel.
-#[derive(Debug, Clone)]
-pub struct ExampleImage {
-    pub name: String,
-    pub activation: f64,
-    /// The image with the channel's activation over it.
-    pub overlay: RgbImage,
-    /// Where it comes from, to open it as the input.
-    pub source: ImageSource,
-}
-
-/// One validation image of a confusion cell.
-#[derive(Debug, Clone)]
-pub struct CellImage {
-    pub name: String,
-    /// Where it comes from, to open it as the input.
-    pub source: ImageSource,
-    /// The image with the Grad-CAM map of the predicted class over it.
-    pub overlay: RgbImage,
-    pub predicted: String,
-    pub probability: f64,
 }
 
 /// What to do to the model's edits (`engine::edit`).
@@ -200,14 +135,6 @@ pub enum EditRequest {
     Evaluate(EvalSet),
 }
 
-/// Labelled images to evaluate on.
-#[derive(Debug, Clone)]
-pub enum EvalSet {
-    Dataset(DatasetName),
-    /// One sub-folder of images per class, named by label or index.
-    Folder(PathBuf),
-}
-
 /// A fault for [`Request::InjectFault`].
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +147,15 @@ pub enum Fault {
     KillThread,
 }
 
+/// What kind of work a request is: its variant (and a training request's), and the
+/// explanation slot it is for. Requests of one kind supersede each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Kind {
+    pub request: RequestKind,
+    pub train: Option<TrainKind>,
+    pub slot: Option<usize>,
+}
+
 impl Request {
     /// Whether a newer request of the same kind makes this one stale (edits never are).
     pub(super) fn supersedable(&self) -> bool {
@@ -230,34 +166,20 @@ impl Request {
         )
     }
 
-    /// Requests with the same key supersede each other.
-    pub(super) fn key(&self) -> (u8, usize) {
-        match self {
-            Request::OpenModel { .. } => (0, 0),
-            Request::SetImage { .. } => (1, 0),
-            Request::Predict { .. } => (2, 0),
-            Request::Analyze { .. } => (3, 0),
-            Request::Activations { .. } => (4, 0),
-            Request::Explain { slot, .. } => (5, *slot),
-            Request::Faithfulness { slot, .. } => (6, *slot),
-            Request::ChannelKernel { .. } => (7, 0),
-            Request::ReceptiveField { .. } => (8, 0),
-            Request::Filters { .. } => (9, 0),
-            Request::Sanity { slot, .. } => (10, *slot),
-            Request::InjectFault(_) => (11, 0),
-            Request::Edit(_) => (12, 0),
-            Request::Examples { .. } => (14, 0),
-            Request::Unfold { .. } => (15, 0),
-            Request::Visualize { .. } => (16, 0),
-            Request::Train(t) => (
-                13,
-                match t {
-                    TrainRequest::Start { .. } => 0,
-                    TrainRequest::Scrub(_) => 1,
-                    TrainRequest::Cell { .. } => 2,
-                    TrainRequest::Accept | TrainRequest::Discard => 3,
-                },
-            ),
+    /// What kind of work this is: a newer request of the same kind supersedes it.
+    pub fn kind(&self) -> Kind {
+        Kind {
+            request: self.into(),
+            train: match self {
+                Request::Train(t) => Some(t.into()),
+                _ => None,
+            },
+            slot: match self {
+                Request::Explain { slot, .. } | Request::Faithfulness { slot, .. } | Request::Sanity { slot, .. } => {
+                    Some(*slot)
+                }
+                _ => None,
+            },
         }
     }
 
@@ -290,35 +212,6 @@ impl Request {
             Request::Train(TrainRequest::Discard) => "going back to the model before training".into(),
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub source: ModelSource,
-    pub arch: String,
-    pub classes: i64,
-    pub parameters: i64,
-    pub layers: Vec<LayerInfo>,
-    pub convs: Vec<String>,
-    /// For each layer with channels, the convolution that made them (`inspect::producing_conv`).
-    pub producers: HashMap<String, String>,
-    pub labels: Vec<String>,
-    pub device: String,
-    pub input: String,
-    /// The edit log saved in the weights file (edits made before it was saved).
-    pub saved_edits: Vec<String>,
-    /// The training record in the weights file (`glassbox.train.*`, without the prefix).
-    pub training: std::collections::BTreeMap<String, String>,
-}
-
-/// One attribution map, as the UI draws it.
-#[derive(Debug, Clone)]
-pub struct Explained {
-    pub method: Method,
-    pub target: i64,
-    pub layer: Option<String>,
-    pub map: Map,
-    pub completeness_error: Option<f64>,
 }
 
 /// What the engine sends back; every response names the request it answers.
