@@ -21,11 +21,12 @@ build: setup
 run: build
 	$(BIN) gui
 
-# After fmt and the layer check: clippy on everything, then on the build for cluster nodes
+# After fmt, the layer check and the module check (sizes, import circles): clippy on everything, then on the build for cluster nodes
 # (no desktop app), then every test.
 test: setup
 	$(CARGO) fmt --all --check
 	bash scripts/check-layers.sh
+	python3 scripts/check-modules.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p glassbox-cli --no-default-features -- -D warnings
 	$(CARGO) test --workspace

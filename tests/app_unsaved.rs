@@ -122,7 +122,7 @@ fn a_saved_edit_is_not_asked_about_but_a_later_one_is() {
     let dir = tmp();
     save_model_as(&mut h, &dir.path().join("saved.safetensors"));
     settle(&mut h, "the save", |a| a.state.notice.is_some() && !a.busy());
-    assert!(glassbox_app::unsaved::at_risk(&h.state().state).is_empty());
+    assert!(h.state().state.at_risk().is_empty());
     // A second edit after the save is unsaved again.
     let c = h.state().state.channel.as_ref().unwrap().channel;
     let other = if c == 0 { 1 } else { 0 };
@@ -131,7 +131,7 @@ fn a_saved_edit_is_not_asked_about_but_a_later_one_is() {
             format!("knockout conv1:{other}").parse().unwrap(),
         )));
     settle(&mut h, "a second knock-out", |a| a.state.edits.len() == 2 && !a.busy());
-    let lose = glassbox_app::unsaved::at_risk(&h.state().state);
+    let lose = h.state().state.at_risk();
     assert_eq!(lose.len(), 1, "{lose:?}");
     assert!(lose[0].starts_with("2 edits not saved"), "{lose:?}");
 }

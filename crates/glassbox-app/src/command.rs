@@ -1,5 +1,5 @@
 //! Everything a user can ask of the app, as data. Panels, shortcuts, dropped files and
-//! tests emit commands; `update.rs` applies them in one place.
+//! tests emit commands; the feature each belongs to applies it (`features/`).
 
 use std::path::PathBuf;
 

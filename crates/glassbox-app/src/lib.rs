@@ -1,21 +1,27 @@
 //! The desktop app (egui/eframe). It makes no torch call: it sends requests to the engine
 //! thread (`engine::worker`) and draws the plain data that comes back.
 //!
-//! - `mod.rs` (this file): the eframe shell: the app struct, the window's layout, shortcuts.
-//! - `state.rs`: what is on screen, without egui; `command.rs`: what a user can ask;
-//!   `update.rs`: the one place that applies commands and engine responses.
-//! - `panels/`: one file per panel; each draws from the state and emits commands.
+//! - `lib.rs` (this file): the eframe shell: the app struct, how it starts and what it
+//!   remembers.
+//! - `state.rs`: what is on screen, without egui; `command.rs`: what a user can ask.
+//! - `features/`: one module per feature (input, explanations, channel, unfold, edits,
+//!   retrain, neuron, lessons, draw, presentation, unsaved), each applying its commands
+//!   and following the engine's answers to its requests (`feature.rs`: the trait).
+//! - `panels/`: one file per panel; each draws from the state and emits commands;
+//!   `widgets.rs`: what panels share; `layout.rs`: the window, shortcuts, one frame.
 //! - `textures.rs`: pictures uploaded only when they change; `tour.rs`: the README
-//!   screenshots; `bench.rs`: timings of the app, headless.
+//!   screenshots.
 
 pub mod command;
+mod feature;
+mod features;
+mod layout;
 pub mod panels;
 pub mod state;
 mod textures;
 mod tour;
 pub mod unsaved;
-
-mod update;
+pub mod widgets;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -71,7 +77,7 @@ enum Picked {
 }
 
 pub struct GlassboxApp {
-    /// Everything on screen; changed only by `apply` and engine responses (update.rs).
+    /// Everything on screen; changed only by commands and engine responses (`features/`).
     pub state: State,
     engine: Engine,
     device: Device,
@@ -110,7 +116,7 @@ pub struct GlassboxApp {
 }
 
 /// The engine's wake-up for this window: a repaint now, so an answer is drawn when it comes.
-fn waker(ctx: &egui::Context) -> glassbox_engine::worker::Waker {
+pub(crate) fn waker(ctx: &egui::Context) -> glassbox_engine::worker::Waker {
     let ctx = ctx.clone();
     std::sync::Arc::new(move || ctx.request_repaint())
 }
@@ -182,6 +188,11 @@ impl GlassboxApp {
         app
     }
 
+    /// The settings to remember (eframe storage).
+    pub fn settings(&self) -> &Settings {
+        &self.state.settings
+    }
+
     /// Anything still running in the engine.
     pub fn busy(&self) -> bool {
         !self.pending.is_empty()
@@ -221,43 +232,6 @@ impl GlassboxApp {
             s.channels.as_ref().map(|c| &c.layer),
             slots.join("; ")
         )
-    }
-
-    /// One frame: engine results in, then every panel, then the commands they emitted.
-    pub fn frame(&mut self, ui: &mut egui::Ui) {
-        let t0 = Instant::now();
-        self.poll();
-        let mut cmds = Vec::new();
-        let ctx = ui.ctx().clone();
-        if self.presented != self.state.present {
-            panels::apply_presentation(&ctx, self.state.present);
-            self.presented = self.state.present;
-        }
-        panels::shortcuts(&ctx, &self.state, &mut cmds);
-        let view = panels::Ctx {
-            state: &self.state,
-            tex: &self.tex,
-            busy: self.busy(),
-            frame_times: self.timings.then_some(&self.frame_times),
-            all_views_after: self.all_views_after.filter(|_| self.timings),
-        };
-        let scroll = self.tour.as_ref().and_then(|t| t.scroll());
-        let content = panels::window(ui, &view, scroll, &mut cmds);
-        if let Some(t) = self.tour.as_mut() {
-            t.central_scroll_max = content;
-        }
-        unsaved::ui(&ctx, &self.state, &mut cmds);
-        if self.tour.is_none() {
-            self.on_close_requested(&ctx);
-        }
-        for c in cmds {
-            self.apply(c);
-        }
-        self.run_tour(&ctx);
-        self.frame_times.push_back(t0.elapsed().as_secs_f32());
-        if self.frame_times.len() > 120 {
-            self.frame_times.pop_front();
-        }
     }
 }
 

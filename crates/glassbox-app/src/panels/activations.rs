@@ -3,9 +3,10 @@
 
 use egui::{Sense, Ui, Vec2};
 
-use super::{channel, Ctx};
+use super::channel;
 use crate::command::{Command, View};
 use crate::textures::Which;
+use crate::widgets::Ctx;
 use glassbox_engine::render::tile_scale;
 
 pub const TIP: &str =

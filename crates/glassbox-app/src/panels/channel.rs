@@ -3,9 +3,9 @@
 
 use egui::{Sense, Ui, Vec2};
 
-use super::{fit, shape_text, Ctx};
 use crate::command::Command;
 use crate::textures::Which;
+use crate::widgets::{fit, shape_text, Ctx};
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;

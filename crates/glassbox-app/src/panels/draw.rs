@@ -4,9 +4,9 @@
 
 use egui::{Color32, Rect, Sense, Stroke, Ui, Vec2};
 
-use super::Ctx;
 use crate::command::{Command, DrawCommand};
 use crate::state::CANVAS;
+use crate::widgets::Ctx;
 
 pub const TIP: &str = "Draw with the mouse: white strokes on black, as in MNIST. Every stroke updates the prediction and the activations.";
 
@@ -24,7 +24,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     }
     let c = &cx.state.canvas;
     let draw = |d| Command::Draw(d);
-    super::heading(ui, "Draw a digit", TIP, crate::state::Topic::Draw, out);
+    crate::widgets::heading(ui, "Draw a digit", TIP, crate::state::Topic::Draw, out);
     let side = ui.available_width().clamp(140.0, 224.0);
     let (rect, resp) = ui.allocate_exact_size(Vec2::splat(side), Sense::click_and_drag());
     let cell = side / CANVAS as f32;

@@ -4,9 +4,9 @@
 
 use egui::{Color32, FontId, Sense, Stroke, Ui, Vec2};
 
-use super::Ctx;
 use crate::command::{Command, DialogKind};
 use crate::state::ChannelDetail;
+use crate::widgets::Ctx;
 use glassbox_engine::data::DatasetName;
 use glassbox_engine::edit::{Op, Preset, Target};
 use glassbox_engine::worker::{EditRequest, EvalSet};
@@ -16,7 +16,7 @@ pub const TIP: &str =
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;
-    super::heading(ui, "Edits", TIP, crate::state::Topic::Edits, out);
+    crate::widgets::heading(ui, "Edits", TIP, crate::state::Topic::Edits, out);
     if let Some(m) = s.model.as_ref().filter(|m| !m.saved_edits.is_empty()) {
         ui.collapsing(
             format!("made before this file was saved ({})", m.saved_edits.len()),
@@ -199,8 +199,39 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
     ui.data_mut(|m| m.insert_temp(id, (brush, value)));
     // The values, one small grid per input channel (the first 8), coloured around 0.
     let max = d.kernel_values.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let cell = if kh * kw <= 9 { 32.0 } else { 14.0 };
+    let k = Kernel {
+        param,
+        o,
+        dims: (cin, kh, kw),
+        max,
+        brush: (brush, value),
+    };
     let shown = cin.min(8);
+    kernel_grids(ui, d, &k, shown, out);
+    if shown < cin {
+        ui.weak(format!("(the first {shown} of {cin} input channels)"));
+    }
+    channel_numbers(ui, d, o, out);
+    filter_ops(ui, conv, &k, out);
+}
+
+/// The kernel being edited: its parameter, output channel, shape (in, h, w), largest
+/// magnitude, and the brush.
+struct Kernel {
+    param: String,
+    o: i64,
+    dims: (usize, usize, usize),
+    max: f32,
+    brush: (Brush, f64),
+}
+
+/// One small grid of values per input channel (the first `shown`): a click paints a value
+/// with the brush, a right-click offers operations on that kernel.
+fn kernel_grids(ui: &mut Ui, d: &ChannelDetail, k: &Kernel, shown: usize, out: &mut Vec<Command>) {
+    let (param, o, max) = (&k.param, k.o, k.max);
+    let (_, kh, kw) = k.dims;
+    let (brush, value) = k.brush;
+    let cell = if kh * kw <= 9 { 32.0 } else { 14.0 };
     ui.horizontal_wrapped(|ui| {
         for i in 0..shown {
             let (rect, resp) = ui.allocate_exact_size(Vec2::new(cell * kw as f32, cell * kh as f32), Sense::click());
@@ -283,10 +314,10 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
             }
         }
     });
-    if shown < cin {
-        ui.weak(format!("(the first {shown} of {cin} input channels)"));
-    }
-    // The channel's bias and batch-norm numbers, each editable.
+}
+
+/// The channel's bias and batch-norm numbers, each editable.
+fn channel_numbers(ui: &mut Ui, d: &ChannelDetail, o: i64, out: &mut Vec<Command>) {
     if !d.channel_params.is_empty() {
         egui::Grid::new("channel-params").num_columns(2).show(ui, |ui| {
             for (name, v) in &d.channel_params {
@@ -315,6 +346,13 @@ pub fn kernel_editor(ui: &mut Ui, cx: &Ctx, d: &ChannelDetail, out: &mut Vec<Com
             }
         });
     }
+}
+
+/// Operations on the whole filter of the channel and on the whole layer, and the 3x3 presets.
+fn filter_ops(ui: &mut Ui, conv: &str, k: &Kernel, out: &mut Vec<Command>) {
+    let (param, o, max) = (&k.param, k.o, k.max);
+    let (cin, kh, kw) = k.dims;
+    let value = k.brush.1;
     let whole = Target {
         param: param.clone(),
         index: vec![o],

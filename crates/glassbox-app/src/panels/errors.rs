@@ -2,8 +2,8 @@
 
 use egui::{Color32, RichText, Ui};
 
-use super::Ctx;
 use crate::command::Command;
+use crate::widgets::Ctx;
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     egui::Frame::new()

@@ -5,10 +5,10 @@
 use egui::{Color32, Sense, Ui, Vec2};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use super::{fit, Ctx};
 use crate::command::Command;
 use crate::state::{Slot, MAX_SLOTS};
 use crate::textures::Which;
+use crate::widgets::{fit, Ctx};
 use glassbox_engine::explain::{Baseline, Method, METHODS};
 use glassbox_engine::metrics::Curve;
 use glassbox_engine::render::COLORMAPS;
@@ -18,7 +18,7 @@ pub const TIP: &str = "Saliency maps: which input pixels the chosen class depend
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;
     ui.horizontal(|ui| {
-        super::heading(ui, "Explanation", TIP, crate::state::Topic::Explanation, out);
+        crate::widgets::heading(ui, "Explanation", TIP, crate::state::Topic::Explanation, out);
         if let Some(t) = s.target.or(s.explained_target) {
             let label = s
                 .model

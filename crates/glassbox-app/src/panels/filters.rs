@@ -3,9 +3,9 @@
 
 use egui::{Ui, Vec2};
 
-use super::{shape_text, Ctx};
 use crate::command::{Command, View};
 use crate::textures::Which;
+use crate::widgets::{shape_text, Ctx};
 
 pub const TIP: &str = "The convolution kernels of a layer as pictures: red positive, blue negative weights.";
 

@@ -2,14 +2,14 @@
 
 use egui::Ui;
 
-use super::{fit, Ctx};
 use crate::command::Command;
 use crate::textures::Which;
+use crate::widgets::{fit, Ctx};
 
 pub const TIP: &str = "The image as the model sees it: resized and centre-cropped to its input size.";
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
-    super::heading(ui, "Input", TIP, crate::state::Topic::Input, out);
+    crate::widgets::heading(ui, "Input", TIP, crate::state::Topic::Input, out);
     let s = cx.state;
     let Some(input) = &s.input else {
         ui.label("Drop an image on the window, open one, paste one or pick a sample.");

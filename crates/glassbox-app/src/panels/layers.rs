@@ -3,15 +3,15 @@
 
 use egui::Ui;
 
-use super::{shape_text, Ctx};
 use crate::command::Command;
+use crate::widgets::{shape_text, Ctx};
 use glassbox_engine::defaults;
 use glassbox_engine::model::LayerInfo;
 
 pub const TIP: &str = "Every layer by its PyTorch weight name with its output shape; click one to see its channels.";
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
-    super::heading(ui, "Layers", TIP, crate::state::Topic::Layers, out);
+    crate::widgets::heading(ui, "Layers", TIP, crate::state::Topic::Layers, out);
     let Some(m) = &cx.state.model else {
         return;
     };

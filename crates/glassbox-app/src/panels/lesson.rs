@@ -3,8 +3,8 @@
 
 use egui::{RichText, Ui};
 
-use super::Ctx;
 use crate::command::{Command, LessonCommand};
+use crate::widgets::Ctx;
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let Some(run) = &cx.state.lesson else { return };

@@ -2,8 +2,8 @@
 
 use egui::Ui;
 
-use super::Ctx;
 use crate::command::{Command, View};
+use crate::widgets::Ctx;
 
 pub const TIP: &str = "The open network: architecture, size, layers and the device it runs on.";
 

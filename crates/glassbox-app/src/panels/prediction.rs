@@ -4,8 +4,8 @@
 
 use egui::{Color32, FontId, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
-use super::Ctx;
 use crate::command::Command;
+use crate::widgets::Ctx;
 
 pub const TIP: &str = "The model's most likely classes with probability and logit; click one to explain that class.";
 
@@ -19,7 +19,7 @@ pub fn rows_id() -> egui::Id {
 }
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
-    super::heading(ui, "Prediction", TIP, crate::state::Topic::Prediction, out);
+    crate::widgets::heading(ui, "Prediction", TIP, crate::state::Topic::Prediction, out);
     let s = cx.state;
     if s.top.is_empty() {
         ui.label(if cx.busy { "computing…" } else { "no prediction yet" });

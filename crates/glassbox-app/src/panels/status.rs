@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use egui::{Color32, Ui};
 
-use super::Ctx;
 use crate::command::Command;
+use crate::widgets::Ctx;
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;

@@ -2,11 +2,11 @@
 
 use egui::Ui;
 
-use super::Ctx;
 use crate::command::{Command, DialogKind};
 use crate::state::ExportWhat;
-use crate::SAMPLES;
+use crate::widgets::Ctx;
 use glassbox_engine::model::ModelSource;
+use glassbox_engine::samples::SAMPLES;
 use glassbox_engine::worker::ImageSource;
 
 /// What each builtin model knows, for the Models menu (a builtin without a line here shows

@@ -8,10 +8,10 @@
 use egui::{Color32, RichText, Ui, Vec2};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use super::Ctx;
 use crate::command::{Command, DialogKind, TrainCommand, View};
 use crate::state::{TrainForm, TrainMode, Training};
 use crate::textures::Which;
+use crate::widgets::Ctx;
 use glassbox_engine::data::DatasetName;
 use glassbox_engine::finetune::{DataSource, Optimizer};
 

@@ -4,8 +4,8 @@
 
 use egui::{Color32, RichText, Ui};
 
-use super::Ctx;
 use crate::command::Command;
+use crate::widgets::Ctx;
 use glassbox_engine::convolution::Unfolded;
 
 pub const TIP: &str = "One value of the channel computed step by step: patch times kernel, summed, plus bias, batch norm, activation. Arrow keys move.";

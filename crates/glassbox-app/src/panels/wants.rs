@@ -3,9 +3,9 @@
 
 use egui::{RichText, Ui, Vec2};
 
-use super::Ctx;
 use crate::command::{Command, DialogKind, ExamplesCommand};
 use crate::textures::Which;
+use crate::widgets::Ctx;
 use glassbox_engine::data::DatasetName;
 use glassbox_engine::finetune::DataSource;
 

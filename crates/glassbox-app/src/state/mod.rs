@@ -1,6 +1,6 @@
 //! What the app shows, without egui: the settings it remembers, the model, the image, the
 //! prediction, the explanations, the activations, the filters, the errors. Panels read it;
-//! only `update.rs` changes it, by applying commands and engine responses.
+//! only the features (`features/`) change it, by applying commands and engine responses.
 
 use std::path::{Path, PathBuf};
 
@@ -9,12 +9,19 @@ use serde::{Deserialize, Serialize};
 
 use glassbox_engine::defaults;
 use glassbox_engine::explain::{Method, Params};
-use glassbox_engine::finetune::{Config, DataSource, EpochStats, Optimizer, Plan, Scope, Summary};
 use glassbox_engine::inspect::{ChannelStats, Channels, ReceptiveField};
 use glassbox_engine::metrics::{Curve, Sanity};
 use glassbox_engine::model::{Class, ModelSource};
 use glassbox_engine::render::{self, Colormap, GridLayout, Map};
-use glassbox_engine::worker::{CellImage, Explained, ModelInfo};
+use glassbox_engine::worker::{Explained, ModelInfo};
+
+mod draw;
+mod neuron;
+mod retrain;
+
+pub use draw::{Canvas, CANVAS};
+pub use neuron::{Examples, ExamplesResult, Visual};
+pub use retrain::{TrainForm, TrainMode, TrainResult, Training};
 
 /// At most this many explanations side by side.
 pub const MAX_SLOTS: usize = 4;
@@ -243,47 +250,6 @@ pub struct State {
     pub unsaved: crate::unsaved::Unsaved,
 }
 
-/// An image grown to maximise a channel or a class.
-#[derive(Debug, Clone, Default)]
-pub struct Visual {
-    pub seed: i64,
-    pub running: Option<u64>,
-    pub progress: Option<(usize, usize)>,
-    /// What it maximised, and its value at the first and the last step.
-    pub result: Option<(glassbox_engine::visualize::Goal, f64, f64)>,
-}
-
-/// The top images of a channel.
-#[derive(Debug, Clone)]
-pub struct Examples {
-    pub source: Option<DataSource>,
-    pub per_class: usize,
-    pub running: Option<u64>,
-    pub progress: Option<(usize, usize)>,
-    pub result: Option<ExamplesResult>,
-}
-
-impl Default for Examples {
-    fn default() -> Self {
-        Examples {
-            source: None,
-            per_class: 100,
-            running: None,
-            progress: None,
-            result: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ExamplesResult {
-    pub layer: String,
-    pub channel: usize,
-    pub images: Vec<glassbox_engine::worker::ExampleImage>,
-    pub searched: usize,
-    pub images_per_s: Option<f64>,
-}
-
 /// A lesson being run: which step, whether its answer is shown, and the model it put in place.
 #[derive(Debug, Clone)]
 pub struct LessonRun {
@@ -391,202 +357,6 @@ impl Topic {
         ];
         v.extend(glassbox_engine::explain::METHODS.iter().map(|m| Topic::Method(*m)));
         v
-    }
-}
-
-/// Side of the drawing canvas, in the model's pixels (MNIST's 28).
-pub const CANVAS: usize = 28;
-
-/// A digit drawn by hand: white strokes on black, as in MNIST.
-#[derive(Debug, Clone)]
-pub struct Canvas {
-    /// Intensity per pixel, 0 to 1, row by row.
-    pub pixels: Vec<f32>,
-    /// Brush radius in canvas pixels.
-    pub brush: f32,
-    pub erase: bool,
-}
-
-impl Default for Canvas {
-    fn default() -> Self {
-        Canvas {
-            pixels: vec![0.0; CANVAS * CANVAS],
-            brush: 1.4,
-            erase: false,
-        }
-    }
-}
-
-impl Canvas {
-    /// One dab of the brush at (x, y) in canvas pixels: a soft disc, as a pen stroke in MNIST.
-    pub fn dab(&mut self, x: f32, y: f32) {
-        let r = self.brush.max(0.3);
-        let reach = (r + 1.5).ceil() as i64;
-        for py in (y as i64 - reach)..=(y as i64 + reach) {
-            for px in (x as i64 - reach)..=(x as i64 + reach) {
-                if !(0..CANVAS as i64).contains(&px) || !(0..CANVAS as i64).contains(&py) {
-                    continue;
-                }
-                let d = ((px as f32 + 0.5 - x).powi(2) + (py as f32 + 0.5 - y).powi(2)).sqrt();
-                let a = (1.0 - (d - r).max(0.0) / 1.2).clamp(0.0, 1.0);
-                let v = &mut self.pixels[py as usize * CANVAS + px as usize];
-                *v = if self.erase { (*v - a).max(0.0) } else { v.max(a) };
-            }
-        }
-    }
-
-    /// A stroke from one point to the next, dabbed every half pixel.
-    pub fn stroke(&mut self, from: (f32, f32), to: (f32, f32)) {
-        let len = ((to.0 - from.0).powi(2) + (to.1 - from.1).powi(2)).sqrt();
-        let n = (len * 2.0).ceil().max(1.0) as usize;
-        for i in 0..=n {
-            let t = i as f32 / n as f32;
-            self.dab(from.0 + (to.0 - from.0) * t, from.1 + (to.1 - from.1) * t);
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pixels.iter().all(|&v| v == 0.0)
-    }
-
-    /// The drawing as an image for the engine.
-    pub fn image(&self) -> glassbox_engine::worker::ImageSource {
-        let rgba = self
-            .pixels
-            .iter()
-            .flat_map(|&v| {
-                let g = (v * 255.0).round() as u8;
-                [g, g, g, 255]
-            })
-            .collect();
-        glassbox_engine::worker::ImageSource::Pixels {
-            name: "your drawing".into(),
-            width: CANVAS as u32,
-            height: CANVAS as u32,
-            rgba,
-        }
-    }
-}
-
-/// What a run trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrainMode {
-    /// Append the data's classes to the model's (imprinting, then the new weights).
-    AddClasses,
-    Head,
-    /// From the layer in the form's `from`.
-    From,
-    Full,
-    /// A new small CNN.
-    Scratch,
-}
-
-/// The Retrain panel's settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainForm {
-    pub source: Option<DataSource>,
-    pub mode: TrainMode,
-    pub from: String,
-    pub epochs: usize,
-    /// As typed (checked when the run starts).
-    pub lr: String,
-    pub batch: i64,
-    pub optimizer: Optimizer,
-    pub seed: i64,
-    pub val_split: f64,
-    pub augment: bool,
-    /// Images per class (0: all).
-    pub per_class: usize,
-}
-
-impl Default for TrainForm {
-    fn default() -> Self {
-        TrainForm {
-            source: None,
-            mode: TrainMode::AddClasses,
-            from: String::new(),
-            epochs: 5,
-            lr: "0.001".into(),
-            batch: 32,
-            optimizer: Optimizer::Adam,
-            seed: 0,
-            val_split: 0.15,
-            augment: true,
-            per_class: 100,
-        }
-    }
-}
-
-impl TrainForm {
-    /// The run's settings, or what is wrong with them.
-    pub fn config(&self) -> Result<Config, String> {
-        let lr: f64 = self
-            .lr
-            .trim()
-            .parse()
-            .map_err(|_| format!("the learning rate `{}` is not a number; try 0.001", self.lr))?;
-        let c = Config {
-            add_classes: self.mode == TrainMode::AddClasses,
-            scratch: self.mode == TrainMode::Scratch,
-            scope: match self.mode {
-                TrainMode::From => Scope::From(self.from.clone()),
-                TrainMode::Full | TrainMode::Scratch => Scope::Full,
-                TrainMode::AddClasses | TrainMode::Head => Scope::Head,
-            },
-            epochs: self.epochs,
-            lr,
-            batch: self.batch,
-            optimizer: self.optimizer,
-            seed: self.seed,
-            val_split: self.val_split,
-            augment: self.augment,
-            per_class: self.per_class,
-        };
-        c.validate().map_err(|e| e.to_string())?;
-        Ok(c)
-    }
-}
-
-/// A run's reports and result.
-#[derive(Default)]
-pub struct Training {
-    pub form: TrainForm,
-    /// The engine request of the run going on.
-    pub running: Option<u64>,
-    pub control: Option<std::sync::Arc<glassbox_engine::finetune::Control>>,
-    pub paused: bool,
-    pub plan: Option<Plan>,
-    pub epochs: Vec<EpochStats>,
-    /// Training loss per step: (epochs done, loss).
-    pub losses: Vec<[f64; 2]>,
-    /// (epoch, step, steps, seconds since training started).
-    pub step: Option<(usize, usize, usize, f64)>,
-    pub features: Option<(usize, usize)>,
-    pub result: Option<TrainResult>,
-    /// The timeline point shown.
-    pub point: usize,
-    /// The confusion cell opened: (truth, predicted, its images).
-    pub cell: Option<(usize, usize, Vec<CellImage>)>,
-    /// Why the last run stopped early or was cancelled.
-    pub note: Option<String>,
-    /// The learning rate to set during the run, as typed.
-    pub new_lr: String,
-}
-
-/// A finished run: the candidate is the model shown.
-pub struct TrainResult {
-    pub summary: Box<Summary>,
-    pub timeline: Vec<usize>,
-    pub probe: Option<(Vec<Class>, Vec<Class>)>,
-}
-
-impl Training {
-    /// Seconds left in the run, from its pace so far.
-    pub fn eta(&self) -> Option<f64> {
-        let (epoch, step, steps, elapsed) = self.step?;
-        let total = self.plan.as_ref()?.epochs * steps;
-        let done = (epoch - 1) * steps + step;
-        (done > 0).then(|| elapsed / done as f64 * (total.saturating_sub(done)) as f64)
     }
 }
 
@@ -815,6 +585,33 @@ impl State {
                 )
             }
         }
+    }
+}
+
+impl State {
+    /// What opening another model or quitting would lose now, in words (empty: nothing).
+    pub fn at_risk(&self) -> Vec<String> {
+        let s = self;
+        let mut lose = Vec::new();
+        let tr = &s.training;
+        if tr.running.is_some() {
+            lose.push("the retraining under way".to_string());
+        }
+        if tr.result.is_some() {
+            lose.push("the retrained model you have not kept or discarded yet".to_string());
+        } else if s.unsaved.retrained {
+            lose.push("the retrained model you kept (it is in no file yet)".to_string());
+        }
+        if !s.edits.is_empty() && s.unsaved.saved_edits.as_ref() != Some(&s.edits) {
+            let n = s.edits.len();
+            let first = s.edits.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+            let more = if n > 3 { ", …" } else { "" };
+            lose.push(format!(
+                "{n} edit{} not saved ({first}{more})",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        lose
     }
 }
 

@@ -1,62 +1,15 @@
-//! The README screenshots, taken by the app itself in its real window (`make screenshots`).
+//! The tour's steps: each sets the app up through its commands, waits for the engine and
+//! the layout to settle, and takes the screenshot.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use super::command::Command;
-use super::GlassboxApp;
+use super::TOUR;
+use crate::command::Command;
+use crate::GlassboxApp;
 use glassbox_engine::explain::Method;
 
-pub struct Tour {
-    dir: PathBuf,
-    step: usize,
-    /// Frames since the step's setup, to let layout settle.
-    frames: usize,
-    shot_requested: bool,
-    shot_done: Arc<AtomicBool>,
-    /// The central scroll pinned: Some(true) = bottom, Some(false) = top.
-    scroll: Option<bool>,
-    /// How far the central area can scroll (set by the window each frame).
-    pub central_scroll_max: f32,
-}
-
-const TOUR: &[&str] = &[
-    "main",
-    "methods",
-    "activations",
-    "filters",
-    "error",
-    "present",
-    "retrain",
-    "draw",
-    "conv",
-    "neuron",
-    "sanity",
-    "lesson",
-];
-
-impl Tour {
-    pub fn new(dir: PathBuf) -> Tour {
-        Tour {
-            dir,
-            step: 0,
-            frames: 0,
-            shot_requested: false,
-            shot_done: Default::default(),
-            scroll: None,
-            central_scroll_max: 0.0,
-        }
-    }
-
-    /// Where the window pins its central scroll area, if anywhere.
-    pub fn scroll(&self) -> Option<(bool, f32)> {
-        self.scroll.map(|bottom| (bottom, self.central_scroll_max))
-    }
-}
-
 impl GlassboxApp {
-    pub(super) fn run_tour(&mut self, ctx: &egui::Context) {
+    pub(crate) fn run_tour(&mut self, ctx: &egui::Context) {
         // The tour's own edits and candidates are a demonstration: it goes on without them.
         if self.tour.is_some() && self.state.unsaved.question.is_some() {
             self.apply(Command::Answer(crate::unsaved::Answer::Discard));
@@ -106,12 +59,12 @@ impl GlassboxApp {
                 f.source = Some(glassbox_engine::finetune::DataSource::Dataset(
                     glassbox_engine::data::DatasetName::Mnist,
                 ));
-                f.mode = super::state::TrainMode::Full;
+                f.mode = crate::state::TrainMode::Full;
                 f.epochs = 3;
                 f.per_class = 200;
                 f.lr = "0.003".into();
-                self.apply(Command::Train(super::command::TrainCommand::Form(f)));
-                self.apply(Command::Train(super::command::TrainCommand::Start));
+                self.apply(Command::Train(crate::command::TrainCommand::Form(f)));
+                self.apply(Command::Train(crate::command::TrainCommand::Start));
                 return;
             }
             if let (Some(r), None) = (&tr.result, &tr.cell) {
@@ -123,7 +76,7 @@ impl GlassboxApp {
                     .max_by_key(|&(t, p)| (c[t][p], std::cmp::Reverse((t, p))))
                     .filter(|&(t, p)| c[t][p] > 0)
                     .unwrap_or((0, 0));
-                self.apply(Command::Train(super::command::TrainCommand::Cell { truth, predicted }));
+                self.apply(Command::Train(crate::command::TrainCommand::Cell { truth, predicted }));
                 return;
             }
         }
@@ -159,7 +112,7 @@ impl GlassboxApp {
 
     /// A step's second act, once the views of its setup are there; true when it did something.
     fn tour_follow_up(&mut self, step: &str) -> bool {
-        use super::command::ExamplesCommand;
+        use crate::command::ExamplesCommand;
         let s = &self.state;
         match step {
             "conv" if s.unfolded.is_none() => {
@@ -252,22 +205,22 @@ impl GlassboxApp {
             "present" => {
                 self.apply(Command::DismissErrors);
                 self.apply(Command::Present(true));
-                self.apply(Command::Focus(Some(super::state::Focus::Explanation)));
+                self.apply(Command::Focus(Some(crate::state::Focus::Explanation)));
             }
             "draw" => {
                 self.apply(Command::HideField);
-                self.apply(Command::Train(super::command::TrainCommand::Discard));
-                use super::command::DrawCommand;
+                self.apply(Command::Train(crate::command::TrainCommand::Discard));
+                use crate::command::DrawCommand;
                 for (from, to) in [((7.0, 7.5), (21.0, 7.5)), ((21.0, 7.5), (13.0, 23.0))] {
                     self.apply(Command::Draw(DrawCommand::Stroke { from, to }));
                 }
                 self.apply(Command::SetLayer("relu1".into()));
             }
             "conv" => {
-                self.apply(Command::Focus(Some(super::state::Focus::Activations)));
+                self.apply(Command::Focus(Some(crate::state::Focus::Activations)));
             }
             "neuron" => {
-                use super::command::ExamplesCommand;
+                use crate::command::ExamplesCommand;
                 self.apply(Command::HideField);
                 self.apply(Command::SetLayer("relu2".into()));
                 self.apply(Command::Examples(ExamplesCommand::Source(
@@ -276,10 +229,10 @@ impl GlassboxApp {
                 self.apply(Command::Examples(ExamplesCommand::PerClass(50)));
             }
             "sanity" => {
-                self.apply(Command::Focus(Some(super::state::Focus::Explanation)));
+                self.apply(Command::Focus(Some(crate::state::Focus::Explanation)));
             }
             "lesson" => {
-                use super::command::LessonCommand;
+                use crate::command::LessonCommand;
                 self.apply(Command::Lesson(LessonCommand::OpenBuiltin(
                     "what-does-a-cnn-look-at".into(),
                 )));

@@ -1,0 +1,26 @@
+//! The classroom: presentation mode (large type, a pointer highlight), one view alone in
+//! the window (PageUp / PageDown walk through them), and the "Explain this" window.
+
+use crate::command::Command;
+use crate::feature::Feature;
+use crate::GlassboxApp;
+
+/// Presentation mode, focus, Explain this.
+pub(crate) struct Presentation;
+
+impl Feature for Presentation {
+    fn apply(&self, app: &mut GlassboxApp, cmd: Command) -> Option<Command> {
+        match cmd {
+            Command::ExplainThis(t) => app.state.explain_this = t,
+            Command::Present(on) => {
+                app.state.present = on;
+                if !on {
+                    app.state.focus = None;
+                }
+            }
+            Command::Focus(f) => app.state.focus = f,
+            other => return Some(other),
+        }
+        None
+    }
+}
