@@ -85,7 +85,7 @@ fuzz-corpus:
 # The README pictures, taken by the app itself in a real window on a virtual display.
 screenshots: build
 	mkdir -p screenshots
-	XDG_RUNTIME_DIR=$$(mktemp -d) xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN) gui --fresh --screenshots screenshots
+	XDG_RUNTIME_DIR=$$(mktemp -d) xvfb-run -a -s "-screen 0 2000x1200x24" $(BIN) gui --fresh --screenshots screenshots
 
 # Glassbox beside Captum and pytorch-grad-cam in one run (needs `make refs` packages).
 bench-peers: refs-deps

@@ -11,6 +11,7 @@ use common::*;
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
+use glassbox_app::tiles::{Layout, Pane};
 use glassbox_app::DroppedPath;
 use glassbox_app::{Command, GlassboxApp, Options};
 use glassbox_engine::explain::Method;
@@ -350,21 +351,6 @@ fn dropping_weights_opens_the_model_and_bad_weights_keep_the_old_one() {
 }
 
 /// eframe's storage, in memory.
-#[derive(Default)]
-struct Mem(std::collections::HashMap<String, String>);
-
-impl eframe::Storage for Mem {
-    fn get_string(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned()
-    }
-    fn set_string(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_string(), value);
-    }
-    fn remove_string(&mut self, key: &str) {
-        self.0.remove(key);
-    }
-    fn flush(&mut self) {}
-}
 
 #[test]
 fn the_app_remembers_model_image_methods_and_layer() {
@@ -682,6 +668,11 @@ fn a_random_walk_of_1200_actions_ends_with_the_app_responsive() {
     h.state_mut().state.errors.clear();
     h.state_mut()
         .apply(Command::OpenModel("efficientnet-lite0".into(), None));
+    // The walk's own edits or retrained model, if any, are not worth keeping.
+    if h.state().state.unsaved.question.is_some() {
+        h.state_mut()
+            .apply(Command::Answer(glassbox_app::unsaved::Answer::Discard));
+    }
     drop_file(&mut h, asset("assets/samples/chelsea.png"));
     settle(&mut h, "chelsea after the walk", |a| {
         a.state.model.as_ref().is_some_and(|m| m.arch == "efficientnet-lite0")
@@ -888,6 +879,8 @@ fn a_filter_picked_in_the_filters_view_opens_in_the_editor() {
             && !a.busy()
     });
     // The filters view offers it for any filter number.
+    h.state_mut().apply(Command::Show(Pane::Filters));
+    h.run_steps(2);
     h.get_by_role_and_label(Role::Button, "Edit this filter");
 }
 
@@ -903,6 +896,7 @@ fn train_form(h: &mut Harness<'static, GlassboxApp>, f: impl FnOnce(&mut glassbo
 fn open_retrain(h: &mut Harness<'static, GlassboxApp>) {
     h.get_by_label("Retrain").click();
     h.run_steps(2);
+    assert_eq!(h.state().layouts.current, Layout::Retrain);
 }
 
 fn trained(h: &mut Harness<'static, GlassboxApp>) {
@@ -975,6 +969,7 @@ fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
         a.state.input.as_ref().is_some_and(|i| i.name.ends_with("a-seven.png")) && a.state.views_ready() && !a.busy()
     });
     assert_eq!(h.state().state.top[0].label, "digit-7", "{:?}", h.state().state.top);
+    layout(&mut h, Layout::SeeWhy);
     h.get_by_role_and_label(
         Role::Button,
         &format!("digit-7 {:.1} %", h.state().state.top[0].probability * 100.0),
@@ -983,6 +978,7 @@ fn teaching_two_classes_from_a_folder_puts_them_in_the_prediction() {
     asked_before_another_model(&mut h, "not kept or discarded yet");
     assert!(h.state().state.training.result.is_some());
     // Kept, the candidate is the model; the Retrain panel has no candidate any more.
+    layout(&mut h, Layout::Retrain);
     h.get_by_role_and_label(Role::Button, "Keep it").click();
     h.step();
     settle(&mut h, "the kept model", |a| {
@@ -1224,10 +1220,14 @@ fn the_report_export_holds_the_view_the_edits_and_their_effect() {
 #[test]
 fn drawing_a_one_is_read_as_a_one_and_every_stroke_updates_the_views() {
     let mut h = mnist_app_on_conv1();
-    // The canvas: the first picture under the "Draw a digit" heading.
-    h.get_by_label("Draw a digit");
+    layout(&mut h, Layout::Teach);
+    // The canvas: the first picture under the "Draw a digit" heading (below its tab).
+    let heading = h
+        .query_all_by_label("Draw a digit")
+        .map(|n| n.rect())
+        .max_by(|a, b| a.top().total_cmp(&b.top()))
+        .expect("the heading");
     let canvas = h.get_by_label("Clear").rect();
-    let heading = h.get_by_label("Draw a digit").rect();
     let (top, bottom) = (heading.bottom() + 4.0, canvas.top() - 4.0);
     let x = heading.left() + (bottom - top) / 2.0;
     // A vertical stroke down the middle.
@@ -1280,24 +1280,30 @@ fn drawing_a_one_is_read_as_a_one_and_every_stroke_updates_the_views() {
 #[test]
 fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
     let mut h = app();
-    open_retrain(&mut h);
-    let buttons = h.query_all_by_role_and_label(Role::Button, "?").count();
-    // Input, Prediction, Edits, Model, Retrain, Explanation, the method, Activations,
-    // Filters, Layers.
-    assert!(buttons >= 10, "{buttons} buttons");
+    // Every view alone (maximised) in turn, and each of its "?" clicked.
     let mut seen = std::collections::BTreeSet::new();
-    for k in 0..buttons {
-        let b = h.query_all_by_role_and_label(Role::Button, "?").nth(k).unwrap();
-        b.click();
+    let mut buttons = 0;
+    for pane in Pane::ALL {
+        h.state_mut().apply(Command::Maximise(Some(pane)));
         h.run_steps(2);
-        let topic = h.state().state.explain_this.expect("the window's topic");
-        seen.insert(format!("{topic:?}"));
-        // The explanation is up, with its title; Close closes it.
-        h.get_by_label_contains("Explain this: ");
-        h.get_by_role_and_label(Role::Button, "Close").click();
-        h.run_steps(2);
+        let n = h.query_all_by_role_and_label(Role::Button, "?").count();
+        buttons += n;
+        for k in 0..n {
+            // (The explanation's panel takes room while it is open: a button can scroll away.)
+            let Some(b) = h.query_all_by_role_and_label(Role::Button, "?").nth(k) else {
+                continue;
+            };
+            b.click();
+            h.run_steps(2);
+            let topic = h.state().state.explain_this.expect("the window's topic");
+            seen.insert(format!("{topic:?}"));
+            // The explanation is up, with its title; Close closes it.
+            h.get_by_label_contains("Explain this: ");
+            h.get_by_role_and_label(Role::Button, "Close explanation").click();
+            h.run_steps(4);
+        }
     }
-    // (Buttons scrolled out of the central area cannot be clicked here.)
+    assert!(buttons >= 10, "{buttons} buttons");
     for want in [
         "Input",
         "Prediction",
@@ -1307,6 +1313,7 @@ fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
         "Explanation",
         "Method(GradCam)",
         "Activations",
+        "Filters",
         "Layers",
     ] {
         assert!(seen.contains(want), "{want}: {seen:?}");
@@ -1365,7 +1372,7 @@ fn presentation_mode_at_1280x720_walks_the_views_full_window_with_the_keyboard()
     h.key_press(egui::Key::Escape);
     h.run_steps(3);
     assert_eq!(h.state().state.focus, None);
-    h.get_by_label("Layers");
+    assert!(h.query_all_by_label("Layers").next().is_some(), "the layout is back");
     h.key_press(egui::Key::F5);
     h.run_steps(3);
     assert!(!h.state().state.present && (h.ctx.zoom_factor() - 1.0).abs() < 1e-3);
@@ -1444,6 +1451,7 @@ fn a_lesson_runs_from_start_to_end_and_a_student_can_leave_and_come_back() {
 #[test]
 fn the_sanity_check_shows_each_map_as_the_layers_are_randomised() {
     let mut h = mnist_app_on_conv1();
+    layout(&mut h, Layout::SeeWhy);
     h.get_by_role_and_label(Role::Button, "Sanity check").click();
     h.step();
     settle(&mut h, "the sanity check", |a| {
@@ -1486,6 +1494,7 @@ fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() 
     use glassbox_app::ExamplesCommand;
     use glassbox_engine::finetune::DataSource;
     let mut h = mnist_app_on_relu2();
+    layout(&mut h, Layout::Teach);
     // The section sits under the channel, below the fold: scrolled into view first.
     h.get_by_label("What does this channel want to see?").scroll_to_me();
     h.run_steps(3);
@@ -1556,6 +1565,7 @@ fn a_channels_top_images_come_from_the_data_and_another_channel_comes_at_once() 
 #[test]
 fn a_clicked_value_is_computed_in_the_open_and_the_arrow_keys_move_it() {
     let mut h = mnist_app_on_conv1();
+    layout(&mut h, Layout::Teach);
     h.state_mut().apply(Command::SetLayer("relu1".into()));
     settle(&mut h, "relu1", |a| {
         a.state.channels.as_ref().is_some_and(|c| c.layer == "relu1") && a.state.channel.is_some() && !a.busy()
@@ -1638,6 +1648,7 @@ fn a_clicked_value_is_computed_in_the_open_and_the_arrow_keys_move_it() {
 fn an_image_grown_for_a_channel_and_for_a_class_excites_them() {
     use glassbox_engine::visualize::Goal;
     let mut h = mnist_app_on_relu2();
+    layout(&mut h, Layout::Teach);
     h.get_by_label("Grow an image for this channel").scroll_to_me();
     h.run_steps(3);
     h.get_by_label("Grow an image for this channel").click();
@@ -1656,7 +1667,7 @@ fn an_image_grown_for_a_channel_and_for_a_class_excites_them() {
     );
     assert!(last > first, "{first} -> {last}");
     h.run_steps(2);
-    h.get_by_label_contains("wants to see");
+    h.get_by_label_contains("wants to see\n(its value");
     // For the class the maps explain.
     let class = h.state().state.explained_target.unwrap();
     h.state_mut().apply(Command::Visualize {

@@ -319,15 +319,20 @@ fn lesson_2_filters_a_drawn_seven_a_clicked_channel_and_an_edge_kernel_undone() 
     // A tile other than the channel shown: the second in the order (or the first).
     let k = if ch.order[1].0 != shown { 1 } else { 0 };
     let want = ch.order[k].0;
+    // The grid is drawn as wide as the view allows (1x to 2x its pixels), its shape kept.
     let grid_rect = h
         .query_all_by_role(Role::Image)
         .map(|n| n.rect())
-        .find(|r| (r.width() - gw).abs() < 1.0 && (r.height() - gh).abs() < 1.0)
+        .find(|r| {
+            let z = r.width() / gw;
+            (1.0..=2.0 + 1e-3).contains(&z) && (r.height() - gh * z).abs() < 1.0
+        })
         .expect("the activation grid is shown as an image");
+    let z = grid_rect.width() / gw;
     let (col, row) = (k % layout.cols, k / layout.cols);
     let tile = egui::pos2(
-        grid_rect.left() + (col * (layout.tile_w + layout.gap)) as f32 + layout.tile_w as f32 / 2.0,
-        grid_rect.top() + (row * (layout.tile_h + layout.gap)) as f32 + layout.tile_h as f32 / 2.0,
+        grid_rect.left() + z * ((col * (layout.tile_w + layout.gap)) as f32 + layout.tile_w as f32 / 2.0),
+        grid_rect.top() + z * ((row * (layout.tile_h + layout.gap)) as f32 + layout.tile_h as f32 / 2.0),
     );
     click_at(&mut h, tile);
     h.step();

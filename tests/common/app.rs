@@ -39,6 +39,12 @@ pub fn app_sized(w: f32, h: f32) -> Harness<'static, GlassboxApp> {
     h
 }
 
+/// Shows one of the four layouts, as its tab or Ctrl+1..4 does.
+pub fn layout(h: &mut Harness<'static, GlassboxApp>, l: glassbox_app::tiles::Layout) {
+    h.state_mut().apply(Command::Layout(l));
+    h.run_steps(3);
+}
+
 /// Steps frames until `done` holds (the engine works on its own thread meanwhile).
 pub fn settle(h: &mut Harness<'static, GlassboxApp>, what: &str, done: impl Fn(&GlassboxApp) -> bool) {
     let start = Instant::now();
@@ -105,7 +111,7 @@ pub fn drag_through(h: &mut Harness<'static, GlassboxApp>, points: &[egui::Pos2]
 }
 
 /// The app on the MNIST model (dropped, as a user opens a file), its first layer shown
-/// with a channel and its kernel.
+/// with a channel and its kernel, in the Edit layout.
 pub fn mnist_app_on_conv1() -> Harness<'static, GlassboxApp> {
     let mut h = app();
     drop_file(&mut h, asset("assets/mnist-tiny-cnn.safetensors"));
@@ -118,6 +124,7 @@ pub fn mnist_app_on_conv1() -> Harness<'static, GlassboxApp> {
             && a.state.channel.as_ref().is_some_and(|d| !d.kernel_values.is_empty())
             && !a.busy()
     });
+    layout(&mut h, glassbox_app::tiles::Layout::Edit);
     h
 }
 
@@ -128,4 +135,21 @@ pub fn save_model_as(h: &mut Harness<'static, GlassboxApp>, path: &std::path::Pa
             path: path.to_path_buf(),
             force: false,
         }));
+}
+
+/// eframe storage in memory: what the app remembers between two sessions in one test.
+#[derive(Default)]
+pub struct Mem(pub std::collections::HashMap<String, String>);
+
+impl eframe::Storage for Mem {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
 }

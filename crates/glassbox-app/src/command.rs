@@ -85,15 +85,6 @@ pub enum TrainCommand {
     Discard,
 }
 
-/// Collapsible views whose open state is remembered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    Activations,
-    Filters,
-    Model,
-    Train,
-}
-
 #[derive(Debug, Clone)]
 pub enum Command {
     /// A new image: decoded, prepared for the model, and every view follows.
@@ -149,7 +140,6 @@ pub enum Command {
     CancelAll,
     SetColormap(String),
     SetOpacity(f32),
-    RememberOpen(View, bool),
     Dialog(DialogKind),
     Paste,
     Export(ExportWhat, PathBuf),
@@ -172,6 +162,14 @@ pub enum Command {
     Lesson(LessonCommand),
     /// Presentation mode on or off (F5).
     Present(bool),
+    /// One of the four layouts (Ctrl+1 to Ctrl+4).
+    Layout(crate::tiles::Layout),
+    /// The layout shown, back as it came.
+    ResetLayout,
+    /// A view brought to the front (its tab, or a layout that has it).
+    Show(crate::tiles::Pane),
+    /// One pane alone over its layout (None: the layout again).
+    Maximise(Option<crate::tiles::Pane>),
     /// One view alone, full window (None: every view).
     Focus(Option<crate::state::Focus>),
     /// Opens (or closes, None) the "Explain this" window on a view or method.

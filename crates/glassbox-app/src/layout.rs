@@ -9,10 +9,11 @@ use egui::{Align2, Color32, FontId, Key, Modifiers, Ui};
 
 use crate::command::{Command, DialogKind};
 use crate::panels::{
-    activations, draw, edits, errors, explain_this, explanations, filters, help, input, layers, lesson, model,
-    prediction, status, toolbar, train, unsaved,
+    activations, channel, draw, edits, errors, explain_this, explanations, filters, help, input, layers, lesson, model,
+    prediction, status, toolbar, train, unfold, unsaved, wants,
 };
 use crate::state::{ExportWhat, Focus, State};
+use crate::tiles::{Layout, Layouts, Pane};
 use crate::widgets::Ctx;
 use crate::GlassboxApp;
 use glassbox_engine::explain::Method;
@@ -28,19 +29,16 @@ impl GlassboxApp {
             apply_presentation(&ctx, self.state.present);
             self.presented = self.state.present;
         }
-        shortcuts(&ctx, &self.state, &mut cmds);
+        shortcuts(&ctx, &self.state, self.layouts.maximised.is_some(), &mut cmds);
         let view = Ctx {
             state: &self.state,
             tex: &self.tex,
             busy: self.busy(),
             frame_times: self.timings.then_some(&self.frame_times),
             all_views_after: self.all_views_after.filter(|_| self.timings),
+            layout: self.layouts.current,
         };
-        let scroll = self.tour.as_ref().and_then(|t| t.scroll());
-        let content = window(ui, &view, scroll, &mut cmds);
-        if let Some(t) = self.tour.as_mut() {
-            t.central_scroll_max = content;
-        }
+        window(ui, &view, &mut self.layouts, &mut cmds);
         unsaved::ui(&ctx, &self.state, &mut cmds);
         if self.tour.is_none() {
             self.on_close_requested(&ctx);
@@ -56,9 +54,9 @@ impl GlassboxApp {
     }
 }
 
-/// The whole window. `scroll` pins the central area (the screenshot tour): Some(true) at the
-/// bottom, Some(false) at the top. Returns how far the central area can scroll.
-pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<Command>) -> f32 {
+/// The whole window: the bars at the top and bottom, then one view alone (presentation's
+/// focus), a maximised pane, or the tiles of the layout shown.
+pub fn window(ui: &mut Ui, cx: &Ctx, layouts: &mut Layouts, out: &mut Vec<Command>) {
     let ctx = ui.ctx().clone();
     files_dropped(&ctx, out);
     egui::Panel::top("toolbar").show(ui, |ui| toolbar::ui(ui, cx, out));
@@ -71,93 +69,162 @@ pub fn window(ui: &mut Ui, cx: &Ctx, scroll: Option<(bool, f32)>, out: &mut Vec<
     egui::Panel::bottom("status").show(ui, |ui| status::ui(ui, cx, out));
     explain_this::panel(ui, cx.state.explain_this, out);
     if let Some(f) = cx.state.focus {
-        // One view alone, full window.
+        egui::CentralPanel::default().show(ui, |ui| focus_view(ui, cx, f, out));
+    } else if let Some(p) = layouts.maximised {
         egui::CentralPanel::default().show(ui, |ui| {
             ui.horizontal(|ui| {
-                if ui.button("< previous").on_hover_text("PageUp").clicked() {
-                    out.push(Command::Focus(Some(Focus::step(Some(f), false))));
-                }
-                ui.heading(f.name());
-                if ui.button("next >").on_hover_text("PageDown").clicked() {
-                    out.push(Command::Focus(Some(Focus::step(Some(f), true))));
-                }
-                if ui.button("All views").on_hover_text("Esc").clicked() {
-                    out.push(Command::Focus(None));
+                ui.heading(p.title());
+                if ui.button("Restore").on_hover_text("Back to the layout (Esc)").clicked() {
+                    out.push(Command::Maximise(None));
                 }
             });
             ui.separator();
-            egui::ScrollArea::vertical()
-                .id_salt("focus-scroll")
-                .show(ui, |ui| match f {
-                    Focus::Prediction => {
-                        ui.horizontal_top(|ui| {
-                            ui.vertical(|ui| {
-                                ui.set_width(ui.available_width() * 0.45);
-                                input::ui(ui, cx, out);
-                                if draw::available(cx) {
-                                    draw::ui(ui, cx, out);
-                                }
-                            });
-                            ui.vertical(|ui| prediction::ui(ui, cx, out));
-                        });
-                    }
-                    Focus::Explanation => explanations::ui(ui, cx, out),
-                    Focus::Activations => activations::ui(ui, cx, out),
-                    Focus::Filters => filters::ui(ui, cx, out),
-                    Focus::Retrain => train::ui(ui, cx, out),
-                });
+            pane_scrolled(ui, cx, p, out);
         });
-        drop_hint(&ctx);
-        pointer_highlight(&ctx, cx.state.present);
-        return 0.0;
+    } else {
+        egui::CentralPanel::default()
+            .frame(egui::Frame::central_panel(&ctx.global_style()).inner_margin(2.0))
+            .show(ui, |ui| {
+                let mut views = Views { cx, out };
+                layouts.tree_mut().ui(&mut views, ui);
+            });
     }
-    egui::Panel::left("left")
-        .resizable(true)
-        .default_size(320.0)
-        .show(ui, |ui| {
-            egui::ScrollArea::vertical().id_salt("left-scroll").show(ui, |ui| {
-                input::ui(ui, cx, out);
-                ui.separator();
-                if draw::available(cx) {
-                    draw::ui(ui, cx, out);
-                    ui.separator();
-                }
-                prediction::ui(ui, cx, out);
-                ui.separator();
-                edits::ui(ui, cx, out);
-                ui.separator();
-                model::ui(ui, cx, out);
-            });
-        });
-    egui::Panel::right("layers")
-        .resizable(true)
-        .default_size(260.0)
-        .show(ui, |ui| layers::ui(ui, cx, out));
-    let mut max = 0.0;
-    egui::CentralPanel::default().show(ui, |ui| {
-        let mut area = egui::ScrollArea::vertical().id_salt("central-scroll");
-        match scroll {
-            Some((true, bottom)) => area = area.vertical_scroll_offset(bottom),
-            Some((false, _)) => area = area.vertical_scroll_offset(0.0),
-            None => {}
-        }
-        let shown = area.show(ui, |ui| {
-            train::ui(ui, cx, out);
-            ui.separator();
-            explanations::ui(ui, cx, out);
-            ui.separator();
-            activations::ui(ui, cx, out);
-            ui.separator();
-            filters::ui(ui, cx, out);
-        });
-        max = (shown.content_size.y - shown.inner_rect.height()).max(0.0);
-    });
     drop_hint(&ctx);
     pointer_highlight(&ctx, cx.state.present);
     if cx.state.show_help {
         help::window(&ctx, out);
     }
-    max
+}
+
+/// One view alone, full window, with the buttons that walk through them.
+fn focus_view(ui: &mut Ui, cx: &Ctx, f: Focus, out: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        if ui.button("< previous").on_hover_text("PageUp").clicked() {
+            out.push(Command::Focus(Some(Focus::step(Some(f), false))));
+        }
+        ui.heading(f.name());
+        if ui.button("next >").on_hover_text("PageDown").clicked() {
+            out.push(Command::Focus(Some(Focus::step(Some(f), true))));
+        }
+        if ui.button("All views").on_hover_text("Esc").clicked() {
+            out.push(Command::Focus(None));
+        }
+    });
+    ui.separator();
+    egui::ScrollArea::vertical()
+        .id_salt("focus-scroll")
+        .show(ui, |ui| match f {
+            Focus::Prediction => {
+                ui.horizontal_top(|ui| {
+                    ui.vertical(|ui| {
+                        ui.set_width(ui.available_width() * 0.45);
+                        input::ui(ui, cx, out);
+                        if draw::available(cx) {
+                            draw::ui(ui, cx, out);
+                        }
+                    });
+                    ui.vertical(|ui| prediction::ui(ui, cx, out));
+                });
+            }
+            Focus::Explanation => explanations::ui(ui, cx, out),
+            Focus::Activations => {
+                activations::ui(ui, cx, out);
+                channel::ui(ui, cx, out);
+            }
+            Focus::Filters => filters::ui(ui, cx, out),
+            Focus::Retrain => train::ui(ui, cx, out),
+        });
+}
+
+/// How the tiles draw their panes, name their tabs and offer to maximise them.
+struct Views<'a, 'b> {
+    cx: &'a Ctx<'b>,
+    out: &'a mut Vec<Command>,
+}
+
+impl egui_tiles::Behavior<Pane> for Views<'_, '_> {
+    fn tab_title_for_pane(&mut self, pane: &Pane) -> egui::WidgetText {
+        pane.title().into()
+    }
+
+    fn pane_ui(&mut self, ui: &mut Ui, _tile: egui_tiles::TileId, pane: &mut Pane) -> egui_tiles::UiResponse {
+        pane_scrolled(ui, self.cx, *pane, self.out);
+        egui_tiles::UiResponse::None
+    }
+
+    fn is_tab_closable(&self, _tiles: &egui_tiles::Tiles<Pane>, _tile: egui_tiles::TileId) -> bool {
+        true
+    }
+
+    fn top_bar_right_ui(
+        &mut self,
+        tiles: &egui_tiles::Tiles<Pane>,
+        ui: &mut Ui,
+        _tile: egui_tiles::TileId,
+        tabs: &egui_tiles::Tabs,
+        _scroll_offset: &mut f32,
+    ) {
+        let Some(pane) = tabs.active.and_then(|a| tiles.get_pane(&a)) else {
+            return;
+        };
+        if ui
+            .small_button("Maximise")
+            .on_hover_text(format!("{}: alone over the layout", pane.title()))
+            .clicked()
+        {
+            self.out.push(Command::Maximise(Some(*pane)));
+        }
+    }
+
+    fn simplification_options(&self) -> egui_tiles::SimplificationOptions {
+        egui_tiles::SimplificationOptions {
+            // Every pane keeps its tab: its name, and the handle to move it by.
+            all_panes_must_have_tabs: true,
+            ..Default::default()
+        }
+    }
+
+    fn gap_width(&self, _style: &egui::Style) -> f32 {
+        4.0
+    }
+
+    fn min_size(&self) -> f32 {
+        120.0
+    }
+}
+
+/// A pane's view in its own scroll area (a view taller or wider than its tile scrolls).
+fn pane_scrolled(ui: &mut Ui, cx: &Ctx, pane: Pane, out: &mut Vec<Command>) {
+    egui::ScrollArea::both()
+        .id_salt(("pane", pane))
+        .auto_shrink(false)
+        .show(ui, |ui| pane_ui(ui, cx, pane, out));
+}
+
+/// What one pane shows.
+fn pane_ui(ui: &mut Ui, cx: &Ctx, pane: Pane, out: &mut Vec<Command>) {
+    match pane {
+        Pane::Input => input::ui(ui, cx, out),
+        Pane::Draw if draw::available(cx) => draw::ui(ui, cx, out),
+        Pane::Draw => {
+            ui.label(
+                "Drawing needs a model that reads 28x28 digits: open MNIST or Fashion-MNIST from the Models menu.",
+            );
+        }
+        Pane::Prediction => prediction::ui(ui, cx, out),
+        Pane::Explanations => explanations::ui(ui, cx, out),
+        Pane::Activations => activations::ui(ui, cx, out),
+        Pane::Channel => channel::ui(ui, cx, out),
+        Pane::Unfold => unfold::ui(ui, cx, out),
+        Pane::Neuron => wants::ui(ui, cx, out),
+        Pane::Layers => layers::ui(ui, cx, out),
+        Pane::Filters => filters::ui(ui, cx, out),
+        Pane::Model => model::ui(ui, cx, out),
+        Pane::Edits => edits::ui(ui, cx, out),
+        Pane::TrainSetup => train::setup(ui, cx, out),
+        Pane::TrainCurves => train::curves_ui(ui, cx),
+        Pane::TrainResult => train::result_ui(ui, cx, out),
+    }
 }
 
 /// In presentation mode, a ring around the pointer so the room can follow it.
@@ -223,7 +290,7 @@ fn drop_hint(ctx: &egui::Context) {
 }
 
 /// Keyboard shortcuts (F1 lists them) and file paths pasted as text.
-pub fn shortcuts(ctx: &egui::Context, state: &State, out: &mut Vec<Command>) {
+pub fn shortcuts(ctx: &egui::Context, state: &State, maximised: bool, out: &mut Vec<Command>) {
     // While "Unsaved changes" asks, the keyboard is its own (Esc answers Cancel there).
     if state.unsaved.question.is_some() {
         return;
@@ -280,8 +347,16 @@ pub fn shortcuts(ctx: &egui::Context, state: &State, out: &mut Vec<Command>) {
             None => out.push(Command::Focus(Some(Focus::step(state.focus, next)))),
         }
     }
+    for (k, key) in [Key::Num1, Key::Num2, Key::Num3, Key::Num4].into_iter().enumerate() {
+        if ctx.input_mut(|i| i.consume_key(cmd, key)) {
+            out.push(Command::Layout(Layout::ALL[k]));
+        }
+    }
     let esc = if esc && state.focus.is_some() {
         out.push(Command::Focus(None));
+        false
+    } else if esc && maximised {
+        out.push(Command::Maximise(None));
         false
     } else {
         esc

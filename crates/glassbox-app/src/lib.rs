@@ -19,6 +19,7 @@ mod layout;
 pub mod panels;
 pub mod state;
 mod textures;
+pub mod tiles;
 mod tour;
 pub mod unsaved;
 pub mod widgets;
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-pub use command::{Command, DialogKind, DrawCommand, ExamplesCommand, LessonCommand, TrainCommand, View};
+pub use command::{Command, DialogKind, DrawCommand, ExamplesCommand, LessonCommand, TrainCommand};
 pub use state::{ExportWhat, Settings, Slot, State, MAX_RECENT_MODELS, MAX_SLOTS, MAX_TOP_K};
 
 use glassbox_engine::arch::Arch;
@@ -79,6 +80,8 @@ enum Picked {
 pub struct GlassboxApp {
     /// Everything on screen; changed only by commands and engine responses (`features/`).
     pub state: State,
+    /// The four layouts of the window's tiles, as the user arranged them, and the one shown.
+    pub layouts: tiles::Layouts,
     engine: Engine,
     device: Device,
     ctx: egui::Context,
@@ -131,6 +134,10 @@ impl GlassboxApp {
             },
             _ => (Settings::default(), None),
         };
+        let (layouts, layouts_error) = match storage.and_then(|s| s.get_string(tiles::STORAGE_KEY)) {
+            Some(text) if !opts.fresh => tiles::Layouts::from_stored(&text),
+            _ => (tiles::Layouts::default(), None),
+        };
         if let Some(m) = &opts.model {
             settings.model = m.clone();
         }
@@ -143,6 +150,7 @@ impl GlassboxApp {
                 settings: settings.clone(),
                 ..State::default()
             },
+            layouts,
             engine: Engine::spawn_waking(opts.device, Some(waker(ctx))),
             device: opts.device,
             ctx: ctx.clone(),
@@ -169,6 +177,7 @@ impl GlassboxApp {
                 .errors
                 .push(format!("{e}; starting with the default settings"));
         }
+        app.state.errors.extend(layouts_error);
         for m in state::parse_methods(&settings.methods) {
             app.state.push_slot(m);
         }
@@ -250,6 +259,7 @@ impl eframe::App for GlassboxApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.state.settings);
+        storage.set_string(tiles::STORAGE_KEY, self.layouts.to_stored());
     }
 }
 

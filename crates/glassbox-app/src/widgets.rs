@@ -19,6 +19,8 @@ pub struct Ctx<'a> {
     /// Frame times to show in the status bar (None: not shown).
     pub frame_times: Option<&'a VecDeque<f32>>,
     pub all_views_after: Option<Duration>,
+    /// The layout shown.
+    pub layout: crate::tiles::Layout,
 }
 
 /// The shape of a layer output without its batch dimension: `32×112×112`.
@@ -31,10 +33,11 @@ pub fn shape_text(shape: &[i64]) -> String {
         .join("×")
 }
 
-/// A picture at most `max` wide, aspect kept (and at most 4 times its size).
+/// A picture at most `max` wide, aspect kept (and at most 10 times its size: a 28x28
+/// digit gets to 280 pixels, a 224x224 photo as large as the view allows).
 pub fn fit(size: [usize; 2], max: f32) -> Vec2 {
     let (w, h) = (size[0] as f32, size[1] as f32);
-    let s = (max / w).min(4.0);
+    let s = (max / w).min(10.0);
     Vec2::new(w * s, h * s)
 }
 

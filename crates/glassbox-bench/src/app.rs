@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::engine::median;
+use glassbox_app::tiles::Layout;
 use glassbox_app::{Command, DroppedPath, GlassboxApp, Options};
 use glassbox_engine::explain::Method;
 use glassbox_engine::model::ModelSource;
@@ -158,15 +159,22 @@ pub fn run(images: &[PathBuf], frames: usize, drops: usize, device: glassbox_eng
         drop_ms.push(h.app.all_views_after.expect("measured").as_secs_f64() * 1e3);
         h.until("its faithfulness curves", ready)?;
     }
-    // Frame-building time with every panel open and all content present: four methods side
-    // by side, the activation grid with a channel, its kernel and the filters.
+    // Frame-building time with all content present, in each of the four layouts in turn
+    // (a quarter of the frames each): See why with four methods side by side and the
+    // activation grid, Edit with the channel, its kernel editor and the edit list, Retrain,
+    // Teach.
     for m in [Method::IntegratedGradients, Method::SmoothGrad, Method::Occlusion] {
         h.app.apply(Command::AddSlot(m));
     }
     h.until("four methods", ready)?;
-    let mut ft: Vec<f64> = (0..frames.max(10))
-        .map(|_| h.frame(None, true).as_secs_f64() * 1e3)
-        .collect();
+    let per_layout = frames.max(12) / Layout::ALL.len();
+    let mut ft = Vec::new();
+    for l in Layout::ALL {
+        h.app.apply(Command::Layout(l));
+        // The layout's first frame lays its tiles out; the measured ones follow.
+        h.frame(None, true);
+        ft.extend((0..per_layout).map(|_| h.frame(None, true).as_secs_f64() * 1e3));
+    }
     let frame_median = median(&mut ft);
     let p99 = ft[((ft.len() as f64 * 0.99).ceil() as usize).min(ft.len()) - 1];
     let dev = h.app.state.model.as_ref().map(|m| m.device.clone()).unwrap_or_default();

@@ -37,8 +37,14 @@ impl Feature for Channel {
             Command::EditFilter { conv, out } => {
                 app.state.want_channel = Some(out);
                 app.set_layer(conv);
+                // The editor comes forward with the filter in it.
+                app.layouts.show(crate::tiles::Pane::Channel);
             }
-            Command::SelectChannel { channel, at } => app.select_channel(channel, at),
+            Command::SelectChannel { channel, at } => {
+                app.select_channel(channel, at);
+                // Clicked in the grid: the channel view comes forward to show it.
+                app.layouts.show(crate::tiles::Pane::Channel);
+            }
             Command::RequestField { layer, channel, y, x } => {
                 // The value there, computed in the open, beside its receptive field.
                 if let Some(c) = channel {

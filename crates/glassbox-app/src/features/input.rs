@@ -9,7 +9,7 @@ use glassbox_engine::worker::{Kind, Response};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::command::{DialogKind, ExamplesCommand, LessonCommand, TrainCommand, View};
+use crate::command::{DialogKind, ExamplesCommand, LessonCommand, TrainCommand};
 use crate::state::Input;
 use crate::textures::Which;
 use crate::Picked;
@@ -28,15 +28,6 @@ impl Feature for Files {
             }
             Command::OpenPath(path) => app.open_path(path),
             Command::OpenModel(model, arch) => app.open_model(model, arch),
-            Command::RememberOpen(view, open) => {
-                let s = &mut app.state.settings;
-                match view {
-                    View::Activations => s.show_activations = open,
-                    View::Filters => s.show_filters = open,
-                    View::Model => s.show_model = open,
-                    View::Train => s.show_train = open,
-                }
-            }
             Command::Dialog(kind) => app.dialog(kind),
             Command::Paste => app.paste(),
             Command::Export(what, path) => {

@@ -13,11 +13,13 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         return;
     };
     ui.strong(format!("channel {} (rank {} of {})", d.channel, d.stats.rank + 1, ch.c));
+    // The two pictures side by side, as large as the view allows.
+    let side = ((ui.available_width() - 16.0) / 2.0).clamp(180.0, 420.0);
     ui.horizontal(|ui| {
         if let Some(t) = cx.tex.get(Which::Channel) {
             let h = t.handle.as_ref().expect("a texture with a picture");
             let r = ui
-                .add(egui::Image::new((h.id(), Vec2::splat(180.0))).sense(Sense::click()))
+                .add(egui::Image::new((h.id(), Vec2::splat(side))).sense(Sense::click()))
                 .on_hover_text("The channel, large. Click a pixel to see its receptive field on the input.");
             if r.clicked() {
                 if let Some(pos) = r.interact_pointer_pos() {
@@ -35,7 +37,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         }
         if let Some(t) = cx.tex.get(Which::ChannelOverlay) {
             let h = t.handle.as_ref().expect("a texture with a picture");
-            ui.add(egui::Image::new((h.id(), Vec2::splat(180.0))))
+            ui.add(egui::Image::new((h.id(), Vec2::splat(side))))
                 .on_hover_text("The channel over the input: where in the image it fires.");
         }
     });
@@ -55,10 +57,6 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         ui.label(format!("{:.0} %", st.active * 100.0));
         ui.end_row();
     });
-    // A clicked value, computed in the open, right under the channel it belongs to.
-    super::unfold::ui(ui, cx, out);
-    // What it wants to see: its top images in the data, an image grown to excite it.
-    super::wants::ui(ui, cx, out);
     match (&d.kernel, &d.kernel_error) {
         (Some((conv, shape, _)), _) => {
             ui.label(format!("made by `{conv}`, kernel {}", shape_text(shape)))

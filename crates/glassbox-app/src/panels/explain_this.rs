@@ -142,7 +142,7 @@ pub fn panel(ui: &mut Ui, topic: Option<Topic>, out: &mut Vec<Command>) {
     egui::Panel::bottom("explain-this").show(ui, |ui| {
         ui.horizontal(|ui| {
             ui.label(RichText::new(format!("Explain this: {title}")).strong().size(18.0));
-            if ui.button("Close").on_hover_text("Close the explanation").clicked() {
+            if ui.button("Close explanation").clicked() {
                 out.push(Command::ExplainThis(None));
             }
         });

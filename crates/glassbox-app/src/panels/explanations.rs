@@ -80,17 +80,41 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
             out.push(Command::AddSlot(next));
         }
     });
-    ui.horizontal_wrapped(|ui| {
-        for slot in &s.slots {
-            egui::Frame::group(ui.style()).show(ui, |ui| {
-                ui.set_width(250.0);
-                ui.vertical(|ui| slot_ui(ui, cx, slot, out));
-            });
-        }
-    });
+    // As large as the view allows: as many maps side by side as fit at their smallest,
+    // the rest on the next rows, each picture as wide as its share and as tall as the view.
+    let n = s.slots.len().max(1);
+    let avail = ui.available_width();
+    let cols = ((avail / (MIN_SLOT + SLOT_MARGIN)).floor() as usize).clamp(1, n);
+    let width = (avail / cols as f32 - SLOT_MARGIN).max(MIN_SLOT);
+    let rows = n.div_ceil(cols) as f32;
+    // A sanity check's strip of maps sits under the picture: room for it too.
+    let strip = if s.slots.iter().any(|sl| sl.sanity.is_some()) {
+        200.0
+    } else {
+        0.0
+    };
+    let tall = (ui.clip_rect().height() / rows.min(2.0) - SLOT_CHROME - strip).max(MIN_SLOT - 10.0);
+    let picture = (width - 10.0).min(tall);
+    for row in s.slots.chunks(cols) {
+        ui.horizontal_top(|ui| {
+            for slot in row {
+                egui::Frame::group(ui.style()).show(ui, |ui| {
+                    ui.set_width(width);
+                    ui.vertical(|ui| slot_ui(ui, cx, slot, picture, out));
+                });
+            }
+        });
+    }
 }
 
-fn slot_ui(ui: &mut Ui, cx: &Ctx, slot: &Slot, out: &mut Vec<Command>) {
+/// The narrowest a map's panel gets before the row wraps (its method row fits).
+const MIN_SLOT: f32 = 300.0;
+/// A panel's frame and the space between panels.
+const SLOT_MARGIN: f32 = 24.0;
+/// Height of the view's heading rows and a panel's controls above its picture.
+const SLOT_CHROME: f32 = 170.0;
+
+fn slot_ui(ui: &mut Ui, cx: &Ctx, slot: &Slot, picture: f32, out: &mut Vec<Command>) {
     let id = slot.id;
     let method = slot.method;
     let mut chosen = method;
@@ -106,7 +130,7 @@ fn slot_ui(ui: &mut Ui, cx: &Ctx, slot: &Slot, out: &mut Vec<Command>) {
             .response
             .on_hover_text(method.describe());
         super::explain_this::button(ui, crate::state::Topic::Method(method), out);
-        if cx.state.slots.len() > 1 && ui.small_button("Remove").on_hover_text("Remove this method").clicked() {
+        if cx.state.slots.len() > 1 && ui.small_button("×").on_hover_text("Remove this method").clicked() {
             out.push(Command::RemoveSlot(id));
         }
     });
@@ -117,10 +141,10 @@ fn slot_ui(ui: &mut Ui, cx: &Ctx, slot: &Slot, out: &mut Vec<Command>) {
     params_ui(ui, slot, out);
     if let Some(t) = cx.tex.get(Which::Slot(id)) {
         let h = t.handle.as_ref().expect("a texture with a picture");
-        ui.add(egui::Image::new((h.id(), fit(t.size, 240.0))))
+        ui.add(egui::Image::new((h.id(), fit(t.size, picture))))
             .on_hover_text(method.describe());
     } else {
-        let (rect, _) = ui.allocate_exact_size(Vec2::splat(240.0), Sense::hover());
+        let (rect, _) = ui.allocate_exact_size(Vec2::splat(picture), Sense::hover());
         ui.painter().rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
     }
     if slot.running.is_some() || slot.sanity_running.is_some() {
@@ -165,7 +189,7 @@ fn slot_ui(ui: &mut Ui, cx: &Ctx, slot: &Slot, out: &mut Vec<Command>) {
             let pts = |c: &Curve| -> PlotPoints { c.fractions.iter().zip(&c.scores).map(|(x, y)| [*x, *y]).collect() };
             Plot::new(("faith", id))
                 .height(90.0)
-                .width(240.0)
+                .width(picture)
                 .include_y(0.0)
                 .include_y(1.0)
                 .allow_drag(false)

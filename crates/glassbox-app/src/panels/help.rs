@@ -9,6 +9,7 @@ pub fn window(ctx: &egui::Context, out: &mut Vec<Command>) {
     egui::Window::new("Help").open(&mut open).show(ctx, |ui| {
         egui::Grid::new("keys").num_columns(2).show(ui, |ui| {
             for (k, v) in [
+                ("Ctrl+1 … Ctrl+4", "the layouts: See why, Edit, Retrain, Teach"),
                 ("Ctrl+O", "open an image"),
                 ("Ctrl+M", "open a model (.safetensors / .pth)"),
                 ("Ctrl+Shift+V", "paste an image from the clipboard"),
@@ -16,7 +17,10 @@ pub fn window(ctx: &egui::Context, out: &mut Vec<Command>) {
                 ("Ctrl+N", "add a method side by side"),
                 ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo the last edit of the model"),
                 ("1 … 9", "explain that class of the prediction"),
-                ("Esc", "cancel long computations (training too)"),
+                (
+                    "Esc",
+                    "a maximised view back in its layout; else cancel long computations (training too)",
+                ),
                 ("F1", "this help"),
                 ("F5", "presentation mode: large type, high contrast, pointer ring"),
                 (

@@ -4,6 +4,7 @@ use egui::Ui;
 
 use crate::command::{Command, DialogKind};
 use crate::state::ExportWhat;
+use crate::tiles::Layout;
 use crate::widgets::Ctx;
 use glassbox_engine::model::ModelSource;
 use glassbox_engine::samples::SAMPLES;
@@ -164,6 +165,9 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         })
         .response
         .on_hover_text("Step-by-step lessons: each step shows a model, an image and a view, with a short text and a question.");
+        ui.separator();
+        layouts(ui, cx, out);
+        ui.separator();
         let mut present = cx.state.present;
         if ui
             .toggle_value(&mut present, "Present")
@@ -180,4 +184,33 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
             out.push(Command::ToggleHelp);
         }
     });
+}
+
+/// The four layouts as tabs (Ctrl+1 to Ctrl+4), and the shown one back as it came.
+fn layouts(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
+    for (k, l) in Layout::ALL.into_iter().enumerate() {
+        let tip = match l {
+            Layout::SeeWhy => "The input, the prediction, the explanations large, the layers",
+            Layout::Edit => "The channel with its kernel editor, the edit list, the prediction with the original's ghost bars, what the edits broke",
+            Layout::Retrain => "The data and the settings, the curves, the timeline and the confusion matrix",
+            Layout::Teach => "Draw a digit, open up a convolution, what a neuron wants to see",
+        };
+        if ui
+            .selectable_label(cx.layout == l, l.name())
+            .on_hover_text(format!(
+                "{tip} (Ctrl+{}). Drag a tab to move its view, drag a border to resize, Maximise to show one alone, × to close.",
+                k + 1
+            ))
+            .clicked()
+        {
+            out.push(Command::Layout(l));
+        }
+    }
+    if ui
+        .small_button("Reset layout")
+        .on_hover_text("This layout as it came: every view back in its place.")
+        .clicked()
+    {
+        out.push(Command::ResetLayout);
+    }
 }

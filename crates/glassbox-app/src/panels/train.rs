@@ -8,7 +8,7 @@
 use egui::{Color32, RichText, Ui, Vec2};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use crate::command::{Command, DialogKind, TrainCommand, View};
+use crate::command::{Command, DialogKind, TrainCommand};
 use crate::state::{TrainForm, TrainMode, Training};
 use crate::textures::Which;
 use crate::widgets::Ctx;
@@ -17,31 +17,43 @@ use glassbox_engine::finetune::{DataSource, Optimizer};
 
 pub const TIP: &str = "Teach the model new classes, fine-tune it on your own images, or train the small CNN from scratch, and watch it learn.";
 
+/// The data and the settings, and the run's controls (pause, learning rate, cancel).
+pub fn setup(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
+    super::explain_this::what_is_this(ui, crate::state::Topic::Retrain, out);
+    form(ui, cx, out);
+    ui.separator();
+    run(ui, &cx.state.training, out);
+}
+
+/// The loss and accuracy curves of the run (live while it goes on).
+pub fn curves_ui(ui: &mut Ui, cx: &Ctx) {
+    let tr = &cx.state.training;
+    if tr.losses.is_empty() && tr.epochs.is_empty() {
+        ui.weak("The loss of every step and the accuracy of every epoch appear here while a run goes on.");
+        return;
+    }
+    curves(ui, tr);
+}
+
+/// The candidate of the last run: its timeline, its confusion matrix, keep or discard.
+pub fn result_ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
+    match &cx.state.training.result {
+        Some(r) => result(ui, cx, r, out),
+        None => {
+            ui.weak(
+                "After a run, its candidate is here: scrub its timeline, open a confusion cell, keep it or discard it.",
+            );
+        }
+    }
+}
+
+/// Everything of retraining, one part under the other (a view shown alone).
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
-    let s = cx.state;
-    // While a run goes on or its candidate waits to be kept or discarded, the panel is open;
-    // so it is when shown alone (a lesson's training step).
-    let pending =
-        s.training.running.is_some() || s.training.result.is_some() || s.focus == Some(crate::state::Focus::Retrain);
-    let header = egui::CollapsingHeader::new("Retrain")
-        .default_open(s.settings.show_train)
-        .open(pending.then_some(true))
-        .show(ui, |ui| {
-            super::explain_this::what_is_this(ui, crate::state::Topic::Retrain, out);
-            let tr = &s.training;
-            form(ui, cx, out);
-            ui.separator();
-            run(ui, tr, out);
-            curves(ui, tr);
-            if let Some(r) = &tr.result {
-                ui.separator();
-                result(ui, cx, r, out);
-            }
-        });
-    header.header_response.on_hover_text(TIP);
-    let now = header.openness > 0.5;
-    if now != s.settings.show_train {
-        out.push(Command::RememberOpen(View::Train, now));
+    setup(ui, cx, out);
+    curves_ui(ui, cx);
+    if cx.state.training.result.is_some() {
+        ui.separator();
+        result_ui(ui, cx, out);
     }
 }
 

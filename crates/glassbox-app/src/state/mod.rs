@@ -42,10 +42,6 @@ pub struct Settings {
     pub top_k: usize,
     pub shared_scale: bool,
     pub per_input: bool,
-    pub show_activations: bool,
-    pub show_filters: bool,
-    pub show_model: bool,
-    pub show_train: bool,
     /// The model files opened lately, the newest first (the Models menu).
     pub recent_models: Vec<PathBuf>,
 }
@@ -69,10 +65,6 @@ impl Default for Settings {
             top_k: defaults::TOP_K,
             shared_scale: true,
             per_input: false,
-            show_activations: true,
-            show_filters: true,
-            show_model: true,
-            show_train: false,
             recent_models: Vec::new(),
         }
     }

@@ -1,0 +1,163 @@
+//! The window's tiles: four ready layouts switched by their tabs and Ctrl+1..4, each usable
+//! at a classroom projector's 1280x720 and at 1920x1080 (every view of the layout inside the
+//! window at a usable size), a view maximised and restored, a closed view brought back by
+//! Reset layout, and the arrangement remembered between sessions (a broken one starts as it
+//! came, and says so).
+mod common;
+
+use common::app::*;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use glassbox_app::tiles::{Layout, Pane};
+use glassbox_app::{Command, GlassboxApp, Options};
+
+type H = Harness<'static, GlassboxApp>;
+
+/// The panes of the layout shown that are on screen (the active tab of each tab group),
+/// with where they were drawn in the last frame.
+fn shown(h: &H) -> Vec<(Pane, egui::Rect)> {
+    let app = h.state();
+    let tree = app.layouts.tree(app.layouts.current);
+    tree.active_tiles()
+        .into_iter()
+        .filter_map(|id| Some((*tree.tiles.get_pane(&id)?, tree.tiles.rect(id)?)))
+        .collect()
+}
+
+fn has_pane(h: &H, layout: Layout, pane: Pane) -> bool {
+    h.state().layouts.tree(layout).tiles.find_pane(&pane).is_some()
+}
+
+/// Every pane shown is inside the window and at least this wide and tall.
+fn all_usable(h: &H, window: egui::Vec2, min: egui::Vec2) {
+    let panes = shown(h);
+    assert!(panes.len() >= 4, "{panes:?}");
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, window);
+    for (p, r) in panes {
+        assert!(
+            screen.expand(1.0).contains_rect(r),
+            "{p:?} at {r:?} is not inside {screen:?}"
+        );
+        assert!(r.width() >= min.x && r.height() >= min.y, "{p:?} is squeezed to {r:?}");
+    }
+}
+
+fn rect_of(h: &H, pane: Pane) -> egui::Rect {
+    shown(h)
+        .into_iter()
+        .find(|(p, _)| *p == pane)
+        .unwrap_or_else(|| panic!("{pane:?} is not shown"))
+        .1
+}
+
+#[test]
+fn each_layout_at_1280x720_and_1920x1080_shows_its_views_inside_the_window_at_a_usable_size() {
+    let mut h = app_sized(1280.0, 720.0);
+    assert_eq!(h.state().layouts.current, Layout::SeeWhy);
+    for (size, min) in [((1280.0, 720.0), (220.0, 150.0)), ((1920.0, 1080.0), (300.0, 220.0))] {
+        let window = egui::Vec2::new(size.0, size.1);
+        h.set_size(window);
+        for (k, layout) in Layout::ALL.into_iter().enumerate() {
+            let key = [egui::Key::Num1, egui::Key::Num2, egui::Key::Num3, egui::Key::Num4][k];
+            h.key_press_modifiers(egui::Modifiers::COMMAND, key);
+            h.run_steps(3);
+            assert_eq!(h.state().layouts.current, layout, "Ctrl+{}", k + 1);
+            all_usable(&h, window, egui::Vec2::new(min.0, min.1));
+        }
+    }
+    // At the projector's size the Edit layout's channel view is wide enough to paint its
+    // kernel, and the editor's controls are there.
+    h.set_size(egui::Vec2::new(1280.0, 720.0));
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num2);
+    h.run_steps(3);
+    assert!(
+        rect_of(&h, Pane::Channel).width() >= 500.0,
+        "{:?}",
+        rect_of(&h, Pane::Channel)
+    );
+    assert!(h.query_by_label_contains("Knock out channel").is_some());
+    assert!(h.query_by_label_contains("No edits: knock out a channel").is_some());
+    // The explanations of See why get the middle of the window.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num1);
+    h.run_steps(3);
+    assert!(rect_of(&h, Pane::Explanations).width() >= 0.45 * 1280.0);
+}
+
+#[test]
+fn the_layout_tabs_switch_a_view_maximises_and_a_closed_one_comes_back_with_reset() {
+    let mut h = app_sized(1280.0, 720.0);
+    // The tabs in the toolbar.
+    for layout in [Layout::Retrain, Layout::Teach, Layout::Edit] {
+        h.get_by_label(layout.name()).click();
+        h.run_steps(2);
+        assert_eq!(h.state().layouts.current, layout);
+    }
+    // Maximise the first tab group's view: it alone fills the window; Esc brings the layout back.
+    h.get_all_by_label("Maximise")
+        .next()
+        .expect("a maximise button")
+        .click();
+    h.run_steps(2);
+    let max = h.state().layouts.maximised.expect("a pane maximised");
+    assert!(h.query_by_label("Restore").is_some());
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    assert!(h.state().layouts.maximised.is_none(), "{max:?} is still maximised");
+    // A view closed (its tab's ×) is gone from the layout; Reset layout brings it back.
+    let tree = h.state_mut().layouts.tree_mut();
+    let edits = tree.tiles.find_pane(&Pane::Edits).unwrap();
+    tree.remove_recursively(edits);
+    h.run_steps(2);
+    assert!(!has_pane(&h, Layout::Edit, Pane::Edits));
+    h.get_by_label("Reset layout").click();
+    h.run_steps(2);
+    assert!(has_pane(&h, Layout::Edit, Pane::Edits));
+}
+
+#[test]
+fn the_arrangement_is_remembered_and_a_broken_one_starts_as_it_came() {
+    use eframe::{App as _, Storage as _};
+    let mut h = app_sized(1280.0, 720.0);
+    h.state_mut().apply(Command::Layout(Layout::Teach));
+    let tree = h.state_mut().layouts.tree_mut();
+    let neuron = tree.tiles.find_pane(&Pane::Neuron).unwrap();
+    tree.remove_recursively(neuron);
+    h.run_steps(2);
+    let mut mem = Mem::default();
+    h.state_mut().save(&mut mem);
+    let ctx = egui::Context::default();
+    let opts = || Options {
+        model: None,
+        arch: None,
+        image: None,
+        device: glassbox_engine::Device::Cpu,
+        fresh: false,
+        screenshots: None,
+        timings: false,
+    };
+    let again = GlassboxApp::new(&ctx, Some(&mem), opts());
+    assert_eq!(again.layouts.current, Layout::Teach);
+    let teach = again.layouts.tree(Layout::Teach);
+    assert!(teach.tiles.find_pane(&Pane::Neuron).is_none());
+    assert!(teach.tiles.find_pane(&Pane::Unfold).is_some());
+    assert!(again.state.errors.is_empty(), "{:?}", again.state.errors);
+    // Half of it: the ready layouts, and the error bar says why.
+    let stored = mem.get_string(glassbox_app::tiles::STORAGE_KEY).unwrap();
+    mem.set_string(glassbox_app::tiles::STORAGE_KEY, stored[..stored.len() / 2].to_string());
+    let broken = GlassboxApp::new(&ctx, Some(&mem), opts());
+    assert!(broken
+        .layouts
+        .tree(Layout::Teach)
+        .tiles
+        .find_pane(&Pane::Neuron)
+        .is_some());
+    assert!(
+        broken
+            .state
+            .errors
+            .iter()
+            .any(|e| e.contains("the remembered layouts are broken")),
+        "{:?}",
+        broken.state.errors
+    );
+}
