@@ -1,5 +1,5 @@
 //! Timings of the app itself, headless (no window, no GPU needed): the time to build a
-//! frame with every panel open, and the time from dropping an image to all its views,
+//! frame in each of the four layouts, and the time from dropping an image to all its views,
 //! beside its bound (decode + forward + backward) measured in the same run.
 
 use std::path::{Path, PathBuf};

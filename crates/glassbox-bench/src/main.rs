@@ -301,7 +301,7 @@ fn ui(a: &BenchArgs, device: Device) -> Result<()> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
-            "ui on {}: frame build median {:.2} ms, p99 {:.2} ms ({} frames, every panel open)",
+            "ui on {}: frame build median {:.2} ms, p99 {:.2} ms ({} frames, a quarter in each of the four layouts)",
             r.device, r.frame_median_ms, r.frame_p99_ms, r.frames
         );
         println!(
