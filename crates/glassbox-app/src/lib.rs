@@ -3,13 +3,15 @@
 //!
 //! - `lib.rs` (this file): the eframe shell: the app struct, how it starts and what it
 //!   remembers.
-//! - `state.rs`: what is on screen, without egui; `command.rs`: what a user can ask.
+//! - `state/`: what is on screen, without egui; `command.rs`: what a user can ask.
 //! - `features/`: one module per feature (input, explanations, channel, unfold, edits,
 //!   retrain, neuron, lessons, draw, presentation, unsaved), each applying its commands
 //!   and following the engine's answers to its requests (`feature.rs`: the trait).
 //! - `panels/`: one file per panel; each draws from the state and emits commands;
 //!   `widgets.rs`: what panels share; `layout.rs`: the window, shortcuts, one frame.
-//! - `textures.rs`: pictures uploaded only when they change; `tour.rs`: the README
+//! - `tiles.rs`: the views as tiles in four ready layouts (See why, Edit, Retrain, Teach),
+//!   remembered as the user arranged them.
+//! - `textures.rs`: pictures uploaded only when they change; `tour/`: the README
 //!   screenshots.
 
 pub mod command;

@@ -1,6 +1,6 @@
 //! The window's features, one module each: its commands, how it follows the engine's
 //! answers to its requests, and what it stops on Esc (`crate::feature::Feature`). Its slice
-//! of the state is in `state.rs` and its panel in `panels/`. Adding a feature: a module
+//! of the state is in `state/` and its panel in `panels/`. Adding a feature: a module
 //! here, its entry in [`ALL`], its panel in the layout.
 
 mod channel;
