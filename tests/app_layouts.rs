@@ -161,3 +161,30 @@ fn the_arrangement_is_remembered_and_a_broken_one_starts_as_it_came() {
         broken.state.errors
     );
 }
+
+#[test]
+fn what_the_edits_broke_draws_with_the_bundled_fonts() {
+    // Found by the random walk: the comparison used an arrow the bundled fonts lack, and a
+    // missing glyph stops the app. Every line of the result drawn once, in the Edit layout.
+    use glassbox_app::state::Evaluated;
+    use glassbox_engine::evaluate::ClassChange;
+    let mut h = app_sized(1280.0, 720.0);
+    let s = &mut h.state_mut().state;
+    s.edits = vec!["knockout _blocks.10:3".into()];
+    s.evaluation = Some(Evaluated {
+        edited: 0.5,
+        original: 0.9,
+        images: 100,
+        changes: vec![ClassChange {
+            index: 3,
+            label: "tiger cat".into(),
+            before: 0.9,
+            after: 0.5,
+            change: -0.4,
+        }],
+    });
+    h.state_mut().apply(Command::Show(Pane::Edits));
+    h.run_steps(3);
+    assert!(h.query_by_label_contains("% before, ").is_some());
+    assert!(h.query_by_label("90.0 % to 50.0 %").is_some());
+}

@@ -99,7 +99,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     });
     if let Some(e) = &s.evaluation {
         ui.label(format!(
-            "accuracy {:.2} % → {:.2} % ({:+.2}) on {} images",
+            "accuracy {:.2} % before, {:.2} % now ({:+.2}) on {} images",
             e.original * 100.0,
             e.edited * 100.0,
             (e.edited - e.original) * 100.0,
@@ -108,7 +108,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         egui::Grid::new("damage").num_columns(3).striped(true).show(ui, |ui| {
             for c in e.changes.iter().take(8) {
                 ui.label(format!("{} {}", c.index, c.label));
-                ui.label(format!("{:.1} → {:.1} %", c.before * 100.0, c.after * 100.0));
+                ui.label(format!("{:.1} % to {:.1} %", c.before * 100.0, c.after * 100.0));
                 let color = if c.change < -0.005 {
                     Color32::from_rgb(230, 90, 80)
                 } else {
