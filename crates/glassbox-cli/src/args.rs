@@ -154,6 +154,7 @@ fn count(max: usize) -> RangedU64ValueParser<usize> {
 /// A method and its parameters (explain, sanity).
 #[derive(clap::Args, Debug, Clone)]
 pub struct MethodArgs {
+    /// The attribution method.
     #[arg(long, value_parser = choice::<Method>())]
     pub method: Method,
     /// Class index to explain (default: the top-1 class).
@@ -180,6 +181,7 @@ pub struct MethodArgs {
     /// IG baseline (zero, black, blur) or, for occlusion, the fill value (a number, model space).
     #[arg(long, value_parser = parse_baseline)]
     pub baseline: Option<BaselineArg>,
+    /// Seed of the random parts of a method (SmoothGrad's noise): the same seed, the same map.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
 }

@@ -25,6 +25,7 @@ pub struct EditArgs {
     /// restore LAYER:C. NAME[3] is output channel 3; NAME[3,0,1,1] one value.
     #[arg(long = "op", required = true)]
     pub ops: Vec<String>,
+    /// The edited model, a new safetensors file with the edit log (the original is never modified).
     #[arg(long)]
     pub out: PathBuf,
     /// Replace OUT if it exists.
@@ -40,6 +41,7 @@ pub struct DiffArgs {
     pub a: ModelSource,
     #[arg(value_parser = super::args::parse_model)]
     pub b: ModelSource,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -58,6 +60,7 @@ pub struct EvalArgs {
     /// Also evaluate this model on the same images and show the per-class change.
     #[arg(long, value_parser = super::args::parse_model)]
     pub compare: Option<ModelSource>,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -59,6 +59,7 @@ pub struct SanityArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub method: MethodArgs,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
     /// The maps side by side as a PNG strip: the trained model's, then one per randomisation.

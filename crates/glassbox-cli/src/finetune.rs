@@ -50,15 +50,19 @@ pub struct FinetuneArgs {
     /// A new small CNN from random weights (MNIST / Fashion-MNIST, or any folder read as 28x28 gray).
     #[arg(long, group = "scope")]
     pub scratch: bool,
+    /// Passes over the training data.
     #[arg(long, default_value_t = 10, value_parser = RangedU64ValueParser::<usize>::new().range(0..=10_000))]
     pub epochs: usize,
     /// Learning rate (default 0.001 with Adam, 0.01 with SGD).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Images per step.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(i64).range(1..=4096))]
     pub batch: i64,
+    /// The optimiser: adam, or sgd with momentum.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
     pub optimizer: OptimizerArg,
+    /// Seed of the split, the shuffling, the augmentation and the new weights.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
     /// Fraction of each class held out for validation.
@@ -70,6 +74,7 @@ pub struct FinetuneArgs {
     /// No random flips and crops (they are off for the bundled digit and clothes sets).
     #[arg(long)]
     pub no_augment: bool,
+    /// The retrained model (safetensors, with the training record in its metadata).
     #[arg(long)]
     pub out: PathBuf,
     /// Replace OUT if it exists.

@@ -17,8 +17,10 @@ use glassbox_engine::weights::StoreAs;
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
     pub input: PathBuf,
+    /// The architecture of the weights, when the file does not say.
     #[arg(long, value_parser = choice::<Arch>())]
     pub arch: Option<Arch>,
+    /// The safetensors file to write (the original is never modified).
     #[arg(long)]
     pub out: PathBuf,
     /// Store weights as fp16 (half the size).

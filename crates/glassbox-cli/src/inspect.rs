@@ -29,8 +29,10 @@ pub struct LayersArgs {
 #[derive(clap::Args, Debug)]
 pub struct ChannelArgs {
     pub image: PathBuf,
+    /// The layer, by its PyTorch weight-key prefix (`_blocks.5`, `layer4.1`, `conv1`).
     #[arg(long)]
     pub layer: String,
+    /// The channel of that layer (from 0).
     #[arg(long)]
     pub channel: usize,
     #[command(flatten)]
@@ -38,6 +40,7 @@ pub struct ChannelArgs {
     /// Folder for channel.png, overlay.png and kernel.png.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -47,6 +50,7 @@ pub struct ChannelArgs {
 #[derive(clap::Args, Debug)]
 pub struct ReceptiveFieldArgs {
     pub image: PathBuf,
+    /// The layer, by its PyTorch weight-key prefix (`_blocks.5`, `layer4.1`, `conv1`).
     #[arg(long)]
     pub layer: String,
     /// Position in the layer's output, ROW,COL from 0.
@@ -60,6 +64,7 @@ pub struct ReceptiveFieldArgs {
     /// The field over the input, with its box, as PNG.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -70,15 +75,18 @@ pub struct ActivationsArgs {
     /// Image files or directories of images.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
+    /// The layer, by its PyTorch weight-key prefix (`_blocks.5`, `layer4.1`, `conv1`).
     #[arg(long)]
     pub layer: String,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The picture to write (.png).
     #[arg(long)]
     pub out: PathBuf,
     /// One colour scale per channel instead of one shared scale.
     #[arg(long)]
     pub per_channel: bool,
+    /// The layer's output for this image, as safetensors.
     #[arg(long)]
     pub save_raw: Option<PathBuf>,
     /// Only this part of the inputs: I/N (0-based), `auto` in a Slurm job array, `auto/N`
@@ -90,10 +98,12 @@ pub struct ActivationsArgs {
 /// The convolution kernels of a layer as pictures (first layer in colour).
 #[derive(clap::Args, Debug)]
 pub struct FiltersArgs {
+    /// The layer, by its PyTorch weight-key prefix (`_blocks.5`, `layer4.1`, `conv1`).
     #[arg(long)]
     pub layer: String,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The picture to write (.png).
     #[arg(long)]
     pub out: PathBuf,
     /// Deeper kernels: one tile per input channel instead of their average.

@@ -153,6 +153,7 @@ pub struct GuiArgs {
     /// A builtin model or a weights file (else the last one, else the builtin Lite0).
     #[arg(long, short)]
     pub model: Option<ModelSource>,
+    /// The architecture of the weights, when the file does not say.
     #[arg(long, value_parser = choice::<Arch>())]
     pub arch: Option<Arch>,
     /// Start without what the last session remembered.
@@ -321,5 +322,30 @@ pub fn finish(what: &str, f: impl FnOnce() -> Result<()>) -> std::process::ExitC
                 std::process::ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option of every command says what it is for in `--help` (positional arguments
+    /// are named in the command's own line).
+    #[test]
+    fn every_option_has_a_help_line() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if a.get_long().is_some() && !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", a.get_long().unwrap_or_default()));
+                }
+            }
+            for sub in c.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "glassbox", &mut missing);
+        assert!(missing.is_empty(), "options without a help line: {missing:?}");
     }
 }

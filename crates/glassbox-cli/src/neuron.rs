@@ -21,6 +21,7 @@ pub struct ConvArgs {
     /// A convolution, or the batch norm or activation right after one.
     #[arg(long)]
     pub layer: String,
+    /// The channel of that layer (from 0).
     #[arg(long)]
     pub channel: usize,
     /// Position in the layer's output, ROW,COL from 0.
@@ -28,6 +29,7 @@ pub struct ConvArgs {
     pub at: At,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -36,8 +38,10 @@ pub struct ConvArgs {
 /// the channel over it.
 #[derive(clap::Args, Debug)]
 pub struct ExamplesArgs {
+    /// The layer whose channel is searched for (a weight-key prefix: `relu2`, `_blocks.5`).
     #[arg(long)]
     pub layer: String,
+    /// The channel of that layer (from 0).
     #[arg(long)]
     pub channel: usize,
     /// A folder of images (or of class sub-folders).
@@ -49,6 +53,7 @@ pub struct ExamplesArgs {
     /// At most this many images per class.
     #[arg(long, default_value_t = 100)]
     pub per_class: usize,
+    /// How many of the strongest images to keep.
     #[arg(long, default_value_t = 9, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100))]
     pub top: usize,
     #[command(flatten)]
@@ -61,14 +66,19 @@ pub struct ExamplesArgs {
 /// An image grown by gradient ascent to excite a channel or a class.
 #[derive(clap::Args, Debug)]
 pub struct VisualizeArgs {
+    /// With --channel: grow an image for that channel of this layer.
     #[arg(long, requires = "channel", conflicts_with = "class")]
     pub layer: Option<String>,
+    /// The channel of --layer (from 0).
     #[arg(long, requires = "layer")]
     pub channel: Option<usize>,
+    /// Grow an image for this class instead (its index).
     #[arg(long, required_unless_present = "layer")]
     pub class: Option<i64>,
+    /// Gradient-ascent steps.
     #[arg(long, default_value_t = 128, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub steps: usize,
+    /// The seed of the starting noise and the jitter (the same seed, the same picture).
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
     #[command(flatten)]

@@ -30,13 +30,16 @@ pub struct ReportArgs {
     /// The layer whose channels are shown (default: the app's first choice).
     #[arg(long)]
     pub layer: Option<String>,
+    /// How many classes each image's prediction lists.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
     pub top: u16,
+    /// The page's title.
     #[arg(long, default_value = "Why the model says what it says")]
     pub title: String,
     /// The page to write (.html).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
 }

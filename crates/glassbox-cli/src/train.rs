@@ -16,23 +16,31 @@ use glassbox_engine::weights::StoreAs;
 /// Train the small CNN on MNIST or Fashion-MNIST (data from `make setup`).
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
+    /// The architecture of the weights, when the file does not say.
     #[arg(long, value_parser = choice::<Arch>(), default_value = "tiny-cnn")]
     pub arch: Arch,
+    /// The bundled data set to train on.
     #[arg(long, value_parser = choice::<DatasetName>())]
     pub dataset: DatasetName,
+    /// Passes over the training data.
     #[arg(long, default_value_t = 3, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1000))]
     pub epochs: usize,
+    /// Seed of the initial weights and the shuffling: the same seed, the same model.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
+    /// The trained model (safetensors).
     #[arg(long)]
     pub out: PathBuf,
+    /// Images per step.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..=60_000))]
     pub batch_size: i64,
+    /// The learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// Train on the first N images only (0 = all 60,000).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=60_000))]
     pub limit: i64,
+    /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
 }
