@@ -90,6 +90,47 @@ fn examples_writes_the_top_images_strongest_first() {
 }
 
 #[test]
+fn examples_of_a_folder_name_each_image_by_its_path_inside_it_and_say_so_in_json() {
+    // The lesson's folder of two classes: sub-folders `digit-3` and `digit-7`.
+    let dir = tmp();
+    let data = root().join("assets/lessons/two-digits");
+    let o = glassbox(&[
+        "examples",
+        "--model",
+        "mnist",
+        "--layer",
+        "relu2",
+        "--channel",
+        "4",
+        "--data",
+        path_str(&data),
+        "--top",
+        "5",
+        "--json",
+        "--out",
+        path_str(dir.path()),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert_eq!(v["layer"], "relu2");
+    assert_eq!(v["channel"], 4);
+    let top = v["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    for (k, t) in top.iter().enumerate() {
+        assert_eq!(t["rank"], k + 1);
+        let name = t["name"].as_str().unwrap();
+        assert!(
+            name.starts_with("digit-3/") || name.starts_with("digit-7/"),
+            "{name} is not named by its path inside the folder"
+        );
+        assert!(data.join(name).is_file(), "{name}");
+        assert!(std::path::Path::new(t["picture"].as_str().unwrap()).is_file());
+    }
+    let acts: Vec<f64> = top.iter().map(|t| t["activation"].as_f64().unwrap()).collect();
+    assert!(acts.windows(2).all(|w| w[0] >= w[1]), "{acts:?}");
+}
+
+#[test]
 fn visualize_grows_the_same_image_for_the_same_seed() {
     let dir = tmp();
     let run = |name: &str, seed: &str| {

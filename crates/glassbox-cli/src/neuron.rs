@@ -61,6 +61,9 @@ pub struct ExamplesArgs {
     /// A folder for the pictures (1.png is the strongest).
     #[arg(long)]
     pub out: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// An image grown by gradient ascent to excite a channel or a class.
@@ -160,6 +163,30 @@ pub fn examples(a: ExamplesArgs, device: Device) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let top = acts.top(&m, a.channel, a.top)?;
+    let mut images = Vec::new();
+    for (k, e) in top.iter().enumerate() {
+        let p = a.out.join(format!("{}.png", k + 1));
+        render::save_png(&e.overlay, &p)?;
+        images.push(serde_json::json!({
+            "rank": k + 1,
+            "name": e.name,
+            "activation": e.activation,
+            "picture": p.display().to_string(),
+        }));
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "layer": a.layer,
+                "channel": a.channel,
+                "searched": acts.data.labels.len(),
+                "images_per_s": acts.images_per_s,
+                "top": images,
+            })
+        );
+        return Ok(());
+    }
     println!(
         "channel {} of `{}`: the top {} of {} images ({:.0} images/s)",
         a.channel,
@@ -168,10 +195,14 @@ pub fn examples(a: ExamplesArgs, device: Device) -> Result<()> {
         acts.data.labels.len(),
         acts.images_per_s
     );
-    for (k, e) in top.iter().enumerate() {
-        let p = a.out.join(format!("{}.png", k + 1));
-        render::save_png(&e.overlay, &p)?;
-        println!("{:>2}. {:+.4}  {}  -> {}", k + 1, e.activation, e.name, p.display());
+    for i in &images {
+        println!(
+            "{:>2}. {:+.4}  {}  -> {}",
+            i["rank"],
+            i["activation"].as_f64().unwrap_or_default(),
+            i["name"].as_str().unwrap_or_default(),
+            i["picture"].as_str().unwrap_or_default()
+        );
     }
     Ok(())
 }

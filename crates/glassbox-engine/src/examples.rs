@@ -112,12 +112,15 @@ impl Activations {
             let view = finetune::picture(&self.data.images.get(i as i64))?;
             let ch = super::inspect::Channels::from_tensor(&self.layer, &maps.narrow(0, j, 1))?;
             let (_, overlay) = super::render::channel_pictures(&view, &ch, channel);
-            let name = match &self.data.files[i] {
-                Some(p) => p
+            // An image of a folder is named by its path inside the folder (`7/314.png`: a
+            // folder of class sub-folders often repeats file names).
+            let name = match (&self.data.files[i], &self.source) {
+                (Some(p), DataSource::Folder(root)) => p.strip_prefix(root).unwrap_or(p).display().to_string(),
+                (Some(p), _) => p
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default(),
-                None => format!(
+                (None, _) => format!(
                     "{} image {i} ({})",
                     self.data.source, self.data.classes[self.data.labels[i]]
                 ),
