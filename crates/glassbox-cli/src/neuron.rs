@@ -163,28 +163,34 @@ pub fn examples(a: ExamplesArgs, device: Device) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let top = acts.top(&m, a.channel, a.top)?;
-    let mut images = Vec::new();
+    let mut pictures = Vec::new();
     for (k, e) in top.iter().enumerate() {
         let p = a.out.join(format!("{}.png", k + 1));
         render::save_png(&e.overlay, &p)?;
-        images.push(serde_json::json!({
-            "rank": k + 1,
-            "name": e.name,
-            "activation": e.activation,
-            "picture": p.display().to_string(),
-        }));
+        pictures.push(p);
     }
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "layer": a.layer,
-                "channel": a.channel,
-                "searched": acts.data.labels.len(),
-                "images_per_s": acts.images_per_s,
-                "top": images,
+        let top: Vec<_> = top
+            .iter()
+            .zip(&pictures)
+            .enumerate()
+            .map(|(k, (e, p))| {
+                serde_json::json!({
+                    "rank": k + 1,
+                    "name": e.name,
+                    "activation": e.activation,
+                    "picture": p.display().to_string(),
+                })
             })
-        );
+            .collect();
+        let out = serde_json::json!({
+            "layer": a.layer,
+            "channel": a.channel,
+            "searched": acts.data.labels.len(),
+            "images_per_s": acts.images_per_s,
+            "top": top,
+        });
+        println!("{out}");
         return Ok(());
     }
     println!(
@@ -195,14 +201,8 @@ pub fn examples(a: ExamplesArgs, device: Device) -> Result<()> {
         acts.data.labels.len(),
         acts.images_per_s
     );
-    for i in &images {
-        println!(
-            "{:>2}. {:+.4}  {}  -> {}",
-            i["rank"],
-            i["activation"].as_f64().unwrap_or_default(),
-            i["name"].as_str().unwrap_or_default(),
-            i["picture"].as_str().unwrap_or_default()
-        );
+    for (k, (e, p)) in top.iter().zip(&pictures).enumerate() {
+        println!("{:>2}. {:+.4}  {}  -> {}", k + 1, e.activation, e.name, p.display());
     }
     Ok(())
 }
