@@ -17,4 +17,5 @@ target/debug/glassbox predict assets/samples/chelsea.png assets/samples/coffee.p
 .venv/bin/python scripts/preprocess_refs.py tests/refs
 .venv/bin/python scripts/edit_refs.py tests/refs
 .venv/bin/python scripts/arch_refs.py tests/refs
+.venv/bin/python scripts/export_refs.py tests/refs
 chmod 644 tests/refs/*.* tests/refs/preprocess/*

@@ -252,3 +252,122 @@ fn every_op_through_the_command_line() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `glassbox export --format torchscript`: libtorch's own `CModule::load` runs the file with
+/// the edited model's logits, knock-out included, and its extra file names the labels and
+/// the preprocessing.
+#[test]
+fn a_torchscript_export_runs_in_libtorch_with_the_knockout() {
+    let dir = tmp();
+    let edited = dir.path().join("knocked.safetensors");
+    let o = glassbox(&[
+        "edit",
+        "-m",
+        "mnist",
+        "--op",
+        "knockout conv2:3",
+        "--op",
+        "scale fc2.weight[4] 2",
+        "--out",
+        edited.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pt = dir.path().join("knocked.pt");
+    let o = glassbox(&[
+        "export",
+        "-m",
+        edited.to_str().unwrap(),
+        "--format",
+        "torchscript",
+        "--out",
+        pt.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["max_logit_diff"].as_f64().unwrap() <= 1e-4, "{v}");
+
+    let m = Model::open(
+        glassbox_engine::model::ModelSource::File(edited.clone()),
+        None,
+        Device::Cpu,
+    )
+    .unwrap();
+    let x = digits();
+    let want = m.logits(&x);
+    let module = tch::CModule::load(&pt).unwrap();
+    let got = module.forward_ts(&[x.shallow_clone()]).unwrap();
+    let diff = (&got - &want).abs().max().double_value(&[]);
+    assert!(diff <= 1e-4, "TorchScript against Glassbox on 64 digits: {diff}");
+    // The knock-out is in the module: without it the logits move.
+    let mut plain = Model::open(glassbox_engine::model::ModelSource::File(edited), None, Device::Cpu).unwrap();
+    plain.knockouts.clear();
+    let moved = (&got - plain.logits(&x)).abs().max().double_value(&[]);
+    assert!(moved > 1e-3, "the knock-out changes nothing? {moved}");
+
+    let side = glassbox_engine::export::read_sidecar(&pt).unwrap();
+    assert_eq!(side.labels, m.labels);
+    assert_eq!(side.preprocess, m.preprocess);
+    assert_eq!(side.knockouts, ["conv2:3"]);
+    assert_eq!(side.edits.len(), 2, "{:?}", side.edits);
+}
+
+/// `--format safetensors`: PyTorch's key names, batch norms' `num_batches_tracked` included
+/// (strict `load_state_dict` needs them; scripts/export_refs.py loads one into torchvision),
+/// and the file reopens in Glassbox with the same logits.
+#[test]
+fn a_safetensors_export_keeps_pytorch_keys_and_reopens() {
+    let dir = tmp();
+    let out = dir.path().join("mnist.safetensors");
+    let o = glassbox(&[
+        "export",
+        "-m",
+        "mnist",
+        "--format",
+        "safetensors",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    for want in ["conv1.weight", "bn1.running_var", "bn1.num_batches_tracked", "fc2.bias"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    }
+    let a = Model::open(glassbox_engine::model::ModelSource::from("mnist"), None, Device::Cpu).unwrap();
+    let b = Model::open(
+        glassbox_engine::model::ModelSource::File(out.clone()),
+        None,
+        Device::Cpu,
+    )
+    .unwrap();
+    let x = digits();
+    assert_eq!((a.logits(&x) - b.logits(&x)).abs().max().double_value(&[]), 0.0);
+    // Writing over the file needs --force; over a missing folder, a clear error.
+    let o = glassbox(&[
+        "export",
+        "-m",
+        "mnist",
+        "--format",
+        "safetensors",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("--force"), "{}", stderr(&o));
+    let nowhere = dir.path().join("no-such-folder/m.pt");
+    let o = glassbox(&[
+        "export",
+        "-m",
+        "mnist",
+        "--format",
+        "torchscript",
+        "--out",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no-such-folder"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -4,7 +4,7 @@
 //! commands share (model, method, shard, position arguments, the engine's enums as clap
 //! value enums, input and output paths); each command or family has its file: `predict.rs`,
 //! `explain.rs` (explain, sanity), `inspect.rs` (layers, channel, receptive-field,
-//! activations, filters), `import.rs`, `train.rs`, `edit.rs` (edit, diff, eval). A new command gets a file
+//! activations, filters), `import.rs`, `train.rs`, `edit.rs` (edit, diff, eval), `export.rs`. A new command gets a file
 //! with its `...Args` struct and `run`, and a variant here.
 //!
 //! The feature `gui` (on by default) adds `glassbox gui`, the desktop app; without it
@@ -14,6 +14,7 @@
 pub mod args;
 mod edit;
 mod explain;
+mod export;
 mod finetune;
 mod import;
 mod inspect;
@@ -91,6 +92,9 @@ pub enum Command {
     Diff(edit::DiffArgs),
     /// Accuracy, per-class accuracy and the confusion matrix on a labelled folder or data set.
     Eval(edit::EvalArgs),
+    /// The model back to PyTorch: a TorchScript module (knock-outs and added classes in its
+    /// forward) or safetensors with PyTorch's key names.
+    Export(export::ExportArgs),
     /// One value of a channel computed in the open: the input patch, the kernel, their
     /// products and sum, the bias, batch norm and activation.
     Conv(neuron::ConvArgs),
@@ -132,6 +136,7 @@ impl Command {
             Command::Edit(_) => "edit",
             Command::Diff(_) => "diff",
             Command::Eval(_) => "eval",
+            Command::Export(_) => "export",
             Command::Report(_) => "report",
             Command::Lesson(_) => "lesson",
             Command::Conv(_) => "conv",
@@ -205,6 +210,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Edit(a) => edit::run_edit(a, device),
         Command::Diff(a) => edit::run_diff(a, device),
         Command::Eval(a) => edit::run_eval(a, device),
+        Command::Export(a) => export::run(a, device),
         Command::Report(a) => report::run(a, device),
         Command::Lesson(c) => lesson::run(c, device),
         Command::Conv(a) => neuron::conv(a, device),

@@ -18,6 +18,7 @@ pub mod error;
 pub mod evaluate;
 pub mod examples;
 pub mod explain;
+pub mod export;
 pub mod files;
 pub mod finetune;
 pub mod guard;

@@ -205,12 +205,12 @@ pub fn layer_groups(model: &Model) -> Vec<String> {
 
 /// Same architecture and weights, independent variables.
 pub fn duplicate(model: &Model) -> Model {
-    let mut m = Model::new_random(
-        model.spec.arch,
-        model.spec.classes,
-        model.spec.in_channels,
-        model.device(),
-    );
+    duplicate_on(model, model.device())
+}
+
+/// Same architecture and weights, independent variables on `device`.
+pub fn duplicate_on(model: &Model, device: tch::Device) -> Model {
+    let mut m = Model::new_random(model.spec.arch, model.spec.classes, model.spec.in_channels, device);
     m.labels = model.labels.clone();
     m.preprocess = model.preprocess.clone();
     m.source = model.source.clone();
@@ -219,7 +219,7 @@ pub fn duplicate(model: &Model) -> Model {
     tch::no_grad(|| {
         for (k, mut v) in m.vs.variables() {
             if let Some(s) = src.get(&k) {
-                v.copy_(s);
+                v.copy_(&s.to_device(device));
             }
         }
     });

@@ -424,19 +424,17 @@ impl Model {
             let t = if chans.is_empty() || t.dim() < 2 {
                 t
             } else {
-                let mut mask = vec![1f32; t.size()[1] as usize];
-                for c in chans {
-                    if let Some(m) = mask.get_mut(c as usize) {
-                        *m = 0.0;
-                    }
+                // Made of traced operations only (ones, then a zero per channel), so that a
+                // TorchScript trace of the forward holds the mask: a tensor copied in from
+                // Rust memory would be traced as uninitialised memory.
+                let n = t.size()[1];
+                let mask = Tensor::ones([n], (t.kind(), t.device()));
+                for c in chans.into_iter().filter(|c| (0..n).contains(c)) {
+                    let _ = mask.narrow(0, c, 1).fill_(0.0);
                 }
                 let mut shape = vec![1i64; t.dim()];
-                shape[1] = mask.len() as i64;
-                let mask = Tensor::from_slice(&mask)
-                    .view(shape.as_slice())
-                    .to_device(t.device())
-                    .to_kind(t.kind());
-                t * mask
+                shape[1] = n;
+                t * mask.view(shape.as_slice())
             };
             hook(name, kind, t)
         };
