@@ -7,7 +7,7 @@ use std::path::Path;
 use common::*;
 use glassbox_engine::data::{self, DatasetName};
 use glassbox_engine::model::Model;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// A folder of Fashion-MNIST training images: `classes` (indices), `n` each, named `prefix`+label.
 fn clothes(dir: &Path, prefix: &str, classes: &[usize], n: usize, skip: usize) {
@@ -120,48 +120,68 @@ fn imprinting_adds_classes_by_the_formula_and_leaves_the_old_ones() {
         w.narrow(0, 0, 10).equal(&w0) && b.narrow(0, 0, 10).equal(&b0),
         "old classes untouched"
     );
-    // w = mean(f / |f|) / |mean(f / |f|)| * mean over old rows of |w_k|;
-    // b = mean over the class's images of (best old logit - w.f) + the margin.
-    let scale = Vec::<f32>::try_from(
-        &w0.pow_tensor_scalar(2)
-            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-            .sqrt(),
-    )
-    .unwrap()
-    .iter()
-    .map(|&v| v as f64)
-    .sum::<f64>()
-        / 10.0;
-    for (row, class) in [(10, "new Bag"), (11, "new Trouser")] {
-        let f = traced_features(&base, &data.join(class));
-        let rows = f.size()[0];
-        let mut mean = vec![0f64; 128];
-        for i in 0..rows {
-            let v = Vec::<f32>::try_from(&f.get(i)).unwrap();
-            let n = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
-            for (m, x) in mean.iter_mut().zip(&v) {
-                *m += *x as f64 / n / rows as f64;
-            }
+    // Recomputed here in plain arithmetic from the traced features (head.rs `imprint`):
+    // the rows' mean is w_g = mean(f / |f|) / |mean(f / |f|)| * mean over old rows of |w_k|,
+    // over both classes' images; each row's own part v_j = w_j - w_g has the bias
+    // -v_j.mu - v_j.(mu_j - mu) / 2 (mu_j the class's mean feature, mu their mean), and both
+    // share b_g = max over the images of (best old logit - w_g.f) + the margin.
+    let rows64 = |t: &Tensor| -> Vec<Vec<f64>> {
+        (0..t.size()[0])
+            .map(|i| {
+                Vec::<f32>::try_from(&t.get(i))
+                    .unwrap()
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
+            })
+            .collect()
+    };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let norm = |a: &[f64]| dot(a, a).sqrt();
+    let old_w = rows64(&w0);
+    let old_b: Vec<f64> = Vec::<f32>::try_from(&b0).unwrap().into_iter().map(f64::from).collect();
+    let scale = old_w.iter().map(|r| norm(r)).sum::<f64>() / old_w.len() as f64;
+    let feats: Vec<Vec<Vec<f64>>> = ["new Bag", "new Trouser"]
+        .iter()
+        .map(|c| rows64(&traced_features(&base, &data.join(c))))
+        .collect();
+    let all: Vec<&Vec<f64>> = feats.iter().flatten().collect();
+    let mut g = vec![0f64; 128];
+    for f in &all {
+        for (m, x) in g.iter_mut().zip(f.iter()) {
+            *m += x / norm(f) / all.len() as f64;
         }
-        let n = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let want: Vec<f64> = mean.iter().map(|m| m / n * scale).collect();
-        let got = Vec::<f32>::try_from(&w.get(row)).unwrap();
-        for (g, m) in got.iter().zip(&want) {
-            assert!((*g as f64 - m).abs() < 1e-4, "{class}: {g} vs {m}");
-        }
-        let old = Vec::<f32>::try_from(&(f.matmul(&w0.tr()) + &b0).flatten(0, -1)).unwrap();
-        let mut bias = 0.0;
-        for i in 0..rows as usize {
-            let best = old[i * 10..(i + 1) * 10].iter().fold(f64::MIN, |a, &v| a.max(v as f64));
-            let fi = Vec::<f32>::try_from(&f.get(i as i64)).unwrap();
-            let dot: f64 = fi.iter().zip(&want).map(|(a, b)| *a as f64 * b).sum();
-            bias += (best - dot) / rows as f64;
-        }
-        bias += glassbox_engine::finetune::IMPRINT_MARGIN;
+    }
+    let wg: Vec<f64> = g.iter().map(|x| x / norm(&g) * scale).collect();
+    let got = rows64(&w.narrow(0, 10, 2));
+    for (k, m) in wg.iter().enumerate() {
+        let mean = (got[0][k] + got[1][k]) / 2.0;
+        assert!((mean - m).abs() < 1e-4, "feature {k}: rows' mean {mean} vs {m}");
+    }
+    let best_old = |f: &[f64]| {
+        old_w
+            .iter()
+            .zip(&old_b)
+            .map(|(r, b)| dot(r, f) + b)
+            .fold(f64::MIN, f64::max)
+    };
+    let bg = all.iter().map(|f| best_old(f) - dot(&wg, f)).fold(f64::MIN, f64::max)
+        + glassbox_engine::finetune::IMPRINT_MARGIN;
+    let mean_of = |fs: &[Vec<f64>]| -> Vec<f64> {
+        (0..128)
+            .map(|k| fs.iter().map(|f| f[k]).sum::<f64>() / fs.len() as f64)
+            .collect()
+    };
+    let mus: Vec<Vec<f64>> = feats.iter().map(|fs| mean_of(fs)).collect();
+    let mu: Vec<f64> = (0..128).map(|k| (mus[0][k] + mus[1][k]) / 2.0).collect();
+    for j in 0..2 {
+        let v: Vec<f64> = got[j].iter().zip(&wg).map(|(a, b)| a - b).collect();
+        let d: Vec<f64> = mus[j].iter().zip(&mu).map(|(a, b)| a - b).collect();
+        let want = -dot(&v, &mu) - dot(&v, &d) / 2.0 + bg;
+        let have = b.double_value(&[10 + j as i64]);
         assert!(
-            (b.double_value(&[row]) - bias).abs() < 1e-3,
-            "{class}: bias {} vs {bias}",
-            b.double_value(&[row])
+            (have - want).abs() < 1e-3 * want.abs().max(1.0),
+            "class {j}: bias {have} vs {want}"
         );
     }
     // Old classes keep working: the digits' logits of the ten old classes are the same.
@@ -388,29 +408,44 @@ fn lite0_learns_two_digits_by_imprinting_and_the_photos_keep_their_class() {
     let test = dir.path().join("test");
     std::fs::create_dir(&test).unwrap();
     digit_folder(&test, &[3, 7], 50, 20);
-    let accuracy = |epochs: &str| {
+    // Per new class: the share of its unseen digits classified as that class.
+    let recall = |epochs: &str| {
         let out = dir.path().join(format!("lite0-digits-{epochs}.safetensors"));
         let flags = format!("--add-classes --epochs {epochs} --lr 0.01 --val-split 0");
         tune("efficientnet-lite0", &data, &flags, &out);
         let e = ok(&["eval", "--model", path_str(&out), "--data", path_str(&test), "--json"]);
         let v: serde_json::Value = serde_json::from_str(&e).unwrap();
-        (out, v["accuracy"].as_f64().unwrap())
+        let per_class: Vec<f64> = v["per_class"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["accuracy"].as_f64().unwrap())
+            .collect();
+        (out, per_class)
     };
-    // 1000 old classes and two new ones: imprinting alone puts about half of 100 unseen
-    // digits in the right new class (BENCHMARKS: 47 % of 200), so the bound sits well
-    // below that, far above chance (2 of 1002 classes); ten epochs of the new rows (the
-    // old ones frozen) nearly all of them.
-    let (_, imprinted) = accuracy("0");
-    let (out, refined) = accuracy("10");
-    eprintln!("new digits right: imprinted {imprinted}, refined {refined}");
-    assert!(imprinted >= 0.3, "imprinted: {imprinted}");
-    assert!(refined >= 0.9, "refined: {refined}");
-    for photo in ["assets/samples/chelsea.png", "assets/samples/coffee.png"] {
+    // 1000 old classes and two new ones: imprinting alone (BENCHMARKS: 97.5 % of the 2,038
+    // test threes and sevens) and with the default ten epochs of the new rows.
+    let (imprinted_model, imprinted) = recall("0");
+    let (out, refined) = recall("10");
+    eprintln!("new digits right per class: imprinted {imprinted:?}, refined {refined:?}");
+    assert_eq!(imprinted.len(), 2);
+    assert!(imprinted.iter().all(|&r| r >= 0.9), "imprinted: {imprinted:?}");
+    assert!(refined.iter().all(|&r| r >= 0.94), "refined: {refined:?}");
+    let photos = [
+        "assets/samples/chelsea.png",
+        "assets/samples/coffee.png",
+        "assets/photos/astronaut.jpg",
+        "assets/photos/rocket.jpg",
+        "assets/photos/motorcycle.jpg",
+    ];
+    for photo in photos {
         let top = |m: &str| {
             let p = ok(&["predict", "--model", m, path_str(&asset(photo)), "--top", "1", "--json"]);
             let v: serde_json::Value = serde_json::from_str(&p).unwrap();
             v["top"][0]["label"].as_str().unwrap().to_string()
         };
-        assert_eq!(top("efficientnet-lite0"), top(path_str(&out)), "{photo}");
+        let before = top("efficientnet-lite0");
+        assert_eq!(before, top(path_str(&imprinted_model)), "{photo} imprinted");
+        assert_eq!(before, top(path_str(&out)), "{photo} refined");
     }
 }

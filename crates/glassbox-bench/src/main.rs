@@ -71,12 +71,18 @@ pub struct BenchArgs {
     /// throughput (the photos given with --photos are checked to keep their class).
     #[arg(long)]
     pub finetune: Option<PathBuf>,
-    #[arg(long, num_args = 1.., requires = "finetune")]
+    /// Photos that must keep their top-1 class (--finetune, --imprint).
+    #[arg(long, num_args = 1..)]
     pub photos: Vec<PathBuf>,
-    /// With --finetune: the smallest sizes that run every part (a check that the benchmark
-    /// works, not figures to quote).
-    #[arg(long, requires = "finetune")]
+    /// With --finetune or --imprint: the smallest sizes that run every part (a check that
+    /// the benchmark works, not figures to quote).
+    #[arg(long)]
     pub smallest: bool,
+    /// Measure imprinting instead, writing MNIST digit folders into this folder: Glassbox's
+    /// calibration beside the plain baseline, every pair of digits and all ten added at once
+    /// from 20 each, on the whole test set, the photos (--photos) keeping their class.
+    #[arg(long)]
+    pub imprint: Option<PathBuf>,
     /// Time dataset examples instead: every channel's activation of the default layer over
     /// this many MNIST digits (a tenth of each class), beside the plain forward.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(10..=60_000))]
@@ -94,6 +100,8 @@ pub fn run(a: BenchArgs, device: Device) -> Result<()> {
         draw(&a, n, device)
     } else if let Some(dir) = &a.finetune {
         finetune(&a, dir, device)
+    } else if let Some(dir) = &a.imprint {
+        imprint(&a, dir, device)
     } else if let Some(img) = &a.edits {
         edits(&a, img, device)
     } else if let Some(n) = a.soak {
@@ -139,6 +147,82 @@ fn draw(a: &BenchArgs, n: usize, device: Device) -> Result<()> {
             r.device, r.stroke_to_views_median_ms, r.stroke_to_views_p90_ms, r.strokes
         );
     }
+    Ok(())
+}
+
+/// `--imprint DIR`: both calibrations of imprinting on digits added to the model.
+fn imprint(a: &BenchArgs, dir: &std::path::Path, device: Device) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let m = a.model.open(device)?;
+    let (train, test) = if a.smallest { (2, 3) } else { (20, 0) };
+    let r = crate::engine::imprint(&m, dir, &a.photos, train, test)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let pct = |v: f64| format!("{:.1} %", v * 100.0);
+    let recall = |o: &crate::engine::imprint::Outcome| o.recall.iter().map(|&r| pct(r)).collect::<Vec<_>>().join(" / ");
+    println!(
+        "imprinting MNIST digits into {} from {} each; tested on {} test digits; {} photos must keep their class",
+        r.model,
+        r.train_per_class,
+        r.test_images,
+        r.photos.len()
+    );
+    println!("| calibration | 0 and 1: recall, photos kept | 3 and 7 | all 45 pairs: mean / min recall, pairs with both >= 95 %, pairs keeping every photo | ten at once: right, sent to a new class, photos kept |");
+    println!("|---|---|---|---|---|");
+    for c in &r.calibrations {
+        println!(
+            "| {} | {}, {} | {}, {} | {} / {}, {} of {}, {} of {} | {}, {}, {} |",
+            c.name,
+            recall(&c.zero_one),
+            c.zero_one.photos_kept,
+            recall(&c.three_seven),
+            c.three_seven.photos_kept,
+            pct(c.pairs.mean_recall),
+            pct(c.pairs.min_recall),
+            c.pairs.pairs_at_95,
+            c.pairs.pairs,
+            c.pairs.pairs_photos_kept,
+            c.pairs.pairs,
+            pct(c.ten.accuracy),
+            pct(c.ten.to_new),
+            c.ten.photos_kept
+        );
+    }
+    println!(
+        "trade-off, ten digits at once, every new bias moved by d logits (right, sent to a new class, photos kept):"
+    );
+    println!(
+        "| d | {} |",
+        r.calibrations
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(r.calibrations.len()));
+    for i in 0..r.calibrations[0].tradeoff.len() {
+        let cells: Vec<String> = r
+            .calibrations
+            .iter()
+            .map(|c| {
+                let (_, acc, to_new, kept) = c.tradeoff[i];
+                format!("{}, {}, {}", pct(acc), pct(to_new), kept)
+            })
+            .collect();
+        println!("| {:+} | {} |", r.calibrations[0].tradeoff[i].0, cells.join(" | "));
+    }
+    println!(
+        "--add-classes with the default {} epochs on 3 and 7: recall {}, photos kept {}",
+        r.default_epochs,
+        r.default_epochs_recall
+            .iter()
+            .map(|&v| pct(v))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        r.default_epochs_photos_kept
+    );
     Ok(())
 }
 

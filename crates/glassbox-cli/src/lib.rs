@@ -4,7 +4,7 @@
 //! commands share (model, method, shard, position arguments, the engine's enums as clap
 //! value enums, input and output paths); each command or family has its file: `predict.rs`,
 //! `explain.rs` (explain, sanity), `inspect.rs` (layers, channel, receptive-field,
-//! activations, filters), `import.rs`, `train.rs`, `edit.rs` (edit, diff, eval), `export.rs`. A new command gets a file
+//! activations, filters), `import.rs`, `train.rs`, `edit.rs` (edit, diff, eval), `compare.rs`, `export.rs`. A new command gets a file
 //! with its `...Args` struct and `run`, and a variant here.
 //!
 //! The feature `gui` (on by default) adds `glassbox gui`, the desktop app; without it
@@ -12,6 +12,7 @@
 //! is linked. The benchmarks are another binary, `glassbox-bench` (crates/glassbox-bench).
 
 pub mod args;
+mod compare;
 mod edit;
 mod explain;
 mod export;
@@ -90,6 +91,9 @@ pub enum Command {
     Edit(edit::EditArgs),
     /// Which tensors differ between two models, by how much, and both edit logs.
     Diff(edit::DiffArgs),
+    /// Two models side by side: weight change per tensor, both answers and maps on each
+    /// image with their difference, and both per-class accuracies on labelled data.
+    Compare(compare::CompareArgs),
     /// Accuracy, per-class accuracy and the confusion matrix on a labelled folder or data set.
     Eval(edit::EvalArgs),
     /// The model back to PyTorch: a TorchScript module (knock-outs and added classes in its
@@ -135,6 +139,7 @@ impl Command {
             Command::Finetune(_) => "finetune",
             Command::Edit(_) => "edit",
             Command::Diff(_) => "diff",
+            Command::Compare(_) => "compare",
             Command::Eval(_) => "eval",
             Command::Export(_) => "export",
             Command::Report(_) => "report",
@@ -209,6 +214,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Finetune(a) => finetune::run(a, device),
         Command::Edit(a) => edit::run_edit(a, device),
         Command::Diff(a) => edit::run_diff(a, device),
+        Command::Compare(a) => compare::run(a, device),
         Command::Eval(a) => edit::run_eval(a, device),
         Command::Export(a) => export::run(a, device),
         Command::Report(a) => report::run(a, device),

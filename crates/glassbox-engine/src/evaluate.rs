@@ -56,30 +56,48 @@ pub(crate) fn class_of(model: &Model, folder: &str) -> Option<i64> {
 
 /// The images of `dir`'s class sub-folders, labelled for `model`.
 pub fn folder(model: &Model, dir: &Path) -> Result<Labelled> {
+    Ok(folder_with(model, dir, false)?.0)
+}
+
+/// The same, without the sub-folders that name no class of `model` (their names returned
+/// beside; perhaps none is left): comparing two models whose classes differ.
+pub fn folder_known(model: &Model, dir: &Path) -> Result<(Labelled, Vec<String>)> {
+    folder_with(model, dir, true)
+}
+
+fn folder_with(model: &Model, dir: &Path, skip_unknown: bool) -> Result<(Labelled, Vec<String>)> {
     let subs = super::preprocess::class_folders(dir, "named by label or index")?;
     let mut files = Vec::new();
+    let mut unknown = Vec::new();
     for sub in subs {
         let name = sub
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let class = class_of(model, &name).ok_or_else(|| {
-            Error::file(
-                &sub,
-                format!(
-                    "`{name}` is neither a label of the model nor a class index 0 to {} (labels start: {})",
-                    model.spec.classes - 1,
-                    model.labels.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?;
+        let class = match class_of(model, &name) {
+            Some(c) => c,
+            None if skip_unknown => {
+                unknown.push(name);
+                continue;
+            }
+            None => {
+                return Err(Error::file(
+                    &sub,
+                    format!(
+                        "`{name}` is neither a label of the model nor a class index 0 to {} (labels start: {})",
+                        model.spec.classes - 1,
+                        model.labels.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        };
         let imgs = super::preprocess::images_in(&sub)?;
         files.extend(imgs.into_iter().map(|p| (p, class)));
     }
-    if files.is_empty() {
+    if files.is_empty() && !skip_unknown {
         return Err(Error::file(dir, "its class folders hold no images"));
     }
-    Ok(Labelled::Files(files))
+    Ok((Labelled::Files(files), unknown))
 }
 
 /// One class's result.

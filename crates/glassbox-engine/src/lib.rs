@@ -9,6 +9,7 @@
 
 pub mod arch;
 pub mod charts;
+pub mod compare;
 pub mod convolution;
 pub mod data;
 pub mod defaults;

@@ -9,6 +9,7 @@ use glassbox_engine::error::Result;
 use glassbox_engine::model::Model;
 
 mod finetune;
+pub mod imprint;
 mod measure;
 mod soak;
 
@@ -16,6 +17,7 @@ pub use measure::median;
 use measure::peak_rss_mib;
 
 pub use finetune::{finetune, FinetuneSizes};
+pub use imprint::imprint;
 pub use soak::{soak, SOAK_GROWTH_LIMIT_PERCENT};
 
 #[derive(Debug, Clone, Serialize)]

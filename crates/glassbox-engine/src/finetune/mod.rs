@@ -24,7 +24,7 @@ mod settings;
 use std::collections::BTreeMap;
 
 pub use data::{picture, read_data, Data};
-pub use head::{classifier_layer, features, features_of, head_logits, imprint, normalise, IMPRINT_MARGIN};
+pub use head::{bias_key, classifier_layer, features, features_of, head_logits, imprint, normalise, IMPRINT_MARGIN};
 pub use reports::{ClassVal, EpochStats, Event, Hooks, Outcome, Plan, Summary, Timeline, ValSet};
 pub use run::run;
 pub use settings::{Config, Control, DataSource, Optimizer, Scope};

@@ -218,7 +218,7 @@ impl Sets {
         })
     }
 
-    /// Imprinting: each new class's weights from its training images' features.
+    /// Imprinting: the new classes' weights from their training images' features, all at once.
     fn imprint_new_classes(&self, start: &Start) -> Result<()> {
         let (Some(tf), Some(w), Some(b)) = (&self.train_f, &self.head_w, &self.head_b) else {
             unreachable!("adding classes is head-only")
@@ -227,13 +227,20 @@ impl Sets {
         let old_b = b.narrow(0, 0, start.old_k);
         let ty = self.train_y.to_device(tf.device());
         tch::no_grad(|| -> Result<()> {
-            for (j, _) in start.new_classes.iter().enumerate() {
-                let class = start.old_k + j as i64;
-                let rows = ty.eq(class).nonzero().squeeze_dim(1);
-                let (iw, ib) = imprint(&tf.index_select(0, &rows), &old_w, &old_b);
-                w.get(class).copy_(&iw);
-                b.get(class).copy_(&ib.view([]));
+            let k = start.new_classes.len() as i64;
+            let per_class: Vec<Tensor> = (0..k)
+                .map(|j| tf.index_select(0, &ty.eq(start.old_k + j).nonzero().squeeze_dim(1)))
+                .collect();
+            for (f, name) in per_class.iter().zip(&start.new_classes) {
+                if f.size()[0] == 0 {
+                    return Err(Error::invalid(format!(
+                        "new class `{name}` has no training image left (all went to validation): add images or lower the validation split"
+                    )));
+                }
             }
+            let (iw, ib) = imprint(&per_class, &old_w, &old_b);
+            w.narrow(0, start.old_k, k).copy_(&iw);
+            b.narrow(0, start.old_k, k).copy_(&ib);
             Ok(())
         })
     }
