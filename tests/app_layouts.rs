@@ -188,3 +188,95 @@ fn what_the_edits_broke_draws_with_the_bundled_fonts() {
     assert!(h.query_by_label_contains("% before, ").is_some());
     assert!(h.query_by_label("90.0 % to 50.0 %").is_some());
 }
+
+/// Compare A and B in the app: pin the model, edit it, and the Compare view
+/// shows both answers (B's the app's own prediction), both maps and their difference; "A =
+/// before the edits" pins the original; Export > For PyTorch writes a TorchScript module
+/// libtorch runs; Unpin clears it all.
+#[test]
+fn compare_pins_a_and_shows_what_an_edit_changed_and_export_writes_torchscript() {
+    use egui::accesskit::Role;
+    let mut h = mnist_app_on_conv1();
+    h.state_mut().apply(Command::Show(Pane::Compare));
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Button, "Pin the model now as A").click();
+    h.step();
+    settle(&mut h, "the comparison", |a| {
+        a.state.compare.result.is_some() && !a.busy()
+    });
+    {
+        let r = h.state().state.compare.result.as_ref().unwrap();
+        assert!(r.weights.changed.is_empty());
+        let img = r.image.as_ref().unwrap();
+        assert!(img.one_minus_pearson.abs() < 1e-9, "A is B: {}", img.one_minus_pearson);
+    }
+    // An edit (class 1's weights halved): B changes, A stays.
+    let op: glassbox_engine::edit::Op = "scale fc2.weight[1] 0.5".parse().unwrap();
+    h.state_mut()
+        .apply(Command::Edit(glassbox_engine::worker::EditRequest::Apply(op)));
+    settle(&mut h, "the edit compared", |a| {
+        a.state.edits.len() == 1
+            && a.state.views_ready()
+            && !a.busy()
+            && a.state
+                .compare
+                .result
+                .as_ref()
+                .is_some_and(|r| !r.weights.changed.is_empty())
+    });
+    {
+        let app = h.state();
+        let r = app.state.compare.result.as_ref().unwrap();
+        assert_eq!(r.weights.changed.len(), 1);
+        assert_eq!(r.weights.changed[0].name, "fc2.weight");
+        assert!((r.weights.changed[0].relative_l2.unwrap() - 0.0).abs() > 1e-3);
+        let img = r.image.as_ref().unwrap();
+        for (b, top) in img.top_b.iter().zip(&app.state.top) {
+            assert_eq!(b.label, top.label);
+            assert!((b.probability - top.probability).abs() < 1e-6, "B is the model now");
+        }
+        let one = img.changes.iter().find(|c| c.label == "1").unwrap();
+        assert!(one.change.unwrap() < -1e-3, "class 1 lost probability: {one:?}");
+    }
+    h.state_mut().apply(Command::Show(Pane::Compare));
+    h.run_steps(3);
+    h.get_by_label_contains("1 - Pearson");
+    h.get_by_role_and_label(Role::Button, "A = before the edits").click();
+    h.step();
+    settle(&mut h, "the original pinned", |a| {
+        a.state
+            .compare
+            .pinned
+            .as_deref()
+            .is_some_and(|w| w.contains("before its 1 edit(s)"))
+            && a.state.compare.result.is_some()
+            && !a.busy()
+    });
+    // Export > For PyTorch: what the dialog's answer does.
+    let dir = common::tmp();
+    let pt = dir.path().join("knocked.pt");
+    h.state_mut().apply(Command::ExportModel {
+        path: pt.clone(),
+        torchscript: true,
+    });
+    settle(&mut h, "the export", |a| {
+        a.state.compare.exported.is_some() && !a.busy()
+    });
+    assert!(h
+        .state()
+        .state
+        .compare
+        .exported
+        .as_ref()
+        .unwrap()
+        .contains("loaded back"));
+    let m = tch::CModule::load(&pt).unwrap();
+    let y = m
+        .forward_ts(&[tch::Tensor::zeros([1, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu))])
+        .unwrap();
+    assert_eq!(y.size(), [1, 10]);
+    h.get_by_role_and_label(Role::Button, "Unpin").click();
+    h.step();
+    settle(&mut h, "unpinned", |a| a.state.compare.pinned.is_none() && !a.busy());
+    assert!(h.state().state.compare.result.is_none());
+}

@@ -371,3 +371,120 @@ fn a_safetensors_export_keeps_pytorch_keys_and_reopens() {
         stderr(&o)
     );
 }
+
+/// `glassbox compare A B IMAGE`: each side's top-k is what `predict` gives for that model,
+/// the weight table names the tensor edited, the pictures are written, the accuracies are
+/// what `eval` gives; a model with added classes compares on what it shares with its
+/// original and lists what only it has; a model against itself has the same map.
+#[test]
+fn compare_agrees_with_predict_and_eval_and_handles_added_classes() {
+    let dir = tmp();
+    let edited = dir.path().join("edited.safetensors");
+    let o = glassbox(&[
+        "edit",
+        "-m",
+        "mnist",
+        "--op",
+        "scale conv2.weight[3] 3",
+        "--op",
+        "knockout conv1:2",
+        "--out",
+        edited.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seven = asset("assets/lessons/a-seven.png");
+    let out = dir.path().join("pictures");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = glassbox(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let c = json(&[
+        "compare",
+        "mnist",
+        edited.to_str().unwrap(),
+        seven.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--dataset",
+        "mnist",
+        "--json",
+    ]);
+    let img = &c["images"][0];
+    for (side, model) in [("top_a", "mnist"), ("top_b", edited.to_str().unwrap())] {
+        let p = json(&["predict", "-m", model, seven.to_str().unwrap(), "--top", "5", "--json"]);
+        for (x, y) in img[side].as_array().unwrap().iter().zip(p["top"].as_array().unwrap()) {
+            assert_eq!(x["label"], y["label"], "{side}");
+            let d = x["probability"].as_f64().unwrap() - y["probability"].as_f64().unwrap();
+            assert!(d.abs() < 1e-6, "{side}: {x} vs {y}");
+        }
+    }
+    let changed = c["weights"]["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0]["name"], "conv2.weight");
+    assert_eq!(
+        changed[0]["values"].as_i64().unwrap(),
+        16 * 3 * 3,
+        "one output channel of 16 inputs, 3x3"
+    );
+    let pictures = img["pictures"].as_array().unwrap();
+    assert_eq!(pictures.len(), 3);
+    for p in pictures {
+        let i = image::open(p.as_str().unwrap()).unwrap();
+        assert_eq!((i.width(), i.height()), (28, 28));
+    }
+    let (m1, m2) = (
+        img["one_minus_pearson"].as_f64().unwrap(),
+        img["spearman"].as_f64().unwrap(),
+    );
+    assert!((0.0..=2.0).contains(&m1) && (-1.0..=1.0).contains(&m2), "{img}");
+    let e = json(&["eval", "-m", edited.to_str().unwrap(), "--dataset", "mnist", "--json"]);
+    assert_eq!(c["data"]["accuracy_b"], e["accuracy"]);
+    assert_eq!(c["data"]["per_class"].as_array().unwrap().len(), 10);
+
+    let plus = dir.path().join("plus.safetensors");
+    let o = glassbox(&[
+        "finetune",
+        "-m",
+        "mnist",
+        "--data",
+        asset("assets/lessons/two-digits").to_str().unwrap(),
+        "--add-classes",
+        "--epochs",
+        "0",
+        "--out",
+        plus.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c = json(&[
+        "compare",
+        "mnist",
+        plus.to_str().unwrap(),
+        seven.to_str().unwrap(),
+        "--json",
+    ]);
+    let w = &c["weights"];
+    assert_eq!(w["classes_only_b"], serde_json::json!(["digit-3", "digit-7"]));
+    assert_eq!(w["shared_classes"], 10);
+    assert!(
+        w["changed"].as_array().unwrap().is_empty(),
+        "imprinting keeps the old rows: {w}"
+    );
+    assert!(w["different_shape"].as_array().unwrap().is_empty(), "{w}");
+    let changes = c["images"][0]["changes"].as_array().unwrap();
+    assert!(changes
+        .iter()
+        .any(|ch| ch["a"].is_null() && ch["label"].as_str().unwrap().starts_with("digit-")));
+
+    let same = json(&[
+        "compare",
+        "mnist",
+        "mnist",
+        seven.to_str().unwrap(),
+        "--method",
+        "gradient",
+        "--json",
+    ]);
+    assert!(same["images"][0]["one_minus_pearson"].as_f64().unwrap().abs() < 1e-9);
+    assert!(same["weights"]["changed"].as_array().unwrap().is_empty());
+}

@@ -28,6 +28,27 @@ pub enum DialogKind {
     Lesson,
     /// A folder of images to search for what a channel wants to see.
     ExamplesFolder,
+    /// A weights file to pin as model A of a comparison.
+    PinFile,
+    /// A folder of labelled images to compare A's and B's accuracy on.
+    CompareFolder,
+    /// Where to write the model for PyTorch (TorchScript, or safetensors).
+    ExportModel {
+        torchscript: bool,
+    },
+}
+
+/// Comparing model A (pinned) with the current model, B.
+#[derive(Debug, Clone)]
+pub enum CompareCommand {
+    /// Pin a model as A (None: unpin).
+    Pin(Option<glassbox_engine::session::PinSource>),
+    /// Compare A and B on the current image again.
+    Refresh,
+    /// The kernels of a convolution in A and B.
+    Filters(String),
+    /// A's and B's per-class accuracy on labelled images.
+    Accuracy(glassbox_engine::worker::EvalSet),
 }
 
 /// The top images of the chosen channel.
@@ -177,6 +198,13 @@ pub enum Command {
     /// Draw a digit: a stroke between two canvas points (the same point twice: a dab),
     /// the brush, the eraser, clear. Every change is the model's input at once.
     Draw(DrawCommand),
+    /// Two models side by side: pin A, compare again, a layer's filters, accuracies.
+    Compare(CompareCommand),
+    /// The model for PyTorch: a TorchScript module (or safetensors with PyTorch's keys).
+    ExportModel {
+        path: PathBuf,
+        torchscript: bool,
+    },
     /// Retraining: settings, start, pause, learning rate, cancel, timeline, confusion cells,
     /// accept or discard.
     Train(TrainCommand),

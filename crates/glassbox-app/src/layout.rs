@@ -9,8 +9,8 @@ use egui::{Align2, Color32, FontId, Key, Modifiers, Ui};
 
 use crate::command::{Command, DialogKind};
 use crate::panels::{
-    activations, channel, draw, edits, errors, explain_this, explanations, filters, help, input, layers, lesson, model,
-    prediction, status, toolbar, train, unfold, unsaved, wants,
+    activations, channel, compare, draw, edits, errors, explain_this, explanations, filters, help, input, layers,
+    lesson, model, prediction, status, toolbar, train, unfold, unsaved, wants,
 };
 use crate::state::{ExportWhat, Focus, State};
 use crate::tiles::{Layout, Layouts, Pane};
@@ -224,6 +224,7 @@ fn pane_ui(ui: &mut Ui, cx: &Ctx, pane: Pane, out: &mut Vec<Command>) {
         Pane::TrainSetup => train::setup(ui, cx, out),
         Pane::TrainCurves => train::curves_ui(ui, cx),
         Pane::TrainResult => train::result_ui(ui, cx, out),
+        Pane::Compare => compare::ui(ui, cx, out),
     }
 }
 

@@ -51,6 +51,10 @@ pub enum Which {
     Example(usize),
     /// A slot's sanity check: map n (0: the trained model's, then each randomisation).
     Sanity(usize, usize),
+    /// The comparison: picture n (0: A's map, 1: B's, 2: B - A).
+    Compare(usize),
+    /// The comparison: a convolution's kernels in A (0) and B (1).
+    CompareFilters(usize),
 }
 
 /// Every texture of the window, with a count of uploads (a test checks that steady frames
@@ -66,7 +70,7 @@ impl Textures {
         // Pictures of data (grids, kernels) stay sharp when zoomed; photos are smoothed.
         let smooth = matches!(
             which,
-            Which::Input | Which::Field | Which::Slot(_) | Which::ChannelOverlay
+            Which::Input | Which::Field | Which::Slot(_) | Which::ChannelOverlay | Which::Compare(_)
         );
         let name = format!("{which:?}");
         self.map.entry(which).or_default().set(ctx, &name, img, smooth);

@@ -31,10 +31,12 @@ pub enum Pane {
     TrainCurves,
     /// Retraining: the candidate's timeline and confusion matrix.
     TrainResult,
+    /// Model A (pinned) beside the current model.
+    Compare,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 15] = [
+    pub const ALL: [Pane; 16] = [
         Pane::Input,
         Pane::Draw,
         Pane::Prediction,
@@ -50,6 +52,7 @@ impl Pane {
         Pane::TrainSetup,
         Pane::TrainCurves,
         Pane::TrainResult,
+        Pane::Compare,
     ];
 
     pub fn title(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Pane {
             Pane::TrainSetup => "Data and settings",
             Pane::TrainCurves => "Curves",
             Pane::TrainResult => "Timeline and confusion",
+            Pane::Compare => "Compare A and B",
         }
     }
 }
@@ -131,7 +135,9 @@ impl Layout {
             Layout::Edit => {
                 let prediction = pane(&mut t, Pane::Prediction);
                 let edits = pane(&mut t, Pane::Edits);
-                let left = vertical(&mut t, &[(prediction, 1.0), (edits, 1.0)]);
+                let compare = pane(&mut t, Pane::Compare);
+                let lower = t.insert_tab_tile(vec![edits, compare]);
+                let left = vertical(&mut t, &[(prediction, 1.0), (lower, 1.0)]);
                 let channel = pane(&mut t, Pane::Channel);
                 let activations = pane(&mut t, Pane::Activations);
                 let layers = pane(&mut t, Pane::Layers);
@@ -146,7 +152,9 @@ impl Layout {
                 let left = vertical(&mut t, &[(setup, 2.2), (input, 1.0)]);
                 let curves = pane(&mut t, Pane::TrainCurves);
                 let result = pane(&mut t, Pane::TrainResult);
-                let right = vertical(&mut t, &[(curves, 0.7), (result, 1.6)]);
+                let compare = pane(&mut t, Pane::Compare);
+                let lower = t.insert_tab_tile(vec![result, compare]);
+                let right = vertical(&mut t, &[(curves, 0.7), (lower, 1.6)]);
                 horizontal(&mut t, &[(left, 1.0), (right, 1.8)])
             }
             Layout::Teach => {

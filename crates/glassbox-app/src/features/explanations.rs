@@ -274,6 +274,7 @@ impl GlassboxApp {
             params: self.base_params(),
         };
         self.send(req);
+        self.refresh_compare();
         let ids: Vec<usize> = self
             .state
             .slots

@@ -9,12 +9,13 @@ use glassbox_engine::worker::{Kind, Response};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::command::{DialogKind, ExamplesCommand, LessonCommand, TrainCommand};
+use crate::command::{CompareCommand, DialogKind, ExamplesCommand, LessonCommand, TrainCommand};
 use crate::state::Input;
 use crate::textures::Which;
 use crate::Picked;
 use glassbox_engine::arch::Arch;
 use glassbox_engine::model::ModelSource;
+use glassbox_engine::session::PinSource;
 use glassbox_engine::worker::{EditRequest, Engine, EvalSet, ImageSource, ModelInfo, Request, RequestKind};
 
 /// Opening models and images, dialogs, the clipboard, exports, errors.
@@ -248,6 +249,24 @@ impl GlassboxApp {
                     .add_filter("lessons", &["toml"])
                     .pick_file()
                     .map(|p| Command::Lesson(LessonCommand::OpenFile(p))),
+                DialogKind::PinFile => d
+                    .add_filter("weights", &["safetensors", "pth", "pt", "bin"])
+                    .pick_file()
+                    .map(|p| Command::Compare(CompareCommand::Pin(Some(PinSource::File(p))))),
+                DialogKind::CompareFolder => d
+                    .pick_folder()
+                    .map(|dir| Command::Compare(CompareCommand::Accuracy(EvalSet::Folder(dir)))),
+                DialogKind::ExportModel { torchscript } => {
+                    let (ext, name) = if torchscript {
+                        ("pt", "model.pt")
+                    } else {
+                        ("safetensors", "model-for-pytorch.safetensors")
+                    };
+                    d.add_filter(ext, &[ext])
+                        .set_file_name(name)
+                        .save_file()
+                        .map(|path| Command::ExportModel { path, torchscript })
+                }
                 DialogKind::TrainFolder => d
                     .pick_folder()
                     .map(|dir| Command::Train(TrainCommand::Data(glassbox_engine::finetune::DataSource::Folder(dir)))),

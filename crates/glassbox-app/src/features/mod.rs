@@ -4,6 +4,7 @@
 //! here, its entry in [`ALL`], its panel in the layout.
 
 mod channel;
+mod compare;
 mod draw;
 mod edits;
 mod explanations;
@@ -23,13 +24,14 @@ use crate::{GlassboxApp, Picked};
 use glassbox_engine::worker::{Request, Response};
 
 /// Every feature, in the order they are offered a command or an answer.
-const ALL: [&dyn Feature; 11] = [
+const ALL: [&dyn Feature; 12] = [
     &input::Files,
     &unsaved::Unsaved,
     &explanations::Explanations,
     &channel::Channel,
     &unfold::Unfold,
     &edits::Edits,
+    &compare::Compare,
     &retrain::Retrain,
     &neuron::Neuron,
     &lessons::Lessons,

@@ -4,6 +4,7 @@
 
 pub(crate) mod activations;
 pub(crate) mod channel;
+pub(crate) mod compare;
 pub(crate) mod draw;
 pub(crate) mod edits;
 pub(crate) mod errors;

@@ -146,6 +146,24 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
                     ui.close();
                 }
             }
+            ui.separator();
+            for (label, torchscript, tip) in [
+                (
+                    "For PyTorch (TorchScript)…",
+                    true,
+                    "A module torch.jit.load runs, with your edits, knock-outs and added classes; labels and preprocessing inside.",
+                ),
+                (
+                    "For PyTorch (safetensors)…",
+                    false,
+                    "The weights with PyTorch's key names, for model.load_state_dict(load_file(F)).",
+                ),
+            ] {
+                if ui.button(label).on_hover_text(tip).clicked() {
+                    out.push(Command::Dialog(DialogKind::ExportModel { torchscript }));
+                    ui.close();
+                }
+            }
         });
         ui.menu_button("Lessons", |ui| {
             for (name, _) in glassbox_engine::lesson::BUILTIN {

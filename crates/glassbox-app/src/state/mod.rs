@@ -15,10 +15,12 @@ use glassbox_engine::model::{Class, ModelSource};
 use glassbox_engine::render::{self, Colormap, GridLayout, Map};
 use glassbox_engine::worker::{Explained, ModelInfo};
 
+mod compare;
 mod draw;
 mod neuron;
 mod retrain;
 
+pub use compare::Comparison;
 pub use draw::{Canvas, CANVAS};
 pub use neuron::{Examples, ExamplesResult, Visual};
 pub use retrain::{TrainForm, TrainMode, TrainResult, Training};
@@ -240,6 +242,8 @@ pub struct State {
     pub unfold_error: Option<String>,
     /// What no file holds yet, and the question asked before it would be lost.
     pub unsaved: crate::unsaved::Unsaved,
+    /// Model A pinned beside the current one, and what differs.
+    pub compare: Comparison,
 }
 
 /// A lesson being run: which step, whether its answer is shown, and the model it put in place.

@@ -96,7 +96,7 @@ pub fn features_of(model: &Model, images: &Tensor, tick: &mut dyn FnMut(usize) -
 
 /// How far (in logits) every training image of the new classes lands above the best old
 /// class, by the shared part of the new rows alone.
-pub const IMPRINT_MARGIN: f64 = 2.0;
+pub const IMPRINT_MARGIN: f64 = 4.0;
 
 /// Shrinkage of the new classes' within-class covariance toward a multiple of the identity
 /// (a few images per class in hundreds of feature dimensions).

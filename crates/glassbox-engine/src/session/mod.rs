@@ -7,10 +7,12 @@
 //!
 //! - `mod.rs` (this file): open, image, predict, analyse, activations, explain (the
 //!   pipeline: explain, attribution map, overlay), curves, sanity, and the small views.
-//! - `edits.rs`: edits by hand, undo, save, evaluate. `training.rs`: the candidate of a
+//! - `edits.rs`: edits by hand, undo, save, evaluate. `compare.rs`: model A pinned beside
+//!   the current one, export. `training.rs`: the candidate of a
 //!   run. `neuron.rs`: top images, visualisation, the unfolded convolution.
 //! - `types.rs`: what the methods take and give back (plain data: no tensor leaves).
 
+mod compare;
 mod edits;
 mod neuron;
 mod training;
@@ -19,6 +21,7 @@ mod types;
 use image::{DynamicImage, RgbImage};
 use tch::Tensor;
 
+pub use compare::{Compared, ComparedAccuracy, PinSource};
 use types::Candidate;
 pub use types::{
     CellImage, EditState, EvalSet, Evaluated, ExampleImage, Examples, Explained, ImageSet, ImageSource, KernelView,
@@ -61,6 +64,11 @@ pub struct Session {
     /// A layer's activations over a folder or data set, kept for the top images of its
     /// channels (forgotten when the model changes).
     examples: Option<crate::examples::Activations>,
+    /// Model A of a comparison (the current model is B); kept across edits, retraining and
+    /// opening another model.
+    pinned: Option<compare::Pinned>,
+    /// The model the last accepted retraining started from ("before this retraining").
+    before_retraining: Option<Model>,
 }
 
 /// What one call to [`Session::analyze`] gives: everything a new image needs.
@@ -91,6 +99,8 @@ impl Session {
             original_channels: None,
             training: None,
             examples: None,
+            pinned: None,
+            before_retraining: None,
         }
     }
 
@@ -362,13 +372,11 @@ impl Session {
 
     /// The kernels of a convolution as a picture, and their shape.
     pub fn filters(&self, conv: &str, per_input: bool) -> Result<(Vec<i64>, RgbImage)> {
-        let w = inspect::conv_weight(self.model()?, conv)?;
-        let mode = if per_input {
-            FilterMode::PerInput
-        } else {
-            FilterMode::Average
-        };
-        Ok((w.size(), render::filter_grid(&w, mode, defaults::FILTER_TILES)?))
+        let m = self.model()?;
+        Ok((
+            inspect::conv_weight(m, conv)?.size(),
+            filter_picture(m, conv, per_input)?,
+        ))
     }
 
     /// A tensor on the session's device: for the fault the tests inject.
@@ -376,6 +384,17 @@ impl Session {
     pub fn device(&self) -> tch::Device {
         self.device
     }
+}
+
+/// The kernels of convolution `conv` of `m` as a picture.
+fn filter_picture(m: &Model, conv: &str, per_input: bool) -> Result<RgbImage> {
+    let w = inspect::conv_weight(m, conv)?;
+    let mode = if per_input {
+        FilterMode::PerInput
+    } else {
+        FilterMode::Average
+    };
+    render::filter_grid(&w, mode, defaults::FILTER_TILES)
 }
 
 /// The one-value-per-channel parameters of convolution `conv` (its bias) and of the batch

@@ -132,7 +132,9 @@ impl Session {
             .training
             .take()
             .ok_or_else(|| Error::invalid("no retrained model to keep or discard"))?;
-        if !accept {
+        if accept {
+            self.before_retraining = Some(c.base);
+        } else {
             self.model = Some(c.base);
             self.editor = c.base_editor;
         }

@@ -156,6 +156,34 @@ pub(super) fn run(s: &mut Session, req: Request, cx: &Ctx) -> Result<Response> {
                 images_per_s: e.images_per_s,
             }
         }
+        Request::Pin(Some(source)) => Response::Pinned {
+            id,
+            what: Some(s.pin(&source)?),
+        },
+        Request::Pin(None) => {
+            s.unpin();
+            Response::Pinned { id, what: None }
+        }
+        Request::Compare { top, method, params } => Response::Compared {
+            id,
+            result: Box::new(s.compare(top, method, &params)?),
+        },
+        Request::CompareFilters { conv, per_input } => {
+            let (a, b) = s.compare_filters(&conv, per_input)?;
+            Response::CompareFilters { id, conv, a, b }
+        }
+        Request::CompareAccuracy(set) => Response::CompareAccuracy {
+            id,
+            result: Box::new(s.compare_accuracy(&set, &mut progress)?),
+        },
+        Request::Export {
+            path,
+            torchscript,
+            force,
+        } => Response::Exported {
+            id,
+            done: s.export(&path, torchscript, force)?,
+        },
         Request::Edit(e) => edit(s, cx, e)?,
         Request::Train(t) => train(s, cx, t)?,
         Request::InjectFault(fault) => inject_fault(s, fault),

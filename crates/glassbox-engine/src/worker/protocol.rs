@@ -86,6 +86,22 @@ pub enum Request {
         layer: String,
         channel: usize,
     },
+    /// Pin a model as A of a comparison (the current model is B); `None` unpins.
+    Pin(Option<crate::session::PinSource>),
+    /// A (pinned) against B (the current model) on the current image: weights, both top-k,
+    /// `method`'s map for both and their difference.
+    Compare { top: usize, method: Method, params: Params },
+    /// The kernels of a convolution in A and in B.
+    CompareFilters { conv: String, per_input: bool },
+    /// A's and B's per-class accuracy on labelled images.
+    CompareAccuracy(EvalSet),
+    /// The current model for PyTorch: a TorchScript module or safetensors with PyTorch's
+    /// keys; `force` replaces an existing file. Never superseded.
+    Export {
+        path: PathBuf,
+        torchscript: bool,
+        force: bool,
+    },
     /// Retraining: start a run (its result becomes a candidate beside the model it started
     /// from), scrub the candidate's timeline, look into a confusion cell, accept or discard.
     Train(TrainRequest),
@@ -162,6 +178,7 @@ impl Request {
         !matches!(
             self,
             Request::Edit(_)
+                | Request::Export { .. }
                 | Request::Train(TrainRequest::Start { .. } | TrainRequest::Accept | TrainRequest::Discard)
         )
     }
@@ -205,6 +222,12 @@ impl Request {
             Request::Visualize { goal, .. } => format!("the image {goal} wants to see"),
             Request::Unfold { layer, y, x, .. } => format!("the arithmetic of `{layer}` at ({y}, {x})"),
             Request::Examples { layer, channel, .. } => format!("the top images of `{layer}` channel {channel}"),
+            Request::Pin(Some(p)) => format!("pinning {p:?} as A").to_lowercase(),
+            Request::Pin(None) => "unpinning model A".into(),
+            Request::Compare { .. } => "the comparison of A and B".into(),
+            Request::CompareFilters { conv, .. } => format!("the filters of `{conv}` in A and B"),
+            Request::CompareAccuracy(_) => "the accuracy of A and B".into(),
+            Request::Export { path, .. } => format!("exporting to {}", path.display()),
             Request::Train(TrainRequest::Start { source, .. }) => format!("training on {source}"),
             Request::Train(TrainRequest::Scrub(n)) => format!("the timeline's point {n}"),
             Request::Train(TrainRequest::Cell { .. }) => "the images of the confusion cell".into(),
@@ -334,6 +357,29 @@ pub enum Response {
         searched: usize,
         images_per_s: Option<f64>,
     },
+    /// Model A is pinned (`Some(what it is)`) or unpinned.
+    Pinned {
+        id: u64,
+        what: Option<String>,
+    },
+    Compared {
+        id: u64,
+        result: Box<crate::session::Compared>,
+    },
+    CompareFilters {
+        id: u64,
+        conv: String,
+        a: RgbImage,
+        b: RgbImage,
+    },
+    CompareAccuracy {
+        id: u64,
+        result: Box<crate::session::ComparedAccuracy>,
+    },
+    Exported {
+        id: u64,
+        done: crate::export::Exported,
+    },
     /// A running training's report (not final).
     Training {
         id: u64,
@@ -398,6 +444,11 @@ impl Response {
             | Response::Examples { id, .. }
             | Response::Unfolded { id, .. }
             | Response::Visualized { id, .. }
+            | Response::Pinned { id, .. }
+            | Response::Compared { id, .. }
+            | Response::CompareFilters { id, .. }
+            | Response::CompareAccuracy { id, .. }
+            | Response::Exported { id, .. }
             | Response::Training { id, .. }
             | Response::Trained { id, .. }
             | Response::Scrubbed { id, .. }
