@@ -192,7 +192,7 @@ fn what_the_edits_broke_draws_with_the_bundled_fonts() {
 /// Compare A and B in the app: pin the model, edit it, and the Compare view
 /// shows both answers (B's the app's own prediction), both maps and their difference; "A =
 /// before the edits" pins the original; Export > For PyTorch writes a TorchScript module
-/// libtorch runs; Unpin clears it all.
+/// libtorch runs; the HTML report has a comparison section; Unpin clears it all.
 #[test]
 fn compare_pins_a_and_shows_what_an_edit_changed_and_export_writes_torchscript() {
     use egui::accesskit::Role;
@@ -275,6 +275,13 @@ fn compare_pins_a_and_shows_what_an_edit_changed_and_export_writes_torchscript()
         .forward_ts(&[tch::Tensor::zeros([1, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu))])
         .unwrap();
     assert_eq!(y.size(), [1, 10]);
+    // The report to take home has the comparison.
+    let html = dir.path().join("report.html");
+    h.state().state.export(glassbox_app::ExportWhat::Report, &html).unwrap();
+    let text = std::fs::read_to_string(&html).unwrap();
+    for want in ["A against B", "before its 1 edit(s)", "fc2.weight", "1 - Pearson"] {
+        assert!(text.contains(want), "{want} missing from the report");
+    }
     h.get_by_role_and_label(Role::Button, "Unpin").click();
     h.step();
     settle(&mut h, "unpinned", |a| a.state.compare.pinned.is_none() && !a.busy());

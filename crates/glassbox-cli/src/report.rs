@@ -108,6 +108,7 @@ pub fn run(a: ReportArgs, device: Device) -> Result<()> {
     report::save(
         &Report {
             title: a.title.clone(),
+            comparison: None,
             images,
             model: card,
         },

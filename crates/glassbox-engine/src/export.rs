@@ -107,7 +107,7 @@ pub fn torchscript(model: &Model, path: &Path) -> Result<Exported> {
         )));
     }
     let diff = (got - want).abs().max().double_value(&[]);
-    if !(diff <= TOLERANCE) {
+    if diff.is_nan() || diff > TOLERANCE {
         return Err(Error::invalid(format!(
             "the TorchScript module's logits differ from the model's by {diff:.2e} (more than {TOLERANCE:.0e}); nothing was written"
         )));

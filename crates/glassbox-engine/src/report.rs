@@ -49,6 +49,88 @@ pub struct Report {
     pub title: String,
     pub images: Vec<ReportImage>,
     pub model: ModelCard,
+    /// With a model pinned as A in the app: A against the model now (B).
+    pub comparison: Option<crate::session::Compared>,
+}
+
+/// The rows of the weight table in the report.
+const WEIGHT_ROWS: usize = 20;
+
+/// The comparison section: both answers with the change, both maps and B - A, the weights
+/// that changed most.
+fn comparison(h: &mut String, c: &crate::session::Compared) -> Result<()> {
+    let _ = write!(
+        h,
+        "<h2>A against B</h2><p>A: {}<br>B: {} (the model now)</p>\n",
+        esc(&c.a),
+        esc(&c.b)
+    );
+    let pct = |p: Option<f64>| p.map_or("-".into(), |p| format!("{:.1} %", p * 100.0));
+    if let Some(img) = &c.image {
+        h.push_str("<table><tr><th>class</th><th>A</th><th>B</th><th>change (points)</th></tr>");
+        for ch in &img.changes {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&ch.label),
+                pct(ch.a),
+                pct(ch.b),
+                ch.change.map_or("-".into(), |d| format!("{:+.1}", d * 100.0))
+            );
+        }
+        h.push_str("</table>\n");
+        if let Some(pics) = &c.pictures {
+            h.push_str("<div class=\"row\">");
+            for (pic, caption) in pics.iter().zip(["A", "B", "B - A (red: B looks more, blue: less)"]) {
+                let _ = write!(
+                    h,
+                    "<figure>{}<figcaption>{}</figcaption></figure>",
+                    img_tag(pic, caption, 224)?,
+                    esc(caption)
+                );
+            }
+            h.push_str("</div>");
+        }
+        let _ = writeln!(
+            h,
+            "<p>{} of <b>{}</b>: 1 - Pearson {:.3}, rank correlation {:.3} (0 and 1: the same map up to scale).</p>",
+            esc(&img.method),
+            esc(&img.target),
+            img.one_minus_pearson,
+            img.spearman
+        );
+    }
+    let w = &c.weights;
+    let _ = write!(
+        h,
+        "<p>Weights: {} tensor(s) changed, {} the same, {} shared class(es).</p>",
+        w.changed.len(),
+        w.unchanged,
+        w.shared_classes
+    );
+    for (what, list) in [
+        ("Classes only in A", &w.classes_only_a),
+        ("Classes only in B", &w.classes_only_b),
+    ] {
+        if !list.is_empty() {
+            let _ = write!(h, "<p>{what}: {}</p>", esc(&list.join(", ")));
+        }
+    }
+    if !w.changed.is_empty() {
+        h.push_str("<table><tr><th>tensor (largest change first)</th><th>relative L2</th><th>values changed</th></tr>");
+        for t in w.changed.iter().take(WEIGHT_ROWS) {
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{} of {}</td></tr>",
+                esc(&t.name),
+                t.relative_l2.map_or("new".into(), |v| format!("{v:.4}")),
+                t.values,
+                t.of
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    Ok(())
 }
 
 fn esc(s: &str) -> String {
@@ -162,6 +244,9 @@ pub fn html(r: &Report) -> Result<String> {
             );
         }
     }
+    if let Some(c) = &r.comparison {
+        comparison(&mut h, c)?;
+    }
     if !m.edits.is_empty() || !m.knockouts.is_empty() {
         h.push_str("<h2>Edits made by hand</h2><ol>");
         for e in &m.edits {
@@ -246,6 +331,7 @@ mod tests {
     fn the_page_is_self_contained_and_escapes_text() {
         let r = Report {
             title: "a <lesson>".into(),
+            comparison: None,
             images: vec![ReportImage {
                 name: "cat & dog.png".into(),
                 input: RgbImage::new(8, 8),

@@ -504,6 +504,7 @@ impl State {
         edits.extend(self.edits.iter().cloned());
         Ok(Report {
             title: format!("Why {} says what it says", m.source.short_name()),
+            comparison: self.compare.result.clone(),
             images: vec![ReportImage {
                 name: input.name.rsplit('/').next().unwrap_or(&input.name).to_string(),
                 input: input.view.to_rgb8(),

@@ -34,7 +34,7 @@ pub(super) struct Pinned {
 }
 
 /// The two models on the current image.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Compared {
     /// What A is ("efficientnet-lite0 before its 2 edits"), and B.
     pub a: String,
