@@ -3,6 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/glassbox
 SAMPLES := assets/samples/chelsea.png assets/samples/coffee.png
+PHOTOS := assets/photos/astronaut.jpg assets/photos/rocket.jpg assets/photos/motorcycle.jpg
 SOAK_CYCLES ?= 60
 # The engine's numeric core, for `make mutants` (see TESTING.md).
 ENGINE := crates/glassbox-engine/src
@@ -45,6 +46,8 @@ bench: setup
 	$(BENCH) --edits assets/samples/chelsea.png --runs 10
 	@echo "retraining: head only at 5/20/50 digits per class, imprinting, whole-network throughput:"
 	$(BENCH) --finetune $$(mktemp -d) --photos $(SAMPLES)
+	@echo "imprinting: digits added as new classes, Glassbox's calibration beside the plain baseline, photos keeping their class:"
+	$(BENCH) --imprint $$(mktemp -d) --photos $(SAMPLES) $(PHOTOS)
 	@echo "a long session: cycles of every kind of request the app sends; fails if resident memory grows 5 % or more:"
 	$(BENCH) --soak $(SOAK_CYCLES) --soak-images $(SAMPLES)
 

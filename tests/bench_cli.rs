@@ -125,6 +125,21 @@ fn retraining_at_the_smallest_sizes() {
 }
 
 #[test]
+fn imprinting_at_the_smallest_sizes() {
+    let dir = tmp();
+    let v = bench_json(&["--imprint", path_str(dir.path()), "--smallest", "--photos", &chelsea()]);
+    let cals = v["calibrations"].as_array().unwrap();
+    assert_eq!(cals.len(), 2, "Glassbox's and the plain baseline: {v}");
+    for c in cals {
+        assert_eq!(c["pairs"]["pairs"], 45);
+        assert_eq!(c["ten"]["recall"].as_array().unwrap().len(), 10);
+        assert_eq!(c["tradeoff"].as_array().unwrap().len(), 7);
+    }
+    assert_eq!(v["test_images"], 30);
+    assert_eq!(v["default_epochs_recall"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn a_soak_sends_every_kind_of_request_and_every_method_and_its_exit_code_follows_the_growth() {
     let o = bench(&[
         "--soak",

@@ -55,8 +55,8 @@ pub fn text(t: Topic) -> (String, &'static str, &'static str) {
         ),
         Topic::Retrain => (
             "Retrain".into(),
-            "Training nudges every trainable weight against the gradient of the loss, a little per batch. The loss (cross-entropy) is small when the model gives the right class a high probability. Validation images, held out from training, tell you whether it learns the classes or memorises the images. Adding a class by imprinting needs no training at all: the new class's weights are the average direction of its images' features.",
-            "L = −log p(y | x);  W ← W − η ∂L/∂W;  imprinting: w_new = s · mean(f/‖f‖) / ‖mean(f/‖f‖)‖",
+            "Training nudges every trainable weight against the gradient of the loss, a little per batch. The loss (cross-entropy) is small when the model gives the right class a high probability. Validation images, held out from training, tell you whether it learns the classes or memorises the images. Adding a class by imprinting needs no training at all: the new classes' weights come from their images' features, a part they share (far from the old classes' photos) and a part that tells them apart.",
+            "L = −log p(y | x);  W ← W − η ∂L/∂W;  imprinting: w_j = s · m / ‖m‖ + v_j,  m = mean(f/‖f‖),  v_j ∝ inv(S) (μ_j − μ)",
         ),
         Topic::Model => (
             "Model".into(),
