@@ -2,57 +2,16 @@
 //! before its retraining, or a file) against the current model, B. The pin stays while the
 //! user edits, retrains or opens another model; comparing shows what changed.
 
-use std::path::PathBuf;
-
 use image::RgbImage;
 
+use super::types::{Compared, ComparedAccuracy, PinSource, Pinned};
 use super::{Session, NO_MODEL};
-use crate::compare::{self, AccuracyChange, ImageComparison, WeightChanges};
+use crate::compare;
 use crate::error::{Error, Result};
 use crate::evaluate::{self, Evaluation};
 use crate::explain::{Method, Params};
 use crate::metrics::duplicate;
 use crate::model::{Model, ModelSource};
-
-/// What becomes model A.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PinSource {
-    /// The current model as it is now (its edits and knock-outs included).
-    Current,
-    /// The current model with every edit undone.
-    BeforeEdits,
-    /// The model the last retraining started from.
-    BeforeRetraining,
-    /// A weights file (a builtin name works too).
-    File(PathBuf),
-}
-
-/// Model A and what it is, in words.
-pub(super) struct Pinned {
-    model: Model,
-    what: String,
-}
-
-/// The two models on the current image.
-#[derive(Debug, Clone)]
-pub struct Compared {
-    /// What A is ("efficientnet-lite0 before its 2 edits"), and B.
-    pub a: String,
-    pub b: String,
-    pub weights: WeightChanges,
-    /// With an image: both answers and maps (`None` without an image).
-    pub image: Option<ImageComparison>,
-    /// A's map, B's map over the image, and B - A.
-    pub pictures: Option<[RgbImage; 3]>,
-}
-
-/// Both models' per-class accuracy on labelled images.
-#[derive(Debug)]
-pub struct ComparedAccuracy {
-    pub a: Option<Evaluation>,
-    pub b: Option<Evaluation>,
-    pub changes: Vec<AccuracyChange>,
-}
 
 impl Session {
     /// Pins model A; returns what it is, in words.

@@ -21,11 +21,10 @@ mod types;
 use image::{DynamicImage, RgbImage};
 use tch::Tensor;
 
-pub use compare::{Compared, ComparedAccuracy, PinSource};
-use types::Candidate;
+use types::{Candidate, Pinned};
 pub use types::{
-    CellImage, EditState, EvalSet, Evaluated, ExampleImage, Examples, Explained, ImageSet, ImageSource, KernelView,
-    ModelInfo, Trained,
+    CellImage, Compared, ComparedAccuracy, EditState, EvalSet, Evaluated, ExampleImage, Examples, Explained, ImageSet,
+    ImageSource, KernelView, ModelInfo, PinSource, Trained,
 };
 
 use crate::arch::Arch;
@@ -66,7 +65,7 @@ pub struct Session {
     examples: Option<crate::examples::Activations>,
     /// Model A of a comparison (the current model is B); kept across edits, retraining and
     /// opening another model.
-    pinned: Option<compare::Pinned>,
+    pinned: Option<Pinned>,
     /// The model the last accepted retraining started from ("before this retraining").
     before_retraining: Option<Model>,
 }

@@ -249,3 +249,43 @@ pub(crate) struct Candidate {
     pub(crate) timeline: finetune::Timeline,
     pub(crate) val: finetune::ValSet,
 }
+
+/// What becomes model A.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PinSource {
+    /// The current model as it is now (its edits and knock-outs included).
+    Current,
+    /// The current model with every edit undone.
+    BeforeEdits,
+    /// The model the last retraining started from.
+    BeforeRetraining,
+    /// A weights file (a builtin name works too).
+    File(std::path::PathBuf),
+}
+
+/// Model A and what it is, in words.
+pub(super) struct Pinned {
+    pub(super) model: Model,
+    pub(super) what: String,
+}
+
+/// The two models on the current image.
+#[derive(Debug, Clone)]
+pub struct Compared {
+    /// What A is ("efficientnet-lite0 before its 2 edits"), and B.
+    pub a: String,
+    pub b: String,
+    pub weights: crate::compare::WeightChanges,
+    /// With an image: both answers and maps (`None` without an image).
+    pub image: Option<crate::compare::ImageComparison>,
+    /// A's map, B's map over the image, and B - A.
+    pub pictures: Option<[image::RgbImage; 3]>,
+}
+
+/// Both models' per-class accuracy on labelled images.
+#[derive(Debug)]
+pub struct ComparedAccuracy {
+    pub a: Option<crate::evaluate::Evaluation>,
+    pub b: Option<crate::evaluate::Evaluation>,
+    pub changes: Vec<crate::compare::AccuracyChange>,
+}

@@ -156,6 +156,22 @@ pub(super) fn run(s: &mut Session, req: Request, cx: &Ctx) -> Result<Response> {
                 images_per_s: e.images_per_s,
             }
         }
+        r @ (Request::Pin(_)
+        | Request::Compare { .. }
+        | Request::CompareFilters { .. }
+        | Request::CompareAccuracy(_)
+        | Request::Export { .. }) => compare(s, cx, r)?,
+        Request::Edit(e) => edit(s, cx, e)?,
+        Request::Train(t) => train(s, cx, t)?,
+        Request::InjectFault(fault) => inject_fault(s, fault),
+    })
+}
+
+/// Model A pinned beside the current one, the comparisons, the export for PyTorch.
+fn compare(s: &mut Session, cx: &Ctx, req: Request) -> Result<Response> {
+    let id = cx.id;
+    let mut progress = |d, t| cx.progress(d, t, None);
+    Ok(match req {
         Request::Pin(Some(source)) => Response::Pinned {
             id,
             what: Some(s.pin(&source)?),
@@ -184,9 +200,7 @@ pub(super) fn run(s: &mut Session, req: Request, cx: &Ctx) -> Result<Response> {
             id,
             done: s.export(&path, torchscript, force)?,
         },
-        Request::Edit(e) => edit(s, cx, e)?,
-        Request::Train(t) => train(s, cx, t)?,
-        Request::InjectFault(fault) => inject_fault(s, fault),
+        other => unreachable!("not a comparison: {}", other.describe()),
     })
 }
 
