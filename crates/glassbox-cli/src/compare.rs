@@ -14,7 +14,7 @@ use glassbox_engine::render;
 use serde_json::json;
 use tch::Device;
 
-use super::args::{choice, expand_inputs, progress_bar};
+use super::args::{choice, expand_inputs};
 
 #[derive(clap::Args, Debug)]
 pub struct CompareArgs {
@@ -74,13 +74,7 @@ fn evaluate_both(
         if set.is_empty() {
             return Ok(None);
         }
-        let bar = progress_bar(set.len() as u64, "images");
-        let e = evaluate::evaluate(m, set, &mut |done, _| {
-            bar.set_position(done as u64);
-            true
-        })?;
-        bar.finish_and_clear();
-        Ok(Some(e))
+        super::edit::evaluate_one(m, set).map(Some)
     };
     Ok(Some(Accuracy {
         a: one(a, &la)?,

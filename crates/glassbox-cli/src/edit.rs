@@ -132,7 +132,8 @@ pub fn run_diff(a: DiffArgs, device: Device) -> Result<()> {
     Ok(())
 }
 
-fn evaluate_one(m: &Model, set: &evaluate::Labelled) -> Result<Evaluation> {
+/// Evaluates `m` on `set` with a progress bar.
+pub(crate) fn evaluate_one(m: &Model, set: &evaluate::Labelled) -> Result<Evaluation> {
     let bar = progress_bar(set.len() as u64, "images");
     let e = evaluate::evaluate(m, set, &mut |done, _| {
         bar.set_position(done as u64);
