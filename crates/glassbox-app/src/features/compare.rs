@@ -58,7 +58,6 @@ impl Feature for Compare {
                 }
                 if pinned {
                     app.refresh_compare();
-                    app.layouts.show(crate::tiles::Pane::Compare);
                 }
             }
             Response::Compared { result, .. } => {

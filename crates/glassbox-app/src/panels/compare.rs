@@ -98,7 +98,7 @@ fn maps(ui: &mut Ui, cx: &Ctx, img: &glassbox_engine::compare::ImageComparison) 
         img.method, img.target, img.one_minus_pearson, img.spearman
     ))
     .on_hover_text("0 and 1: the two maps are the same up to scale.");
-    let side = ((ui.available_width() - 16.0) / 3.0).max(60.0);
+    let side = ((ui.available_width() - 16.0) / 3.0).clamp(60.0, 260.0);
     ui.horizontal(|ui| {
         for (n, caption) in ["A", "B", "B - A (red: B looks more)"].into_iter().enumerate() {
             if let Some(h) = cx.tex.get(Which::Compare(n)) {
@@ -162,7 +162,7 @@ fn weights(ui: &mut Ui, cx: &Ctx, r: &glassbox_engine::session::Compared, out: &
     }
     if let Some((conv, _, _)) = &cx.state.compare.filters {
         ui.label(format!("the filters of `{conv}`"));
-        let side = ((ui.available_width() - 8.0) / 2.0).max(60.0);
+        let side = ((ui.available_width() - 8.0) / 2.0).clamp(60.0, 320.0);
         ui.horizontal(|ui| {
             for (n, caption) in ["A", "B"].into_iter().enumerate() {
                 if let Some(h) = cx.tex.get(Which::CompareFilters(n)) {

@@ -31,6 +31,7 @@ const TOUR: &[(&str, [f32; 2])] = &[
     ("error", SMALL),
     ("edit-1280x720", SMALL),
     ("edit-1920x1080", LARGE),
+    ("compare-1280x720", SMALL),
     ("retrain-1280x720", SMALL),
     ("retrain-1920x1080", LARGE),
     ("teach-1280x720", SMALL),

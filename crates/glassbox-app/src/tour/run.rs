@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use super::TOUR;
-use crate::command::{Command, DrawCommand, ExamplesCommand, LessonCommand, TrainCommand};
+use crate::command::{Command, CompareCommand, DrawCommand, ExamplesCommand, LessonCommand, TrainCommand};
 use crate::state::Focus;
 use crate::tiles::Layout;
 use crate::GlassboxApp;
@@ -13,6 +13,7 @@ use glassbox_engine::data::DatasetName;
 use glassbox_engine::edit::Op;
 use glassbox_engine::explain::Method;
 use glassbox_engine::finetune::DataSource;
+use glassbox_engine::session::PinSource;
 use glassbox_engine::worker::EditRequest;
 
 /// Frames to wait for the window to take its new size before asking again.
@@ -119,6 +120,21 @@ impl GlassboxApp {
             "sanity" if s.slots.first().is_some_and(|sl| sl.sanity.is_none()) => {
                 let id = s.slots[0].id;
                 self.apply(Command::SanitySlot(id));
+                true
+            }
+            "compare-1280x720" if s.compare.filters.is_none() => {
+                // The filters of the convolution that changed most, in A and B.
+                let Some(conv) = s.compare.result.as_ref().and_then(|r| {
+                    let convs = &s.model.as_ref()?.convs;
+                    r.weights
+                        .changed
+                        .iter()
+                        .find_map(|t| t.name.strip_suffix(".weight").filter(|c| convs.iter().any(|x| x == c)))
+                        .map(str::to_string)
+                }) else {
+                    return false;
+                };
+                self.apply(Command::Compare(CompareCommand::Filters(conv)));
                 true
             }
             "retrain-1280x720" => self.tour_train(),
@@ -230,7 +246,18 @@ impl GlassboxApp {
                 self.apply(Command::HideField);
                 self.apply(Command::Layout(Layout::Edit));
             }
+            "compare-1280x720" => {
+                // A painted filter beside the knock-out, then A = the model before both.
+                if let Ok(op) = "scale _conv_stem.weight[3] -2".parse::<Op>() {
+                    self.apply(Command::Edit(EditRequest::Apply(op)));
+                }
+                self.apply(Command::Compare(CompareCommand::Pin(Some(PinSource::BeforeEdits))));
+                self.apply(Command::Show(crate::tiles::Pane::Compare));
+                self.apply(Command::Maximise(Some(crate::tiles::Pane::Compare)));
+            }
             "retrain-1280x720" => {
+                self.apply(Command::Maximise(None));
+                self.apply(Command::Compare(CompareCommand::Pin(None)));
                 self.apply(Command::OpenModel("mnist".into(), None));
                 self.apply(Command::Layout(Layout::Retrain));
             }
