@@ -36,7 +36,8 @@ pub struct WeightChanges {
     /// The tensors that changed, largest relative change first.
     pub changed: Vec<TensorChange>,
     pub unchanged: usize,
-    /// Tensors only one model has, or of different shapes (nothing to compare value by value).
+    /// Tensors only one model has, or of different shapes, or a classifier whose classes
+    /// have no label in common (nothing to compare value by value).
     pub only_a: Vec<String>,
     pub only_b: Vec<String>,
     pub different_shape: Vec<String>,
@@ -114,7 +115,7 @@ pub fn weight_changes(a: &Model, b: &Model) -> WeightChanges {
             let x = &va[n];
             let c = if x.size() == y.size() && (shared.len() as i64 == a.spec.classes || !heads_a.contains(n)) {
                 change(n, x, y, None)
-            } else if heads_a.contains(n) && heads_b.contains(n) && x.size()[1..] == y.size()[1..] {
+            } else if heads_a.contains(n) && heads_b.contains(n) && x.size()[1..] == y.size()[1..] && !ia.is_empty() {
                 let rows = |t: &Tensor, i: &[i64]| t.index_select(0, &Tensor::from_slice(i).to_device(t.device()));
                 change(n, &rows(x, &ia), &rows(y, &ib), Some(ia.len() as i64))
             } else {
@@ -375,6 +376,17 @@ mod tests {
         assert_eq!(c.classes_only_b, ["new"]);
         assert_eq!(c.shared_classes, 10);
         assert!(c.different_shape.is_empty());
+    }
+
+    #[test]
+    fn classifiers_without_a_shared_label_are_not_compared_row_by_row() {
+        let a = tiny(1);
+        let mut b = crate::metrics::duplicate(&a);
+        b.labels = (0..10).map(|i| format!("other {i}")).collect();
+        let c = weight_changes(&a, &b);
+        assert_eq!(c.shared_classes, 0);
+        assert_eq!(c.different_shape, ["fc2.bias", "fc2.weight"]);
+        assert_eq!(c.classes_only_a.len(), 10);
     }
 
     #[test]

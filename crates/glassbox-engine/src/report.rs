@@ -59,9 +59,9 @@ const WEIGHT_ROWS: usize = 20;
 /// The comparison section: both answers with the change, both maps and B - A, the weights
 /// that changed most.
 fn comparison(h: &mut String, c: &crate::session::Compared) -> Result<()> {
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<h2>A against B</h2><p>A: {}<br>B: {} (the model now)</p>\n",
+        "<h2>A against B</h2><p>A: {}<br>B: {} (the model now)</p>",
         esc(&c.a),
         esc(&c.b)
     );
