@@ -339,7 +339,7 @@ fn train_epochs(
         lr: cfg.lr,
         lr_changes: Vec::new(),
         first_loss: None,
-        last_good: (0, snapshot(cand, names)),
+        last_good: (0, snapshot(cand, &names)),
         started: Instant::now(),
     };
     let (vl, va, _) = sets.validate(cand)?;
@@ -354,7 +354,7 @@ fn train_epochs(
     }];
     hooks.report(Event::Epoch(history[0].clone()))?;
     let mut timeline = Timeline::default();
-    timeline.snapshots.push((0, snapshot(cand, names)));
+    timeline.snapshots.push((0, snapshot(cand, &names)));
     let mut stop_note = None;
     run.started = Instant::now();
     for epoch in 1..=cfg.epochs {
@@ -387,9 +387,9 @@ fn train_epochs(
         };
         hooks.report(Event::Epoch(stats.clone()))?;
         history.push(stats);
-        run.last_good = (epoch, snapshot(cand, names));
+        run.last_good = (epoch, snapshot(cand, &names));
         if epoch % every == 0 || epoch == cfg.epochs {
-            timeline.snapshots.push((epoch, snapshot(cand, names)));
+            timeline.snapshots.push((epoch, snapshot(cand, &names)));
         }
     }
     if stop_note.is_some() {
