@@ -95,7 +95,6 @@ bench-peers: refs-deps
 	$(CARGO) build --release -p glassbox-cli -p glassbox-bench
 	bash scripts/bench-peers.sh
 	bash scripts/bench-finetune.sh
-	bash scripts/bench-finetune-e2e.sh
 
 fmt:
 	$(CARGO) fmt
