@@ -95,6 +95,7 @@ bench-peers: refs-deps
 	$(CARGO) build --release -p glassbox-cli -p glassbox-bench
 	bash scripts/bench-peers.sh
 	bash scripts/bench-finetune.sh
+	bash scripts/bench-finetune-e2e.sh
 
 fmt:
 	$(CARGO) fmt
