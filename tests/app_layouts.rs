@@ -270,6 +270,9 @@ fn compare_pins_a_and_shows_what_an_edit_changed_and_export_writes_torchscript()
         .as_ref()
         .unwrap()
         .contains("loaded back"));
+    // The session's edit (in no file yet) is in the module's record.
+    let side = glassbox_engine::export::read_sidecar(&pt).unwrap();
+    assert_eq!(side.edits, ["scale fc2.weight[1] 0.5"], "{:?}", side.edits);
     let m = tch::CModule::load(&pt).unwrap();
     let y = m
         .forward_ts(&[tch::Tensor::zeros([1, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu))])

@@ -65,10 +65,15 @@ fn evaluate_both(
     data: &Option<PathBuf>,
     dataset: Option<DatasetName>,
 ) -> Result<Option<Accuracy>> {
-    let ((la, only_a), (lb, only_b)) = match (data, dataset) {
-        (Some(dir), _) => (evaluate::folder_known(a, dir)?, evaluate::folder_known(b, dir)?),
-        (None, Some(d)) => ((evaluate::dataset(d)?, vec![]), (evaluate::dataset(d)?, vec![])),
+    // A data set is labelled by index, the same for both: read once.
+    let ((la, only_a), b_side) = match (data, dataset) {
+        (Some(dir), _) => (evaluate::folder_known(a, dir)?, Some(evaluate::folder_known(b, dir)?)),
+        (None, Some(d)) => ((evaluate::dataset(d)?, vec![]), None),
         (None, None) => return Ok(None),
+    };
+    let (lb, only_b) = match &b_side {
+        Some((l, only)) => (l, only.clone()),
+        None => (&la, Vec::new()),
     };
     let one = |m: &Model, set: &evaluate::Labelled| -> Result<Option<Evaluation>> {
         if set.is_empty() {
@@ -78,7 +83,7 @@ fn evaluate_both(
     };
     Ok(Some(Accuracy {
         a: one(a, &la)?,
-        b: one(b, &lb)?,
+        b: one(b, lb)?,
         only_a: only_b_of(&only_b, &only_a),
         only_b: only_b_of(&only_a, &only_b),
     }))

@@ -10,7 +10,7 @@ use super::args::{check_out, progress_bar, ModelArgs};
 use glassbox_engine::data::DatasetName;
 use glassbox_engine::edit::{self, Editor, Op};
 use glassbox_engine::evaluate::{self, Evaluation};
-use glassbox_engine::model::{meta, Model, ModelSource};
+use glassbox_engine::model::{Model, ModelSource};
 use glassbox_engine::weights::StoreAs;
 
 /// Edit a model: apply operations in order and save a new safetensors file with the edit
@@ -79,9 +79,7 @@ pub fn run_edit(a: EditArgs, device: Device) -> Result<()> {
     }
     let mut log = edit::saved_log(&m);
     log.extend(editor.log());
-    let mut extra = std::collections::BTreeMap::new();
-    extra.insert(meta::EDITS.to_string(), serde_json::to_string(&log)?);
-    m.save(&a.out, &extra, StoreAs::F32)?;
+    m.save(&a.out, &edit::log_metadata(&log), StoreAs::F32)?;
     println!(
         "{}: {} edit(s) applied to {} ({} in its log)",
         a.out.display(),

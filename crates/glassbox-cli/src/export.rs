@@ -45,9 +45,10 @@ pub fn run(a: ExportArgs, device: Device) -> Result<()> {
     };
     check_out(&a.out, input, a.force)?;
     let m = a.model.open(device)?;
+    let log = glassbox_engine::edit::saved_log(&m);
     let done = match a.format {
-        Format::Torchscript => export::torchscript(&m, &a.out)?,
-        Format::Safetensors => export::safetensors(&m, &a.out)?,
+        Format::Torchscript => export::torchscript(&m, &log, &a.out)?,
+        Format::Safetensors => export::safetensors(&m, &log, &a.out)?,
     };
     if a.json {
         println!("{}", serde_json::to_string(&done)?);

@@ -591,6 +591,14 @@ pub struct Diff {
     pub knockouts_b: Vec<String>,
 }
 
+/// The metadata that records an edit log in a saved file.
+pub fn log_metadata(log: &[String]) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([(
+        super::model::meta::EDITS.to_string(),
+        serde_json::to_string(log).expect("strings serialise"),
+    )])
+}
+
 /// The edit log saved in a model's metadata.
 pub fn saved_log(model: &Model) -> Vec<String> {
     model

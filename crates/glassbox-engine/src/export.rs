@@ -10,7 +10,7 @@ use serde::Serialize;
 use tch::{CModule, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::model::{meta, Model};
+use crate::model::Model;
 use crate::weights::{self, StoreAs};
 
 /// The name of the extra file inside an exported TorchScript module:
@@ -39,7 +39,8 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    pub fn of(model: &Model) -> Sidecar {
+    /// What to say of `model`, whose edits so far are `edits`.
+    pub fn of(model: &Model, edits: &[String]) -> Sidecar {
         let p = &model.preprocess;
         Sidecar {
             exported_by: format!("Glassbox {}", env!("CARGO_PKG_VERSION")),
@@ -53,7 +54,7 @@ impl Sidecar {
             preprocess: p.clone(),
             labels: model.labels.clone(),
             knockouts: model.knockouts.iter().map(|(l, c)| format!("{l}:{c}")).collect(),
-            edits: crate::edit::saved_log(model),
+            edits: edits.to_vec(),
         }
     }
 }
@@ -71,9 +72,10 @@ pub struct Exported {
     pub notes: Vec<String>,
 }
 
-/// Writes `model` as a TorchScript module at `path` (atomically), then loads it back and
-/// checks its logits against the model's on two seeded inputs (batch 2).
-pub fn torchscript(model: &Model, path: &Path) -> Result<Exported> {
+/// Writes `model` (whose edit log is `edits`) as a TorchScript module at `path`
+/// (atomically) once libtorch has loaded it back and given the model's logits on two seeded
+/// inputs (batch 2).
+pub fn torchscript(model: &Model, edits: &[String], path: &Path) -> Result<Exported> {
     // Traced on the CPU with frozen copies of the weights: the module loads anywhere, and
     // a tensor that requires grad cannot be a traced constant.
     let mut cpu = crate::metrics::duplicate_on(model, Device::Cpu);
@@ -87,14 +89,19 @@ pub fn torchscript(model: &Model, path: &Path) -> Result<Exported> {
         })
         .map_err(Error::from)
     })?;
-    let tmp = temp_beside(path)?;
-    let written = module.save(tmp.path()).map_err(Error::from).and_then(|_| {
-        add_extra_file(
-            tmp.path(),
-            &serde_json::to_vec_pretty(&Sidecar::of(model)).expect("sidecar"),
-        )
-    });
-    written?;
+    // Written and checked in a temporary file first; only a module that passed gets the
+    // user's name (atomically, as every save).
+    // (libtorch names the archive's folder after the file: no leading dot.)
+    let tmp = tempfile::Builder::new()
+        .prefix("glassbox-export-")
+        .suffix(".pt")
+        .tempfile()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    module.save(tmp.path())?;
+    add_extra_file(
+        tmp.path(),
+        &serde_json::to_vec_pretty(&Sidecar::of(model, edits)).expect("sidecar"),
+    )?;
     let x = crate::noise::seeded_normal(&[2, c, s, s], 19, 1);
     let back = CModule::load(tmp.path())?;
     let got = back.forward_ts(&[x.shallow_clone()])?;
@@ -112,7 +119,7 @@ pub fn torchscript(model: &Model, path: &Path) -> Result<Exported> {
             "the TorchScript module's logits differ from the model's by {diff:.2e} (more than {TOLERANCE:.0e}); nothing was written"
         )));
     }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    crate::files::write_atomic(path, &crate::files::read_file(tmp.path(), u64::MAX)?)?;
     Ok(Exported {
         path: path.to_path_buf(),
         format: "torchscript",
@@ -124,7 +131,7 @@ pub fn torchscript(model: &Model, path: &Path) -> Result<Exported> {
 
 /// Writes `model` as safetensors with PyTorch's key names (batch norms' `num_batches_tracked`
 /// included, as `load_state_dict` expects them) and Glassbox's metadata.
-pub fn safetensors(model: &Model, path: &Path) -> Result<Exported> {
+pub fn safetensors(model: &Model, edits: &[String], path: &Path) -> Result<Exported> {
     let mut vars: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
     let counters: Vec<(String, Tensor)> = vars
         .iter()
@@ -133,32 +140,15 @@ pub fn safetensors(model: &Model, path: &Path) -> Result<Exported> {
         .collect();
     vars.extend(counters);
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut metadata = model.metadata.clone();
-    metadata.insert(meta::ARCH.into(), model.spec.arch.to_string());
-    metadata.insert(
-        meta::LABELS.into(),
-        serde_json::to_string(&model.labels).expect("labels"),
-    );
-    metadata.insert(
-        meta::PREPROCESS.into(),
-        serde_json::to_string(&model.preprocess).expect("preprocessing"),
-    );
-    let sidecar = Sidecar::of(model);
-    if sidecar.knockouts.is_empty() {
-        metadata.remove(meta::KNOCKOUTS);
-    } else {
-        metadata.insert(
-            meta::KNOCKOUTS.into(),
-            serde_json::to_string(&sidecar.knockouts).expect("strings"),
-        );
-    }
+    let metadata = model.file_metadata(&crate::edit::log_metadata(edits));
     weights::save_safetensors(path, &vars, &metadata, StoreAs::F32)?;
     let mut notes = Vec::new();
-    if !sidecar.knockouts.is_empty() {
+    if !model.knockouts.is_empty() {
+        let knocked: Vec<String> = model.knockouts.iter().map(|(l, c)| format!("{l}:{c}")).collect();
         notes.push(format!(
             "the knock-outs ({}) are in the metadata only: PyTorch's load_state_dict does not apply them; \
              --format torchscript carries them in the forward",
-            sidecar.knockouts.join(", ")
+            knocked.join(", ")
         ));
     }
     Ok(Exported {
@@ -168,19 +158,6 @@ pub fn safetensors(model: &Model, path: &Path) -> Result<Exported> {
         max_logit_diff: None,
         notes,
     })
-}
-
-/// A temporary file in `path`'s folder (renamed onto `path` once written and checked).
-fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    tempfile::Builder::new()
-        .prefix(".glassbox-export-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))
 }
 
 /// Appends `extra/glassbox.json` to a TorchScript archive, beside the records PyTorch wrote

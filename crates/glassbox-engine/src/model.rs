@@ -552,6 +552,12 @@ impl Model {
     pub fn save(&self, path: &Path, extra: &BTreeMap<String, String>, store: StoreAs) -> Result<()> {
         let mut vars: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
+        weights::save_safetensors(path, &vars, &self.file_metadata(extra), store)
+    }
+
+    /// The metadata a saved file carries: the model's own, `extra`, and the architecture,
+    /// labels, preprocessing and knock-outs as they are now.
+    pub(crate) fn file_metadata(&self, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         let mut metadata = self.metadata.clone();
         metadata.extend(extra.clone());
         metadata.insert(meta::ARCH.into(), self.spec.arch.to_string());
@@ -572,7 +578,7 @@ impl Model {
                 serde_json::to_string(&knocked).expect("strings serialise"),
             );
         }
-        weights::save_safetensors(path, &vars, &metadata, store)
+        metadata
     }
 }
 

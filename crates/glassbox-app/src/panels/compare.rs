@@ -98,14 +98,21 @@ fn maps(ui: &mut Ui, cx: &Ctx, img: &glassbox_engine::compare::ImageComparison) 
         img.method, img.target, img.one_minus_pearson, img.spearman
     ))
     .on_hover_text("0 and 1: the two maps are the same up to scale.");
-    let side = ((ui.available_width() - 16.0) / 3.0).clamp(60.0, 260.0);
+    picture_row(ui, cx, Which::Compare, &["A", "B", "B - A (red: B looks more)"], 260.0);
+}
+
+/// Pictures `which(0)`, `which(1)`, ... side by side, each with its caption under it, at
+/// most `max` wide each.
+fn picture_row(ui: &mut Ui, cx: &Ctx, which: fn(usize) -> Which, captions: &[&str], max: f32) {
+    let n = captions.len() as f32;
+    let side = ((ui.available_width() - 8.0 * (n - 1.0)) / n).clamp(60.0, max);
     ui.horizontal(|ui| {
-        for (n, caption) in ["A", "B", "B - A (red: B looks more)"].into_iter().enumerate() {
-            if let Some(h) = cx.tex.get(Which::Compare(n)) {
+        for (k, caption) in captions.iter().enumerate() {
+            if let Some(h) = cx.tex.get(which(k)) {
                 ui.vertical(|ui| {
                     let handle = h.handle.as_ref().expect("a texture with a picture");
                     ui.add(egui::Image::new((handle.id(), fit(h.size, side))));
-                    ui.label(caption);
+                    ui.label(*caption);
                 });
             }
         }
@@ -162,18 +169,7 @@ fn weights(ui: &mut Ui, cx: &Ctx, r: &glassbox_engine::session::Compared, out: &
     }
     if let Some((conv, _, _)) = &cx.state.compare.filters {
         ui.label(format!("the filters of `{conv}`"));
-        let side = ((ui.available_width() - 8.0) / 2.0).clamp(60.0, 320.0);
-        ui.horizontal(|ui| {
-            for (n, caption) in ["A", "B"].into_iter().enumerate() {
-                if let Some(h) = cx.tex.get(Which::CompareFilters(n)) {
-                    ui.vertical(|ui| {
-                        let handle = h.handle.as_ref().expect("a texture with a picture");
-                        ui.add(egui::Image::new((handle.id(), fit(h.size, side))));
-                        ui.label(caption);
-                    });
-                }
-            }
-        });
+        picture_row(ui, cx, Which::CompareFilters, &["A", "B"], 320.0);
     }
 }
 

@@ -125,13 +125,16 @@ impl Session {
     ) -> Result<ComparedAccuracy> {
         let a = &self.pinned()?.model;
         let b = self.model()?;
-        let labelled = |m: &Model| -> Result<evaluate::Labelled> {
-            match set {
-                super::EvalSet::Dataset(d) => evaluate::dataset(*d),
-                super::EvalSet::Folder(dir) => Ok(evaluate::folder_known(m, dir)?.0),
-            }
+        // A data set is labelled by index, the same for both: read once. A folder is
+        // labelled by each model's own classes.
+        let (la, lb) = match set {
+            super::EvalSet::Dataset(d) => (evaluate::dataset(*d)?, None),
+            super::EvalSet::Folder(dir) => (
+                evaluate::folder_known(a, dir)?.0,
+                Some(evaluate::folder_known(b, dir)?.0),
+            ),
         };
-        let (la, lb) = (labelled(a)?, labelled(b)?);
+        let lb = lb.as_ref().unwrap_or(&la);
         let total = la.len() + lb.len();
         let mut one = |m: &Model, set: &evaluate::Labelled, offset: usize| -> Result<Option<Evaluation>> {
             if set.is_empty() {
@@ -140,7 +143,7 @@ impl Session {
             evaluate::evaluate(m, set, &mut |d, _| progress(offset + d, total)).map(Some)
         };
         let ea = one(a, &la, 0)?;
-        let eb = one(b, &lb, la.len())?;
+        let eb = one(b, lb, la.len())?;
         let changes = match (&ea, &eb) {
             (Some(x), Some(y)) => compare::accuracies(x, y),
             _ => Vec::new(),
@@ -148,29 +151,15 @@ impl Session {
         Ok(ComparedAccuracy { a: ea, b: eb, changes })
     }
 
-    /// The current model as a TorchScript module or safetensors with PyTorch's keys;
-    /// `force` replaces an existing file (never the model's own).
+    /// The current model (with its whole edit log) as a TorchScript module or safetensors
+    /// with PyTorch's keys; `force` replaces an existing file (never the model's own).
     pub fn export(&self, path: &std::path::Path, torchscript: bool, force: bool) -> Result<crate::export::Exported> {
-        let m = self.model()?;
-        if let ModelSource::File(own) = &m.source {
-            if own
-                .canonicalize()
-                .ok()
-                .is_some_and(|a| Some(a) == path.canonicalize().ok())
-            {
-                return Err(Error::file(
-                    path,
-                    "is the model's own file; originals are never modified: choose another name",
-                ));
-            }
-        }
-        if path.exists() && !force {
-            return Err(Error::file(path, "already exists; confirm to replace it"));
-        }
+        let m = self.writable_to(path, force)?;
+        let log = self.full_log()?;
         if torchscript {
-            crate::export::torchscript(m, path)
+            crate::export::torchscript(m, &log, path)
         } else {
-            crate::export::safetensors(m, path)
+            crate::export::safetensors(m, &log, path)
         }
     }
 }

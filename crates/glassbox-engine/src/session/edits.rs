@@ -8,9 +8,31 @@ use super::{EditState, EvalSet, Evaluated, Session, NO_MODEL};
 use crate::edit::{self, Editor, Op};
 use crate::error::{Error, Result};
 use crate::evaluate;
-use crate::model::{meta, Model, ModelSource};
+use crate::model::{Model, ModelSource};
 
 impl Session {
+    /// The model, once `path` is a file it may be written to: never the model's own file
+    /// (originals are never modified), an existing one only with `force`.
+    pub(super) fn writable_to(&self, path: &Path, force: bool) -> Result<&Model> {
+        let m = self.model()?;
+        if let ModelSource::File(own) = &m.source {
+            let same = own
+                .canonicalize()
+                .ok()
+                .is_some_and(|a| Some(a) == path.canonicalize().ok());
+            if same {
+                return Err(Error::file(
+                    path,
+                    "is the model's own file; originals are never modified: choose another name",
+                ));
+            }
+        }
+        if path.exists() && !force {
+            return Err(Error::file(path, "already exists; confirm to replace it"));
+        }
+        Ok(m)
+    }
+
     /// The model and its editor, unless a retrained candidate waits for a decision.
     fn editable(&mut self) -> Result<(&mut Model, &mut Editor)> {
         let m = self.model.as_mut().ok_or_else(|| Error::invalid(NO_MODEL))?;
@@ -64,30 +86,19 @@ impl Session {
     /// The model as a new safetensors file with its edit log; `force` replaces an existing
     /// file, never the model's own (originals are never modified).
     pub fn save(&self, path: &Path, force: bool) -> Result<()> {
-        let m = self.model()?;
-        if let ModelSource::File(own) = &m.source {
-            let same = own
-                .canonicalize()
-                .ok()
-                .is_some_and(|a| Some(a) == path.canonicalize().ok());
-            if same {
-                return Err(Error::file(
-                    path,
-                    "is the model's own file; originals are never modified: choose another name",
-                ));
-            }
-        }
-        if path.exists() && !force {
-            return Err(Error::file(path, "already exists; confirm to replace it"));
-        }
-        let mut log = edit::saved_log(m);
+        let m = self.writable_to(path, force)?;
+        m.save(
+            path,
+            &edit::log_metadata(&self.full_log()?),
+            crate::weights::StoreAs::F32,
+        )
+    }
+
+    /// The whole edit log: the edits saved in the model's file, then this session's.
+    pub(super) fn full_log(&self) -> Result<Vec<String>> {
+        let mut log = edit::saved_log(self.model()?);
         log.extend(self.editor.log());
-        let mut extra = std::collections::BTreeMap::new();
-        extra.insert(
-            meta::EDITS.to_string(),
-            serde_json::to_string(&log).expect("strings serialise"),
-        );
-        m.save(path, &extra, crate::weights::StoreAs::F32)
+        Ok(log)
     }
 
     /// The edited model against the original on labelled images, per class (the edits are

@@ -157,6 +157,9 @@ impl Session {
         let info = ModelInfo::of(&m);
         self.model = Some(m);
         self.training = None;
+        // "Before this retraining" belonged to the model going away (a pin stays: comparing
+        // with another file is what it is for).
+        self.before_retraining = None;
         self.editor = Default::default();
         self.model_changed();
         self.prepare_again();
