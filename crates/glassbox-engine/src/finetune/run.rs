@@ -278,7 +278,55 @@ fn train(start: &Start, sets: &Sets, cfg: &Config, plan: &Plan, hooks: &mut Hook
             let _ = v.set_requires_grad(trainable.contains(&n));
         }
     }
-    let every = ((cfg.epochs as i64 * snapshot_size(cand, &names)) / TIMELINE_BYTES + 1).max(1) as usize;
+    // Training on images on the CPU: convolutions in channels-last memory format while the
+    // run lasts (oneDNN's faster layout: about half the time of a whole-network run, in
+    // BENCHMARKS.md), back to the standard layout after it, whatever its outcome. Not
+    // measured on a GPU, so not used there.
+    let images = sets.train_f.is_none() && cand.device() == Device::Cpu;
+    if images {
+        set_layout(cand, true);
+    }
+    let out = train_epochs(start, sets, cfg, plan, hooks, &names);
+    if images {
+        set_layout(cand, false);
+    }
+    out
+}
+
+/// A 4-D tensor with the same values in channels-last (`true`) or the standard layout.
+pub(super) fn in_layout(t: &Tensor, channels_last: bool) -> Tensor {
+    if t.dim() != 4 {
+        return t.shallow_clone();
+    }
+    if channels_last {
+        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        t.contiguous()
+    }
+}
+
+/// Every 4-D weight of `m` (the convolutions' kernels) in channels-last or the standard layout.
+fn set_layout(m: &Model, channels_last: bool) {
+    tch::no_grad(|| {
+        for (_, mut v) in m.vs.variables() {
+            if v.dim() == 4 {
+                let t = in_layout(&v, channels_last);
+                v.set_data(&t);
+            }
+        }
+    });
+}
+
+fn train_epochs(
+    start: &Start,
+    sets: &Sets,
+    cfg: &Config,
+    plan: &Plan,
+    hooks: &mut Hooks,
+    names: &[String],
+) -> Result<Trained> {
+    let cand = &start.cand;
+    let every = ((cfg.epochs as i64 * snapshot_size(cand, names)) / TIMELINE_BYTES + 1).max(1) as usize;
     let mut run = Epochs {
         opt: match cfg.optimizer {
             Optimizer::Sgd => nn::Sgd {
@@ -291,7 +339,7 @@ fn train(start: &Start, sets: &Sets, cfg: &Config, plan: &Plan, hooks: &mut Hook
         lr: cfg.lr,
         lr_changes: Vec::new(),
         first_loss: None,
-        last_good: (0, snapshot(cand, &names)),
+        last_good: (0, snapshot(cand, names)),
         started: Instant::now(),
     };
     let (vl, va, _) = sets.validate(cand)?;
@@ -306,7 +354,7 @@ fn train(start: &Start, sets: &Sets, cfg: &Config, plan: &Plan, hooks: &mut Hook
     }];
     hooks.report(Event::Epoch(history[0].clone()))?;
     let mut timeline = Timeline::default();
-    timeline.snapshots.push((0, snapshot(cand, &names)));
+    timeline.snapshots.push((0, snapshot(cand, names)));
     let mut stop_note = None;
     run.started = Instant::now();
     for epoch in 1..=cfg.epochs {
@@ -339,9 +387,9 @@ fn train(start: &Start, sets: &Sets, cfg: &Config, plan: &Plan, hooks: &mut Hook
         };
         hooks.report(Event::Epoch(stats.clone()))?;
         history.push(stats);
-        run.last_good = (epoch, snapshot(cand, &names));
+        run.last_good = (epoch, snapshot(cand, names));
         if epoch % every == 0 || epoch == cfg.epochs {
-            timeline.snapshots.push((epoch, snapshot(cand, &names)));
+            timeline.snapshots.push((epoch, snapshot(cand, names)));
         }
     }
     if stop_note.is_some() {
@@ -419,7 +467,7 @@ impl Epochs {
                     } else {
                         x
                     };
-                    cand.forward_train(&x, from)
+                    cand.forward_train(&in_layout(&x, device == Device::Cpu), from)
                 }
             };
             let loss = logits.cross_entropy_for_logits(&y);
