@@ -1332,6 +1332,13 @@ fn every_explain_this_button_opens_a_paragraph_and_a_formula() {
         ))));
     h.run_steps(2);
     assert!(h.query_by_label_contains("ReLU(Σ_k α_k A^k)").is_some());
+    // And LRP's, with its superscripts.
+    h.state_mut()
+        .apply(Command::ExplainThis(Some(glassbox_app::state::Topic::Method(
+            Method::LrpEpsilonPlusFlat,
+        ))));
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("x_j w⁺_jk").is_some());
 }
 
 #[test]

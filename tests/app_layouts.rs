@@ -290,3 +290,50 @@ fn compare_pins_a_and_shows_what_an_edit_changed_and_export_writes_torchscript()
     settle(&mut h, "unpinned", |a| a.state.compare.pinned.is_none() && !a.busy());
     assert!(h.state().state.compare.result.is_none());
 }
+
+/// The scoreboard in the window: "Score every method" (the MNIST model, so thirteen methods
+/// and their randomised twins take seconds) fills a table, the best of each measure marked;
+/// a row shows that method's map; "Which layer" ranks a CAM's layers and offers the best.
+#[test]
+fn the_scoreboard_ranks_every_method_and_offers_a_cams_layer() {
+    let mut h = mnist_app_on_conv1();
+    layout(&mut h, Layout::SeeWhy);
+    h.state_mut().apply(Command::Maximise(Some(Pane::Explanations)));
+    h.run_steps(2);
+    h.get_by_label("Score every method").click();
+    h.run_steps(2);
+    assert!(h.state().state.scores.running.is_some(), "the request is out");
+    settle(&mut h, "the scoreboard", |a| {
+        a.state.scores.board.is_some() && !a.busy()
+    });
+    let (layers, n, failed) = {
+        let (layers, b) = h.state().state.scores.board.as_ref().unwrap();
+        (*layers, b.scores.len(), b.failed.len())
+    };
+    assert!(!layers);
+    assert_eq!(n + failed, glassbox_engine::explain::METHODS.len());
+    // One "best" per measure.
+    let marked = h.query_all_by_label_contains(" best").count();
+    assert_eq!(marked, 4, "the best of each measure is marked");
+    // A row opens its method in the first explanation.
+    h.get_by_label("lrp-epsilon-plus-flat").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().state.slots[0].method,
+        glassbox_engine::explain::Method::LrpEpsilonPlusFlat
+    );
+    settle(&mut h, "the LRP map", |a| !a.busy());
+    // A new map does not clear the board; a new image would.
+    assert!(h.state().state.scores.board.is_some());
+    h.get_by_label_contains("Which layer for ").click();
+    settle(&mut h, "the layers' scores", |a| {
+        a.state.scores.board.as_ref().is_some_and(|b| b.0) && !a.busy()
+    });
+    let best = h.state().state.scores.board.as_ref().unwrap().1.scores[0]
+        .layer
+        .clone()
+        .unwrap();
+    h.get_by_label(&format!("Use {best} as the CAM layer")).click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.settings.cam_layer.as_deref(), Some(best.as_str()));
+}

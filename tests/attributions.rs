@@ -1,6 +1,8 @@
 //! Every attribution method against Captum 0.9 / pytorch-grad-cam 1.5.7 on the same weights
 //! and the same input (tests/refs/attributions-*.safetensors, made by scripts/attribution_refs.py).
 mod common;
+mod lrp;
+mod road;
 
 use common::*;
 use glassbox_engine::explain::{explain, Method, Params};

@@ -316,3 +316,165 @@ fn activations_and_filters_grids() {
     let o = glassbox(&["filters", "--layer", "_bn0", "--out", path_str(&f)]);
     assert_clean_error(&o, &["not a convolution", "_conv_stem"]);
 }
+
+/// The three LRP methods from the command line: an overlay and the raw map with its
+/// composite in the metadata, the faithfulness curves, a folder in two shards, and the
+/// sanity check (on the MNIST model: LRP depends on what the model learned).
+#[test]
+fn lrp_from_the_command_line_with_curves_shards_and_the_sanity_check() {
+    let dir = tmp();
+    for (method, composite) in [
+        ("lrp-epsilon-plus-flat", "EpsilonPlusFlat"),
+        ("lrp-epsilon-gamma-box", "EpsilonGammaBox"),
+        ("lrp-alpha2-beta1", "EpsilonAlpha2Beta1"),
+    ] {
+        let png = dir.path().join(format!("{method}.png"));
+        let raw = dir.path().join(format!("{method}.safetensors"));
+        let o = glassbox(&[
+            "explain",
+            &chelsea(),
+            "--method",
+            method,
+            "--out",
+            path_str(&png),
+            "--save-raw",
+            path_str(&raw),
+            "--metrics",
+        ]);
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        assert!(stdout(&o).contains("deletion AUC"), "{}", stdout(&o));
+        let img = image::open(&png).unwrap();
+        assert_eq!((img.width(), img.height()), (224, 224));
+        let w = weights::load(&raw).unwrap();
+        assert_eq!(w.metadata["method"], method);
+        assert_eq!(w.metadata["composite"], composite);
+        assert!(w.metadata.contains_key("deletion_auc"), "{:?}", w.metadata);
+        assert_eq!(w.get("attribution").unwrap().size(), [1, 3, 224, 224]);
+    }
+    // A folder in two shards: the same files as in one run.
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for n in ["a", "b"] {
+        std::fs::copy(asset("assets/samples/chelsea.png"), imgs.join(format!("{n}.png"))).unwrap();
+    }
+    let (all, parts) = (dir.path().join("all"), dir.path().join("parts"));
+    let run = |out: &std::path::Path, shard: Option<&str>| {
+        let mut args = vec![
+            "explain",
+            path_str(&imgs),
+            "--method",
+            "lrp",
+            "--save-raw",
+            path_str(out),
+        ];
+        if let Some(s) = shard {
+            args.extend(["--shard", s]);
+        }
+        let o = glassbox(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    run(&all, None);
+    run(&parts, Some("0/2"));
+    run(&parts, Some("1/2"));
+    for n in [
+        "a.lrp-epsilon-plus-flat.safetensors",
+        "b.lrp-epsilon-plus-flat.safetensors",
+    ] {
+        assert_eq!(
+            std::fs::read(all.join(n)).unwrap(),
+            std::fs::read(parts.join(n)).unwrap(),
+            "{n}"
+        );
+    }
+    let o = glassbox(&[
+        "sanity",
+        &chelsea(),
+        "--method",
+        "lrp-epsilon-plus-flat",
+        "--model",
+        "mnist",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let rho: Vec<f64> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["spearman"].as_f64().unwrap())
+        .collect();
+    assert_eq!(rho.len(), 6, "every layer group of the MNIST model");
+    assert!(rho.iter().all(|r| r.is_finite()), "{rho:?}");
+}
+
+/// The scoreboard: every method scored on an image (the MNIST model, so that thirteen
+/// methods and their randomised twins take seconds), as JSON, and over a folder the means;
+/// one CAM method without --layer scores its candidate layers (Lite0) and names the best.
+#[test]
+fn explain_score_ranks_every_method_and_a_cams_layers() {
+    let dir = tmp();
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    for n in ["chelsea", "coffee"] {
+        std::fs::copy(asset(&format!("assets/samples/{n}.png")), imgs.join(format!("{n}.png"))).unwrap();
+    }
+    let o = glassbox(&[
+        "explain",
+        path_str(&imgs),
+        "--model",
+        "mnist",
+        "--method",
+        "all",
+        "--score",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "one object per image, then the means");
+    for v in &lines[..2] {
+        let methods = v["methods"].as_array().unwrap();
+        let failed = v["failed"].as_array().unwrap();
+        assert_eq!(
+            methods.len() + failed.len(),
+            glassbox_engine::explain::METHODS.len(),
+            "{v}"
+        );
+        assert!(methods.len() >= 12, "{v}");
+        let roads: Vec<f64> = methods.iter().map(|m| m["road"].as_f64().unwrap()).collect();
+        assert!(roads.windows(2).all(|w| w[0] >= w[1]), "best ROAD first: {roads:?}");
+        for m in methods {
+            for k in ["deletion_auc", "insertion_auc"] {
+                let x = m[k].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&x), "{k} {x}");
+            }
+            assert!(m["road"].as_f64().unwrap().abs() <= 0.5);
+            assert!(m["sanity_spearman"].as_f64().unwrap().abs() <= 1.0);
+            assert!(m["method"].is_string());
+        }
+        assert_eq!(v["best"]["road"], methods[0]["method"], "{v}");
+    }
+    assert_eq!(lines[2]["images"], 2);
+    assert!(lines[2]["means"].as_array().unwrap().len() >= 12);
+
+    let o = glassbox(&["explain", &chelsea(), "--method", "grad-cam", "--score"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("layer") && text.contains("best layer by ROAD: "),
+        "{text}"
+    );
+    let best = text
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit("--layer ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    assert!(best.starts_with("_blocks.") || best == "_swish#2", "{text}");
+    // `all` is the scoreboard's alone.
+    assert_clean_error(
+        &glassbox(&["explain", &chelsea(), "--method", "all"]),
+        &["--method all", "--score"],
+    );
+}

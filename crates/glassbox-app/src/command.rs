@@ -156,6 +156,8 @@ pub enum Command {
         run: bool,
     },
     SanitySlot(usize),
+    /// The scoreboard: every method (None), or one CAM method at each candidate layer.
+    Score(Option<Method>),
     CancelSlot(usize),
     /// Stops every long computation (Esc).
     CancelAll,

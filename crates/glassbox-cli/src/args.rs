@@ -72,6 +72,7 @@ impl Choice for Method {
             Method::GradCamPlusPlus => v.alias("gradcam++"),
             Method::ScoreCam => v.alias("scorecam"),
             Method::GuidedBackprop => v.alias("guided"),
+            Method::LrpEpsilonPlusFlat => v.alias("lrp"),
             _ => v,
         }
     }
@@ -151,12 +152,39 @@ fn count(max: usize) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::<usize>::new().range(1..=max as u64)
 }
 
+/// `--method`: one method, or `all` (`explain --score`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodSel {
+    One(Method),
+    All,
+}
+
+static METHOD_SELS: std::sync::LazyLock<Vec<MethodSel>> = std::sync::LazyLock::new(|| {
+    METHODS
+        .iter()
+        .map(|m| MethodSel::One(*m))
+        .chain([MethodSel::All])
+        .collect()
+});
+
+impl Choice for MethodSel {
+    fn variants() -> &'static [Self] {
+        &METHOD_SELS
+    }
+    fn possible(&self) -> PossibleValue {
+        match self {
+            MethodSel::One(m) => m.possible(),
+            MethodSel::All => PossibleValue::new("all").help("Every method (with explain --score: the scoreboard)"),
+        }
+    }
+}
+
 /// A method and its parameters (explain, sanity).
 #[derive(clap::Args, Debug, Clone)]
 pub struct MethodArgs {
     /// The attribution method.
-    #[arg(long, value_parser = choice::<Method>())]
-    pub method: Method,
+    #[arg(long, value_parser = choice::<MethodSel>())]
+    pub method: MethodSel,
     /// Class index to explain (default: the top-1 class).
     #[arg(long)]
     pub target: Option<i64>,
@@ -222,7 +250,23 @@ pub fn unit(s: &str) -> Result<f64, String> {
 impl MethodArgs {
     /// The method and its parameters, with defaults that fit the model's input size.
     pub fn params(&self, model: &Model) -> Result<(Method, Params)> {
-        let method = self.method;
+        let method = match self.method {
+            MethodSel::One(m) => m,
+            MethodSel::All => bail!("--method all scores every method: use it with `glassbox explain --score`"),
+        };
+        self.params_for(model, method).map(|p| (method, p))
+    }
+
+    /// The methods asked for: one, or every one (`all`).
+    pub fn methods(&self) -> Vec<Method> {
+        match self.method {
+            MethodSel::One(m) => vec![m],
+            MethodSel::All => METHODS.to_vec(),
+        }
+    }
+
+    /// The parameters for `method`, with defaults that fit the model's input size.
+    pub fn params_for(&self, model: &Model, method: Method) -> Result<Params> {
         let mut p = Params {
             target: self.target,
             layer: self.layer.clone(),
@@ -248,7 +292,7 @@ impl MethodArgs {
             Some(BaselineArg::Image(b)) => p.baseline = b,
             None => {}
         }
-        Ok((method, p))
+        Ok(p)
     }
 }
 

@@ -48,6 +48,14 @@ pub struct ExplainArgs {
     /// With --metrics: the two curves as a chart (.png or .svg; with several images, a folder).
     #[arg(long, requires = "metrics")]
     pub chart: Option<PathBuf>,
+    /// The scoreboard: each method (`--method all`: every one) scored by deletion and
+    /// insertion AUC, ROAD and the sanity check's rank correlation, best marked; with one CAM
+    /// method and no --layer, its candidate layers instead. Over several images, the means.
+    #[arg(long, conflicts_with_all = ["out", "save_raw", "metrics"])]
+    pub score: bool,
+    /// With --score: one JSON object per image, then one with the means.
+    #[arg(long, requires = "score")]
+    pub json: bool,
 }
 
 /// Sanity check (Adebayo et al. 2018): randomise layers from the top down and see whether

@@ -23,6 +23,7 @@ mod lesson;
 mod neuron;
 mod predict;
 mod report;
+mod score;
 mod train;
 
 #[cfg(feature = "gui")]
@@ -202,6 +203,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match command {
         Command::Predict(a) => predict::run(a, device),
+        Command::Explain(a) if a.score => score::run(&a, a.model.open(device)?),
         Command::Explain(a) => explain::run(a, device),
         Command::Sanity(a) => explain::sanity(a, device),
         Command::Layers(a) => inspect::layers(a, device),

@@ -5,6 +5,8 @@
 use serde::Serialize;
 use tch::{nn, Tensor};
 
+use crate::lrp;
+
 /// What a traced layer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,6 +59,8 @@ pub struct Fwd<'h> {
     /// passes its input on without computing (`Model::layer_output`).
     stop_after: Option<String>,
     stopped: bool,
+    /// A relevance forward (LRP): each layer's output carries its rule's gradient.
+    lrp: Option<&'h mut lrp::Pass>,
     hook: &'h mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
 }
 
@@ -68,8 +72,15 @@ impl<'h> Fwd<'h> {
             conv_input: None,
             stop_after: None,
             stopped: false,
+            lrp: None,
             hook,
         }
+    }
+
+    /// An inference forward for layer-wise relevance propagation under `pass`.
+    pub fn with_lrp(mut self, pass: &'h mut lrp::Pass) -> Self {
+        self.lrp = Some(pass);
+        self
     }
 
     /// The same, also showing every convolution's input to `conv_input`.
@@ -86,6 +97,7 @@ impl<'h> Fwd<'h> {
             conv_input: None,
             stop_after: None,
             stopped: false,
+            lrp: None,
             hook,
         }
     }
@@ -116,8 +128,21 @@ impl<'h> Fwd<'h> {
     pub fn residual(&self, y: &Tensor, skip: &Tensor) -> Tensor {
         if self.stopped {
             y.shallow_clone()
+        } else if self.lrp.is_some() {
+            lrp::norm(&(y + skip))
         } else {
             y + skip
+        }
+    }
+
+    /// Adaptive average pooling to `side` x `side` (in a relevance forward, relevance is
+    /// split in proportion to each input, as Zennit's `Norm` rule does).
+    pub fn avg_pool(&self, x: &Tensor, side: i64) -> Tensor {
+        let y = x.adaptive_avg_pool2d([side, side]);
+        if self.lrp.is_some() && !self.stopped {
+            lrp::norm(&y)
+        } else {
+            y
         }
     }
 
@@ -196,18 +221,44 @@ impl Conv {
         c
     }
 
+    /// Padding (left, right, top, bottom) for an input `x`: TensorFlow's "SAME" computed
+    /// from its size, or the built padding.
+    fn padding(&self, x: &Tensor) -> [i64; 4] {
+        match self.same {
+            Some((k, s)) => {
+                let pad = |n: i64| (((n + s - 1) / s - 1) * s + k - n).max(0);
+                let (ph, pw) = (pad(x.size()[2]), pad(x.size()[3]));
+                [pw / 2, pw - pw / 2, ph / 2, ph - ph / 2]
+            }
+            None => [self.pad; 4],
+        }
+    }
+
+    /// The convolution as a map other weights can go through (LRP's rules).
+    fn op(&self, x: &Tensor) -> lrp::Op {
+        lrp::Op::Conv {
+            pad: self.padding(x),
+            stride: self.stride,
+            groups: self.groups,
+        }
+    }
+
+    /// The convolution alone, as built.
+    fn plain(&self, x: &Tensor) -> Tensor {
+        let [l, r, t, b] = self.padding(x);
+        if self.same.is_some() && (l > 0 || r > 0 || t > 0 || b > 0) {
+            x.constant_pad_nd([l, r, t, b]).apply(&self.conv)
+        } else {
+            x.apply(&self.conv)
+        }
+    }
+
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
         if f.stopped() {
             return x.shallow_clone();
         }
         if let Some(hook) = f.conv_input.as_mut() {
-            let (pad_top, pad_left) = match self.same {
-                Some((k, s)) => {
-                    let pad = |n: i64| (((n + s - 1) / s - 1) * s + k - n).max(0) / 2;
-                    (pad(x.size()[2]), pad(x.size()[3]))
-                }
-                None => (self.pad, self.pad),
-            };
+            let [pad_left, _, pad_top, _] = self.padding(x);
             hook(
                 &self.name,
                 x,
@@ -220,21 +271,43 @@ impl Conv {
                 },
             );
         }
-        let y = match self.same {
-            Some((k, s)) => {
-                let (h, w) = (x.size()[2], x.size()[3]);
-                let pad = |n: i64| ((n + s - 1) / s - 1) * s + k - n;
-                let (ph, pw) = (pad(h).max(0), pad(w).max(0));
-                if ph > 0 || pw > 0 {
-                    x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
-                        .apply(&self.conv)
-                } else {
-                    x.apply(&self.conv)
-                }
+        let y = match f.lrp.as_mut() {
+            Some(pass) => {
+                let y = tch::no_grad(|| self.plain(x));
+                let (w, b) = (self.conv.ws.detach(), self.conv.bs.as_ref().map(|b| b.detach()));
+                pass.layer(&self.name, x, self.op(x), w, b, &y)
             }
-            None => x.apply(&self.conv),
+            None => self.plain(x),
         };
         f.emit(&self.name, LayerKind::Conv, y)
+    }
+
+    /// The convolution and the batch norm after it. In a relevance forward they are one
+    /// layer, the batch norm merged into the convolution (Zennit's canonizers do the same).
+    pub fn fwd_bn(&self, bn: &Bn, x: &Tensor, f: &mut Fwd) -> Tensor {
+        if f.lrp.is_none() || f.stopped() {
+            let y = self.fwd(x, f);
+            return bn.fwd(&y, f);
+        }
+        let (w, b) = tch::no_grad(|| {
+            lrp::merge_batch_norm(
+                &self.conv.ws.detach(),
+                self.conv.bs.as_ref().map(|b| b.detach()).as_ref(),
+                &bn.params(),
+            )
+        });
+        // The true output, every hook on the way (a knocked-out channel included).
+        let y = tch::no_grad(|| {
+            let c = self.plain(x);
+            let c = f.emit(&self.name, LayerKind::Conv, c);
+            match f.lrp.as_ref() {
+                Some(p) if p.canonized => self.op(x).apply(x, &w, Some(&b)),
+                _ => c.apply_t(&bn.bn, false),
+            }
+        });
+        let pass = f.lrp.as_mut().expect("a relevance forward");
+        let y = pass.layer(&self.name, x, self.op(x), w, Some(b), &y);
+        f.emit(&bn.name, LayerKind::BatchNorm, y)
     }
 }
 
@@ -242,6 +315,7 @@ impl Conv {
 pub struct Bn {
     pub name: String,
     bn: nn::BatchNorm,
+    eps: f64,
 }
 
 impl Bn {
@@ -254,6 +328,18 @@ impl Bn {
         Bn {
             name: name.to_owned(),
             bn: nn::batch_norm2d(child(p, name), dim, cfg),
+            eps,
+        }
+    }
+
+    /// Its parameters and statistics, detached (merging it into a convolution).
+    fn params(&self) -> lrp::BatchNormParams {
+        lrp::BatchNormParams {
+            weight: self.bn.ws.as_ref().map(|t| t.detach()),
+            bias: self.bn.bs.as_ref().map(|t| t.detach()),
+            mean: self.bn.running_mean.detach(),
+            var: self.bn.running_var.detach(),
+            eps: self.eps,
         }
     }
     pub fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
@@ -290,6 +376,7 @@ impl Act {
             // at::relu6 = hardtanh(0, 6), as nn.ReLU6: no gradient at exactly 0 or 6.
             ActFn::Relu6 => x.relu6(),
         };
+        let y = if f.lrp.is_some() { lrp::pass(x, &y) } else { y };
         f.emit(&self.name, LayerKind::Activation, y)
     }
 }
@@ -311,7 +398,14 @@ impl Linear {
         if f.stopped() {
             return x.shallow_clone();
         }
-        let y = x.apply(&self.lin);
+        let y = match f.lrp.as_mut() {
+            Some(pass) => {
+                let y = tch::no_grad(|| x.apply(&self.lin));
+                let (w, b) = (self.lin.ws.detach(), self.lin.bs.as_ref().map(|b| b.detach()));
+                pass.layer(&self.name, x, lrp::Op::Linear, w, b, &y)
+            }
+            None => x.apply(&self.lin),
+        };
         f.emit(&self.name, LayerKind::Linear, y)
     }
 }

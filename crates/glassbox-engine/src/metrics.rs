@@ -246,6 +246,15 @@ fn randomise(vars: &[(String, Tensor)], group: &str, seed: i64) {
     });
 }
 
+/// Every layer group of `model` re-initialised as the sanity check's last step leaves it.
+pub fn randomise_all(model: &Model, seed: i64) {
+    let mut vars: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for g in layer_groups(model) {
+        randomise(&vars, &g, seed);
+    }
+}
+
 /// Cascading randomisation: re-initialise layer groups from the top down and compare
 /// each map with the original by Spearman rank correlation of |map|.
 pub fn sanity_check(

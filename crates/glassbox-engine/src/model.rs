@@ -142,6 +142,17 @@ pub struct Class {
     pub logit: f64,
 }
 
+/// How a forward runs: training (from a layer on), ending after a layer, showing every
+/// convolution's input, or carrying relevance (LRP).
+#[derive(Default)]
+struct Run<'a> {
+    train: bool,
+    from: Option<&'a str>,
+    stop_after: Option<&'a str>,
+    conv_input: Option<super::layers::ConvInputHook<'a>>,
+    lrp: Option<&'a mut crate::lrp::Pass>,
+}
+
 pub struct Model {
     pub spec: Spec,
     pub vs: nn::VarStore,
@@ -357,7 +368,27 @@ impl Model {
         train: bool,
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
     ) -> Tensor {
-        self.forward_with(x, train, None, None, hook, None)
+        self.forward_with(
+            x,
+            hook,
+            Run {
+                train,
+                ..Run::default()
+            },
+        )
+    }
+
+    /// An inference forward for layer-wise relevance propagation: the logits, every layer's
+    /// output carrying its rule's gradient (see `lrp.rs`), the first layer kept in `pass`.
+    /// Knocked-out channels stay out, of the values and of the relevance.
+    pub fn forward_lrp(&self, x: &Tensor, pass: &mut crate::lrp::Pass) -> Tensor {
+        pass.output = self.spec.arch.classifier_key().trim_end_matches(".weight").to_string();
+        pass.knocked_convs = self.knockouts.iter().cloned().collect();
+        let run = Run {
+            lrp: Some(pass),
+            ..Run::default()
+        };
+        self.forward_with(x, &mut |_, _, t| t, run)
     }
 
     /// An inference forward that also shows every convolution's input and geometry.
@@ -367,13 +398,22 @@ impl Model {
         hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
         conv_input: &mut dyn FnMut(&str, &Tensor, super::layers::Geometry),
     ) -> Tensor {
-        tch::no_grad(|| self.forward_with(x, false, None, None, hook, Some(conv_input)))
+        let run = Run {
+            conv_input: Some(conv_input),
+            ..Run::default()
+        };
+        tch::no_grad(|| self.forward_with(x, hook, run))
     }
 
     /// A training forward in which only `from` and the layers after it train (batch norm
     /// before it keeps its running statistics); `None`: every layer trains.
     pub fn forward_train(&self, x: &Tensor, from: Option<&str>) -> Tensor {
-        self.forward_with(x, true, from, None, &mut |_, _, t| t, None)
+        let run = Run {
+            train: true,
+            from,
+            ..Run::default()
+        };
+        self.forward_with(x, &mut |_, _, t| t, run)
     }
 
     /// The output of `layer` (None for no such layer) from an inference forward that ends
@@ -387,20 +427,22 @@ impl Model {
             }
             t
         };
-        let _ = tch::no_grad(|| self.forward_with(x, false, None, Some(layer), &mut keep, None));
+        let run = Run {
+            stop_after: Some(layer),
+            ..Run::default()
+        };
+        let _ = tch::no_grad(|| self.forward_with(x, &mut keep, run));
         got
     }
 
-    fn forward_with(
-        &self,
-        x: &Tensor,
-        train: bool,
-        from: Option<&str>,
-        stop_after: Option<&str>,
-        hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor,
-        conv_input: Option<super::layers::ConvInputHook<'_>>,
-    ) -> Tensor {
-        let mut conv_input = conv_input;
+    fn forward_with(&self, x: &Tensor, hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor, run: Run) -> Tensor {
+        let Run {
+            train,
+            from,
+            stop_after,
+            mut conv_input,
+            mut lrp,
+        } = run;
         let mut fwd = |hook: &mut dyn FnMut(&str, LayerKind, Tensor) -> Tensor| {
             let mut f = match from {
                 Some(l) if train => Fwd::training_from(l, hook),
@@ -411,6 +453,9 @@ impl Model {
             }
             if let Some(l) = stop_after {
                 f = f.stopping_after(l);
+            }
+            if let Some(p) = lrp.take() {
+                f = f.with_lrp(p);
             }
             self.net.forward(&x.to_device(self.device()), &mut f)
         };

@@ -253,6 +253,9 @@ impl GlassboxApp {
             return;
         }
         self.cancel_slot_work();
+        // The scoreboard was of the image, model and edits before.
+        self.cancel_scores();
+        self.state.scores = Default::default();
         let mut shared: Vec<Method> = Vec::new();
         for s in &mut self.state.slots {
             s.faith = None;

@@ -13,6 +13,7 @@ mod lessons;
 mod neuron;
 mod presentation;
 mod retrain;
+mod score;
 mod unfold;
 mod unsaved;
 
@@ -24,10 +25,11 @@ use crate::{GlassboxApp, Picked};
 use glassbox_engine::worker::{Request, Response};
 
 /// Every feature, in the order they are offered a command or an answer.
-const ALL: [&dyn Feature; 12] = [
+const ALL: [&dyn Feature; 13] = [
     &input::Files,
     &unsaved::Unsaved,
     &explanations::Explanations,
+    &score::Score,
     &channel::Channel,
     &unfold::Unfold,
     &edits::Edits,

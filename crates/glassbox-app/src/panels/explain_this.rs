@@ -108,6 +108,18 @@ fn method_text(m: Method) -> (&'static str, &'static str) {
             "Hides one window of the image at a time (fills it with a value) and measures how much the class score drops. Slow but easy to trust: it asks the model directly.",
             "S[window] = y_c(x) − y_c(x with window hidden)",
         ),
+        Method::LrpEpsilonPlusFlat => (
+            "Layer-wise relevance propagation: the class gets relevance 1 at the output, and each layer hands its relevance down to its inputs in proportion to what each contributed, so it is neither created nor lost on the way (biases keep a little). Convolutions count only positive contributions (z+), dense layers all of them (epsilon), the first layer spreads evenly over its window (flat). Batch norm is merged into the convolution before it; activations pass relevance on.",
+            "R_j = Σ_k x_j w⁺_jk / (Σ_i x_i w⁺_ik + b⁺_k) · R_k;  R_out = one-hot(c)",
+        ),
+        Method::LrpEpsilonGammaBox => (
+            "Layer-wise relevance propagation with the gamma rule on convolutions: positive contributions weigh 1.25 times their share, which makes the map less noisy than plain gradients; the first layer uses z-box, which knows that a pixel can only lie between black and white.",
+            "R_j = Σ_k x_j (w_jk + γ w⁺_jk) / Σ_i x_i (w_ik + γ w⁺_ik) · R_k,  γ = 0.25",
+        ),
+        Method::LrpAlpha2Beta1 => (
+            "Layer-wise relevance propagation with the alpha-beta rule: at each convolution, evidence for the class counts twice and evidence against it once, so the map shows what speaks for the class and, in the diverging colours, what speaks against it.",
+            "R_j = Σ_k (2 · (x_j w_jk)⁺ / Σ_i (x_i w_ik)⁺ − (x_j w_jk)⁻ / Σ_i (x_i w_ik)⁻) · R_k",
+        ),
     }
 }
 

@@ -80,6 +80,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
             out.push(Command::AddSlot(next));
         }
     });
+    super::scoreboard::ui(ui, cx, out);
     // As large as the view allows: as many maps side by side as fit at their smallest,
     // the rest on the next rows, each picture as wide as its share and as tall as the view.
     let n = s.slots.len().max(1);

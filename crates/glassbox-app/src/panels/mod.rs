@@ -17,6 +17,7 @@ pub(crate) mod layers;
 pub(crate) mod lesson;
 pub(crate) mod model;
 pub mod prediction;
+pub(crate) mod scoreboard;
 pub(crate) mod status;
 pub(crate) mod toolbar;
 pub(crate) mod train;

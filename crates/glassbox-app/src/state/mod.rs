@@ -19,11 +19,13 @@ mod compare;
 mod draw;
 mod neuron;
 mod retrain;
+mod score;
 
 pub use compare::Comparison;
 pub use draw::{Canvas, CANVAS};
 pub use neuron::{Examples, ExamplesResult, Visual};
 pub use retrain::{TrainForm, TrainMode, TrainResult, Training};
+pub use score::Scores;
 
 /// At most this many explanations side by side.
 pub const MAX_SLOTS: usize = 4;
@@ -244,6 +246,8 @@ pub struct State {
     pub unsaved: crate::unsaved::Unsaved,
     /// Model A pinned beside the current one, and what differs.
     pub compare: Comparison,
+    /// The scoreboard of the current image.
+    pub scores: Scores,
 }
 
 /// A lesson being run: which step, whether its answer is shown, and the model it put in place.

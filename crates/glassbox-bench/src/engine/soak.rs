@@ -18,7 +18,7 @@ pub struct Soak {
     /// The request kinds every cycle sent (the names of `worker::Request`'s variants).
     pub request_kinds: Vec<String>,
     /// Resident memory after the warm-up (a tenth of the cycles, at least one round of the
-    /// ten methods, never the whole run).
+    /// thirteen methods, never the whole run).
     pub rss_start_mib: f64,
     pub warm_up_cycles: usize,
     /// Resident memory after the last cycle.

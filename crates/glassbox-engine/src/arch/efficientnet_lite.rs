@@ -141,31 +141,26 @@ impl EfficientNetLite {
 
 impl Net for EfficientNetLite {
     fn forward(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
-        let x = self.stem.fwd(x, f);
-        let x = self.bn0.fwd(&x, f);
+        let x = self.stem.fwd_bn(&self.bn0, x, f);
         let mut x = self.act0.fwd(&x, f);
         for b in &self.blocks {
             let input = x.shallow_clone();
             let mut y = x;
             if let Some((c, bn, a)) = &b.expand {
-                y = c.fwd(&y, f);
-                y = bn.fwd(&y, f);
+                y = c.fwd_bn(bn, &y, f);
                 y = a.fwd(&y, f);
             }
-            y = b.dw.fwd(&y, f);
-            y = b.bn1.fwd(&y, f);
+            y = b.dw.fwd_bn(&b.bn1, &y, f);
             y = b.act1.fwd(&y, f);
-            y = b.project.fwd(&y, f);
-            y = b.bn2.fwd(&y, f);
+            y = b.project.fwd_bn(&b.bn2, &y, f);
             if b.residual {
                 y = f.residual(&y, &input); // not in place: the traced `_bn2` output shares y
             }
             x = f.emit(&b.name, LayerKind::Block, y);
         }
-        let x = self.head.fwd(&x, f);
-        let x = self.bn1.fwd(&x, f);
+        let x = self.head.fwd_bn(&self.bn1, &x, f);
         let x = self.act1.fwd(&x, f);
-        let x = x.adaptive_avg_pool2d([1, 1]);
+        let x = f.avg_pool(&x, 1);
         let x = f.emit("_avg_pooling", LayerKind::Pool, x).flatten(1, -1);
         let x = dropout(x, self.dropout, f);
         self.fc.fwd(&x, f)

@@ -46,8 +46,7 @@ impl Cba {
         }
     }
     fn fwd(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
-        let y = self.conv.fwd(x, f);
-        let y = self.bn.fwd(&y, f);
+        let y = self.conv.fwd_bn(&self.bn, x, f);
         let y = self.act.fwd(&y, f);
         f.emit(&self.name, LayerKind::Block, y)
     }
@@ -133,17 +132,14 @@ impl Net for MobileNetV2 {
             for c in &b.cbas {
                 y = c.fwd(&y, f);
             }
-            y = b.project.fwd(&y, f);
-            y = b.bn.fwd(&y, f);
+            y = b.project.fwd_bn(&b.bn, &y, f);
             if b.residual {
                 y = f.residual(&y, &x); // not in place: the traced BN output shares y
             }
             x = f.emit(&b.name, LayerKind::Block, y);
         }
         let x = self.last.fwd(&x, f);
-        let x = f
-            .emit("avgpool", LayerKind::Pool, x.adaptive_avg_pool2d([1, 1]))
-            .flatten(1, -1);
+        let x = f.emit("avgpool", LayerKind::Pool, f.avg_pool(&x, 1)).flatten(1, -1);
         let x = dropout(x, 0.2, f);
         self.fc.fwd(&x, f)
     }

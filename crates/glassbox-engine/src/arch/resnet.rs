@@ -147,8 +147,7 @@ impl ResNet {
 
 impl Net for ResNet {
     fn forward(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
-        let x = self.conv1.fwd(x, f);
-        let x = self.bn1.fwd(&x, f);
+        let x = self.conv1.fwd_bn(&self.bn1, x, f);
         let x = self.relu.fwd(&x, f);
         let mut x = f.emit(
             "maxpool",
@@ -159,16 +158,14 @@ impl Net for ResNet {
             let mut y = x.shallow_clone();
             let last = b.convs.len() - 1;
             for (i, (c, bn)) in b.convs.iter().enumerate() {
-                y = c.fwd(&y, f);
-                y = bn.fwd(&y, f);
+                y = c.fwd_bn(bn, &y, f);
                 if i < last {
                     y = b.acts[i].fwd(&y, f);
                 }
             }
             let identity = match &b.down {
                 Some((c, bn, name)) => {
-                    let d = c.fwd(&x, f);
-                    let d = bn.fwd(&d, f);
+                    let d = c.fwd_bn(bn, &x, f);
                     f.emit(name, LayerKind::Block, d)
                 }
                 None => x,
@@ -177,9 +174,7 @@ impl Net for ResNet {
             let y = b.acts[last].fwd(&y, f);
             x = f.emit(&b.name, LayerKind::Block, y);
         }
-        let x = f
-            .emit("avgpool", LayerKind::Pool, x.adaptive_avg_pool2d([1, 1]))
-            .flatten(1, -1);
+        let x = f.emit("avgpool", LayerKind::Pool, f.avg_pool(&x, 1)).flatten(1, -1);
         self.fc.fwd(&x, f)
     }
 }

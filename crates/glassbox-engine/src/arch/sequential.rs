@@ -156,9 +156,7 @@ impl Net for Sequential {
     fn forward(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
         let x = run(&self.features, x.shallow_clone(), f);
         let s = self.pool.1;
-        let x = f
-            .emit(&self.pool.0, LayerKind::Pool, x.adaptive_avg_pool2d([s, s]))
-            .flatten(1, -1);
+        let x = f.emit(&self.pool.0, LayerKind::Pool, f.avg_pool(&x, s)).flatten(1, -1);
         run(&self.classifier, x, f)
     }
 }

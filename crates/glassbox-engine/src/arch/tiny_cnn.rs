@@ -54,12 +54,10 @@ impl TinyCnn {
 
 impl Net for TinyCnn {
     fn forward(&self, x: &Tensor, f: &mut Fwd) -> Tensor {
-        let x = self.conv1.fwd(x, f);
-        let x = self.bn1.fwd(&x, f);
+        let x = self.conv1.fwd_bn(&self.bn1, x, f);
         let x = self.relu1.fwd(&x, f);
         let x = f.emit("pool1", LayerKind::Pool, x.max_pool2d_default(2));
-        let x = self.conv2.fwd(&x, f);
-        let x = self.bn2.fwd(&x, f);
+        let x = self.conv2.fwd_bn(&self.bn2, &x, f);
         let x = self.relu2.fwd(&x, f);
         let x = f.emit("pool2", LayerKind::Pool, x.max_pool2d_default(2)).flatten(1, -1);
         let x = self.fc1.fwd(&x, f);

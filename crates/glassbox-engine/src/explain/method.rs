@@ -19,6 +19,9 @@ pub enum Method {
     GuidedBackprop,
     GuidedGradCam,
     Occlusion,
+    LrpEpsilonPlusFlat,
+    LrpEpsilonGammaBox,
+    LrpAlpha2Beta1,
 }
 
 pub const METHODS: &[Method] = &[
@@ -32,6 +35,9 @@ pub const METHODS: &[Method] = &[
     Method::GuidedBackprop,
     Method::GuidedGradCam,
     Method::Occlusion,
+    Method::LrpEpsilonPlusFlat,
+    Method::LrpEpsilonGammaBox,
+    Method::LrpAlpha2Beta1,
 ];
 
 impl Method {
@@ -47,6 +53,9 @@ impl Method {
             Method::GuidedBackprop => "guided-backprop",
             Method::GuidedGradCam => "guided-grad-cam",
             Method::Occlusion => "occlusion",
+            Method::LrpEpsilonPlusFlat => "lrp-epsilon-plus-flat",
+            Method::LrpEpsilonGammaBox => "lrp-epsilon-gamma-box",
+            Method::LrpAlpha2Beta1 => "lrp-alpha2-beta1",
         }
     }
 
@@ -65,6 +74,15 @@ impl Method {
             Method::GuidedBackprop => "Gradients passed back only where they are positive: fine edges the class likes.",
             Method::GuidedGradCam => "Guided backprop restricted to the regions Grad-CAM finds: fine and localised.",
             Method::Occlusion => "How much the score drops when a window of the image is hidden.",
+            Method::LrpEpsilonPlusFlat => {
+                "The class score passed back layer by layer to the pixels, each layer sharing it among its inputs by their positive contributions."
+            }
+            Method::LrpEpsilonGammaBox => {
+                "The class score passed back layer by layer, positive contributions favoured (gamma), the first layer within the pixel range."
+            }
+            Method::LrpAlpha2Beta1 => {
+                "The class score passed back layer by layer, evidence for (twice) minus evidence against (once) at each convolution."
+            }
         }
     }
 
@@ -81,8 +99,24 @@ impl Method {
     pub fn is_signed(self) -> bool {
         matches!(
             self,
-            Method::InputXGradient | Method::IntegratedGradients | Method::Occlusion
+            Method::InputXGradient
+                | Method::IntegratedGradients
+                | Method::Occlusion
+                | Method::LrpEpsilonPlusFlat
+                | Method::LrpEpsilonGammaBox
+                | Method::LrpAlpha2Beta1
         )
+    }
+
+    /// The LRP composite of an LRP method.
+    pub fn composite(self) -> Option<crate::lrp::Composite> {
+        use crate::lrp::Composite;
+        match self {
+            Method::LrpEpsilonPlusFlat => Some(Composite::EpsilonPlusFlat),
+            Method::LrpEpsilonGammaBox => Some(Composite::EpsilonGammaBox),
+            Method::LrpAlpha2Beta1 => Some(Composite::EpsilonAlpha2Beta1),
+            _ => None,
+        }
     }
 }
 
@@ -105,6 +139,9 @@ impl std::str::FromStr for Method {
             "scorecam" => "score-cam",
             "guided" | "guidedbackprop" => "guided-backprop",
             "guided-gradcam" | "guidedgradcam" => "guided-grad-cam",
+            "lrp" | "epsilon-plus-flat" | "lrp-epsilonplusflat" => "lrp-epsilon-plus-flat",
+            "epsilon-gamma-box" | "lrp-epsilongammabox" => "lrp-epsilon-gamma-box",
+            "alpha2-beta1" | "lrp-epsilon-alpha2-beta1" | "lrp-alpha-beta" => "lrp-alpha2-beta1",
             other => other,
         };
         METHODS.iter().copied().find(|m| m.name() == alias).ok_or_else(|| {

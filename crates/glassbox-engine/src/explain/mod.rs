@@ -8,12 +8,14 @@
 //! the checks and choices they share (target class, CAM layer, batch size). One file per family:
 //! `gradient.rs` (gradient, input x gradient, SmoothGrad, Integrated Gradients), `cam.rs`
 //! (Grad-CAM, Grad-CAM++, the shared backward), `guided.rs` with `guided.cpp` (guided
-//! backprop, guided Grad-CAM), `score_cam.rs`, `occlusion.rs`. A new method goes into its
+//! backprop, guided Grad-CAM), `score_cam.rs`, `occlusion.rs`, `lrp.rs` (layer-wise
+//! relevance propagation; its rules in the crate's `lrp.rs`). A new method goes into its
 //! family's file, or a new one, and into `Method`, `METHODS` (method.rs) and `explain` here.
 
 mod cam;
 mod gradient;
 mod guided;
+mod lrp;
 mod method;
 mod occlusion;
 mod score_cam;
@@ -102,6 +104,11 @@ pub fn explain(
         Method::GuidedGradCam => {
             let l = layer.as_deref().expect("layer resolved");
             guided::guided_grad_cam(model, &x, p.target, l)?
+        }
+        Method::LrpEpsilonPlusFlat | Method::LrpEpsilonGammaBox | Method::LrpAlpha2Beta1 => {
+            let composite = method.composite().expect("an LRP method");
+            meta.insert("composite".into(), composite.to_string());
+            lrp::lrp(model, &x, composite, p.target)?
         }
         Method::Occlusion => {
             meta.insert("window".into(), p.window.to_string());

@@ -15,6 +15,7 @@
 mod compare;
 mod edits;
 mod neuron;
+mod score;
 mod training;
 mod types;
 
@@ -24,7 +25,7 @@ use tch::Tensor;
 use types::{Candidate, Pinned};
 pub use types::{
     CellImage, Compared, ComparedAccuracy, EditState, EvalSet, Evaluated, ExampleImage, Examples, Explained, ImageSet,
-    ImageSource, KernelView, ModelInfo, PinSource, Trained,
+    ImageSource, KernelView, ModelInfo, PinSource, Scoreboard, Trained,
 };
 
 use crate::arch::Arch;

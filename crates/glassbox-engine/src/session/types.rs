@@ -289,3 +289,12 @@ pub struct ComparedAccuracy {
     pub b: Option<crate::evaluate::Evaluation>,
     pub changes: Vec<crate::compare::AccuracyChange>,
 }
+
+/// Methods (or one CAM's layers) scored on one image for one class, the best by ROAD first
+/// (`crate::score` for the measures), and the methods that could not be scored, with why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Scoreboard {
+    pub target: i64,
+    pub scores: Vec<crate::score::Score>,
+    pub failed: Vec<(String, String)>,
+}

@@ -62,6 +62,9 @@ pub enum Request {
         method: Method,
         params: Params,
     },
+    /// The scoreboard on the current image: every method, or (`layers_of`) one CAM method
+    /// at each candidate layer.
+    Score { layers_of: Option<Method>, params: Params },
     /// A change to the model by hand, or what to do with the changes. Edits are never
     /// superseded: each applies in order.
     Edit(EditRequest),
@@ -214,6 +217,8 @@ impl Request {
             Request::ReceptiveField { layer, .. } => format!("the receptive field in `{layer}`"),
             Request::Filters { conv, .. } => format!("the filters of `{conv}`"),
             Request::Sanity { method, .. } => format!("the sanity check of {method}"),
+            Request::Score { layers_of: None, .. } => "scoring every method".into(),
+            Request::Score { layers_of: Some(m), .. } => format!("scoring {m} at each candidate layer"),
             Request::InjectFault(f) => format!("the injected fault {f:?}"),
             Request::Edit(EditRequest::Apply(op)) => format!("the edit `{op}`"),
             Request::Edit(EditRequest::Save { path, .. }) => format!("saving {}", path.display()),
@@ -319,6 +324,12 @@ pub enum Response {
         id: u64,
         slot: usize,
         result: Sanity,
+    },
+    /// The scoreboard (`layers`: of one CAM method's layers).
+    Scored {
+        id: u64,
+        layers: bool,
+        result: Box<crate::session::Scoreboard>,
     },
     /// The edits in force after an edit request, in their readable form.
     Edited {
@@ -438,6 +449,7 @@ impl Response {
             | Response::ReceptiveField { id, .. }
             | Response::Filters { id, .. }
             | Response::Sanity { id, .. }
+            | Response::Scored { id, .. }
             | Response::Edited { id, .. }
             | Response::Saved { id, .. }
             | Response::Evaluated { id, .. }

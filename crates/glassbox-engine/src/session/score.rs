@@ -1,0 +1,80 @@
+//! The scoreboard: which map to trust on the current image, and which layer a CAM should
+//! look at (see `score.rs` for the measures).
+
+use super::types::Scoreboard;
+use super::Session;
+use crate::error::{Error, Result};
+use crate::explain::{Method, Params};
+use crate::score::{self, Scorer};
+
+impl Session {
+    /// Every method of `methods` scored on the current image for one class (`params`'
+    /// target, else the top class), the best by ROAD first. A method that fails is listed
+    /// with its reason; cancelling (`progress` or `keep_going` returning false) stops the
+    /// whole board.
+    pub fn scoreboard(
+        &self,
+        methods: &[Method],
+        params: &Params,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Scoreboard> {
+        let (m, x) = self.need_input()?;
+        let scorer = Scorer::new(m, x, params.target, params.seed)?;
+        let mut board = Scoreboard {
+            target: scorer.target(),
+            scores: Vec::new(),
+            failed: Vec::new(),
+        };
+        for (i, &method) in methods.iter().enumerate() {
+            if !progress(i, methods.len()) {
+                return Err(Error::Cancelled);
+            }
+            match scorer.score(method, params, keep_going) {
+                Ok(s) => board.scores.push(s),
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(e) => board.failed.push((method.name().to_string(), e.to_string())),
+            }
+        }
+        progress(methods.len(), methods.len());
+        board.scores.sort_by(|a, b| b.road.total_cmp(&a.road));
+        Ok(board)
+    }
+
+    /// A CAM method scored at each candidate layer ([`score::cam_candidates`]), the best by
+    /// ROAD first: the layer to look at.
+    pub fn cam_layers(
+        &self,
+        method: Method,
+        params: &Params,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Scoreboard> {
+        if !method.uses_layer() {
+            return Err(Error::invalid(format!(
+                "{method} looks at no layer: only the CAM methods do"
+            )));
+        }
+        let (m, x) = self.need_input()?;
+        let scorer = Scorer::new(m, x, params.target, params.seed)?;
+        let layers = score::cam_candidates(m);
+        let mut scores = Vec::new();
+        for (i, l) in layers.iter().enumerate() {
+            if !progress(i, layers.len()) {
+                return Err(Error::Cancelled);
+            }
+            let p = Params {
+                layer: Some(l.clone()),
+                ..params.clone()
+            };
+            scores.push(scorer.score(method, &p, keep_going)?);
+        }
+        progress(layers.len(), layers.len());
+        scores.sort_by(|a, b| b.road.total_cmp(&a.road));
+        Ok(Scoreboard {
+            target: scorer.target(),
+            scores,
+            failed: Vec::new(),
+        })
+    }
+}
