@@ -307,8 +307,8 @@ fn the_scoreboard_ranks_every_method_and_offers_a_cams_layer() {
         a.state.scores.board.is_some() && !a.busy()
     });
     let (layers, n, failed) = {
-        let (layers, b) = h.state().state.scores.board.as_ref().unwrap();
-        (*layers, b.scores.len(), b.failed.len())
+        let b = h.state().state.scores.board.as_ref().unwrap();
+        (b.layers, b.scores.len(), b.failed.len())
     };
     assert!(!layers);
     assert_eq!(n + failed, glassbox_engine::explain::METHODS.len());
@@ -327,9 +327,9 @@ fn the_scoreboard_ranks_every_method_and_offers_a_cams_layer() {
     assert!(h.state().state.scores.board.is_some());
     h.get_by_label_contains("Which layer for ").click();
     settle(&mut h, "the layers' scores", |a| {
-        a.state.scores.board.as_ref().is_some_and(|b| b.0) && !a.busy()
+        a.state.scores.board.as_ref().is_some_and(|b| b.layers) && !a.busy()
     });
-    let best = h.state().state.scores.board.as_ref().unwrap().1.scores[0]
+    let best = h.state().state.scores.board.as_ref().unwrap().scores[0]
         .layer
         .clone()
         .unwrap();

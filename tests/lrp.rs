@@ -92,7 +92,7 @@ fn lrp_on_mobile_networks_merges_batch_norm_and_conserves_relevance() {
             .unwrap()
             .tensor;
         let plain = model.logits(&x);
-        let mut pass = Pass::new(Composite::EpsilonPlusFlat, "");
+        let mut pass = Pass::new(Composite::EpsilonPlusFlat);
         pass.canonized = true;
         let merged = tch::no_grad(|| model.forward_lrp(&x, &mut pass));
         let diff = (&merged - &plain).abs().max().double_value(&[]);
@@ -105,9 +105,8 @@ fn lrp_on_mobile_networks_merges_batch_norm_and_conserves_relevance() {
             let (a, t) = relevance(model, &x, m, None);
             // The same map with the ledger kept: the relevance at the input, and what each
             // layer's biases and stabilisers kept, add up to the 1 the target was given.
-            let mut pass = Pass::new(m.composite().unwrap(), "");
+            let mut pass = Pass::new(m.composite().unwrap());
             pass.account = true;
-            pass.bounds = Some(range(model));
             let logits = model.forward_lrp(&x, &mut pass);
             let (r, l) = pass.ledger(&logits.select(1, t).sum(Kind::Float)).unwrap();
             assert!(
@@ -132,16 +131,4 @@ fn lrp_on_mobile_networks_merges_batch_norm_and_conserves_relevance() {
             }
         }
     }
-}
-
-/// Pixel 0 and 255 after the model's preprocessing, per channel (z-box's box).
-fn range(model: &Model) -> (Tensor, Tensor) {
-    let p = &model.preprocess;
-    let b = |v: f64| -> Tensor {
-        let vals: Vec<f32> = (0..3)
-            .map(|c| ((v - p.mean[c.min(p.mean.len() - 1)]) / p.std[c.min(p.std.len() - 1)]) as f32)
-            .collect();
-        Tensor::from_slice(&vals).view([1, 3, 1, 1])
-    };
-    (b(0.0), b(255.0))
 }

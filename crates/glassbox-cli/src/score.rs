@@ -55,55 +55,48 @@ pub fn run(a: &ExplainArgs, m: Model) -> Result<()> {
                 "label": label,
                 "methods": board.scores,
                 "failed": board.failed.iter().map(|(m, e)| serde_json::json!({"method": m, "error": e})).collect::<Vec<_>>(),
-                "best": best_names(&board.scores, layers),
+                "best": best_names(&board),
             });
             Ok(serde_json::to_string(&v)?)
         } else {
             Ok(table(
                 &format!("{}: class {} ({label})", path.display(), board.target),
                 &board,
-                layers,
             ))
         }
     })?;
     if images > 1 {
-        let means = means(&all, layers);
+        let board = means(&all, layers);
         if a.json {
-            let v = serde_json::json!({"images": images, "means": means, "best": best_names(&means, layers)});
+            let v = serde_json::json!({"images": images, "means": board.scores, "best": best_names(&board)});
             println!("{}", serde_json::to_string(&v)?);
         } else {
-            let board = Scoreboard {
-                target: -1,
-                scores: means,
-                failed: Vec::new(),
-            };
-            println!("{}", table(&format!("mean over {images} images"), &board, layers));
+            println!("{}", table(&format!("mean over {images} images"), &board));
         }
     }
     Ok(())
 }
 
-fn name(s: &Score, layers: bool) -> String {
-    match (&s.layer, layers) {
-        (Some(l), true) => l.clone(),
-        _ => s.method.clone(),
-    }
-}
-
 /// Per measure, the best method's (or layer's) name.
-fn best_names(scores: &[Score], layers: bool) -> BTreeMap<&'static str, String> {
+fn best_names(board: &Scoreboard) -> BTreeMap<&'static str, String> {
     MEASURES
         .iter()
-        .zip(best(scores))
-        .filter_map(|((m, _), i)| Some((*m, name(&scores[i?], layers))))
+        .zip(best(&board.scores))
+        .filter_map(|((m, _), i)| Some((*m, board.row_name(&board.scores[i?]).to_string())))
         .collect()
 }
 
 /// Each method's (or layer's) mean scores over the images, best ROAD first.
-fn means(all: &[Score], layers: bool) -> Vec<Score> {
+fn means(all: &[Score], layers: bool) -> Scoreboard {
+    let mut board = Scoreboard {
+        target: -1,
+        layers,
+        scores: Vec::new(),
+        failed: Vec::new(),
+    };
     let mut groups: BTreeMap<String, Vec<&Score>> = BTreeMap::new();
     for s in all {
-        groups.entry(name(s, layers)).or_default().push(s);
+        groups.entry(board.row_name(s).to_string()).or_default().push(s);
     }
     let mut out: Vec<Score> = groups
         .into_values()
@@ -121,15 +114,16 @@ fn means(all: &[Score], layers: bool) -> Vec<Score> {
         })
         .collect();
     out.sort_by(|a, b| b.road.total_cmp(&a.road));
-    out
+    board.scores = out;
+    board
 }
 
 /// The board as text: one row per method (or layer), `*` beside the best of each measure.
-fn table(title: &str, board: &Scoreboard, layers: bool) -> String {
+fn table(title: &str, board: &Scoreboard) -> String {
     let bests = best(&board.scores);
     let mut out = format!(
         "{title}\n{:<24} {:>13} {:>14} {:>9} {:>11}\n",
-        if layers { "layer" } else { "method" },
+        if board.layers { "layer" } else { "method" },
         "deletion AUC",
         "insertion AUC",
         "ROAD",
@@ -140,7 +134,7 @@ fn table(title: &str, board: &Scoreboard, layers: bool) -> String {
         let cell = |k: usize, v: f64| format!("{v:.4}{}", if bests[k] == Some(i) { "*" } else { " " });
         out.push_str(&format!(
             "{:<24} {:>13} {:>14} {:>9} {:>11}\n",
-            name(s, layers),
+            board.row_name(s),
             cell(0, s.deletion_auc),
             cell(1, s.insertion_auc),
             cell(2, s.road),
@@ -150,13 +144,10 @@ fn table(title: &str, board: &Scoreboard, layers: bool) -> String {
     for (m, e) in &board.failed {
         out.push_str(&format!("{m}: not scored: {e}\n"));
     }
-    if layers {
+    if board.layers {
         if let Some(s) = board.scores.first() {
-            out.push_str(&format!(
-                "best layer by ROAD: {} (--layer {})\n",
-                name(s, true),
-                name(s, true)
-            ));
+            let l = board.row_name(s);
+            out.push_str(&format!("best layer by ROAD: {l} (--layer {l})\n"));
         }
     }
     out.trim_end().to_string()

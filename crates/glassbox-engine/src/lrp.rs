@@ -346,12 +346,12 @@ pub struct First {
 /// One relevance forward's settings and what it keeps.
 pub struct Pass {
     pub composite: Composite,
-    /// The output layer's name (its weight-key prefix).
+    /// The output layer's name (its weight-key prefix), from the model.
     pub output: String,
     /// Channels knocked out at a convolution's output, before its batch norm: their rows of
     /// the merged weights are zero (the bias stays, as the layer computes it).
     pub knocked_convs: Vec<(String, i64)>,
-    /// The input's range per channel, [1, C, 1, 1] each, for z-box.
+    /// The input's range per channel, [1, C, 1, 1] each, for z-box, from the model.
     pub bounds: Option<(Tensor, Tensor)>,
     /// Values from the merged layers (a convolution with its batch norm folded in), as the
     /// canonised model of Zennit computes them, instead of the model's own: the merge is
@@ -378,10 +378,11 @@ pub struct Ledger {
 }
 
 impl Pass {
-    pub fn new(composite: Composite, output: impl Into<String>) -> Self {
+    /// A pass under `composite`; `Model::forward_lrp` fills in what it needs of the model.
+    pub fn new(composite: Composite) -> Self {
         Pass {
             composite,
-            output: output.into(),
+            output: String::new(),
             knocked_convs: Vec::new(),
             bounds: None,
             canonized: false,
@@ -446,9 +447,10 @@ impl Pass {
         w
     }
 
-    /// The relevance at the input and where the rest went, from the target's `score` after
-    /// a forward with `account` on: Σ input + kept + kept_first = 1 is conservation up to
-    /// the biases, checked by the tests.
+    /// After a relevance forward, the relevance at the network's input for the target's
+    /// `score` (one backward from it, then the first layer's rule), and where the rest went.
+    /// With `account` on, Σ input + kept + kept_first = 1 is conservation up to the biases,
+    /// checked by the tests; without it, `kept` and `kept_first` are 0.
     pub fn ledger(&self, score: &Tensor) -> Result<(Tensor, Ledger)> {
         let first = self
             .first
@@ -470,11 +472,12 @@ impl Pass {
         };
         let kept_first = match first.rule {
             Rule::Flat | Rule::ZBox => 0.0,
+            _ if !self.account => 0.0,
             rule => (kept_share(&terms(rule, &first.x, &l, &first.y), &first.y) * &r_first)
                 .sum(Kind::Double)
                 .double_value(&[]),
         };
-        let r_in = self.input_relevance(&g[0])?;
+        let r_in = relevance_in(first.rule, &first.x, &l, &first.y, &r_first, self.bounds.as_ref())?;
         let ledger = Ledger {
             input: r_in.sum(Kind::Double).double_value(&[]),
             first_output: r_first.sum(Kind::Double).double_value(&[]),
@@ -482,22 +485,6 @@ impl Pass {
             kept_first,
         };
         Ok((r_in, ledger))
-    }
-
-    /// The relevance at the network's input, from the gradient `g` the backward brought to
-    /// the first layer's output.
-    pub fn input_relevance(&self, g: &Tensor) -> Result<Tensor> {
-        let first = self
-            .first
-            .as_ref()
-            .ok_or_else(|| Error::invalid("LRP: the network has no convolution or dense layer"))?;
-        let r = &first.y * g;
-        let l = Layer {
-            op: &first.op,
-            w: &first.w,
-            b: first.b.as_ref(),
-        };
-        relevance_in(first.rule, &first.x, &l, &first.y, &r, self.bounds.as_ref())
     }
 }
 

@@ -380,10 +380,13 @@ impl Model {
 
     /// An inference forward for layer-wise relevance propagation: the logits, every layer's
     /// output carrying its rule's gradient (see `lrp.rs`), the first layer kept in `pass`.
-    /// Knocked-out channels stay out, of the values and of the relevance.
+    /// Knocked-out channels stay out, of the values and of the relevance. What the pass
+    /// needs of the model (its output layer, knock-outs, input range) is set here.
     pub fn forward_lrp(&self, x: &Tensor, pass: &mut crate::lrp::Pass) -> Tensor {
         pass.output = self.spec.arch.classifier_key().trim_end_matches(".weight").to_string();
         pass.knocked_convs = self.knockouts.iter().cloned().collect();
+        let (low, high) = self.preprocess.input_range();
+        pass.bounds = Some((low.to_device(self.device()), high.to_device(self.device())));
         let run = Run {
             lrp: Some(pass),
             ..Run::default()

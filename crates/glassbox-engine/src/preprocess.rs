@@ -69,6 +69,25 @@ impl Preprocess {
         }
     }
 
+    /// The range of each normalised channel, pixel 0 and pixel 255: two [1, C, 1, 1]
+    /// tensors on the CPU.
+    pub fn input_range(&self) -> (Tensor, Tensor) {
+        let c = self.channels() as usize;
+        let per = |pixel: f64| {
+            let vals: Vec<f32> = (0..c)
+                .map(|i| {
+                    let (m, s) = (
+                        self.mean[i.min(self.mean.len() - 1)],
+                        self.std[i.min(self.std.len() - 1)],
+                    );
+                    ((pixel - m) / s) as f32
+                })
+                .collect();
+            Tensor::from_slice(&vals).view([1, c as i64, 1, 1])
+        };
+        (per(0.0), per(255.0))
+    }
+
     /// Checks preprocessing read from a file against the model it belongs to, naming the
     /// field and the value that is wrong. Nothing unchecked reaches libtorch.
     pub fn validate(&self, in_channels: i64) -> Result<()> {

@@ -42,17 +42,8 @@ pub struct Road {
 /// An image [C, H, W] (row-major, `data`) with the pixels where `keep` is false filled in:
 /// each is the weighted mean of its in-image neighbours (known or filled), a sparse linear
 /// system solved per channel by conjugate gradients, then `noise` (one value per channel
-/// and filled pixel) added. `guess` (an image of the same size, e.g. the last percentile's
-/// filled image, without its noise) starts the solver nearer the answer.
-pub fn impute(
-    data: &[f32],
-    c: usize,
-    h: usize,
-    w: usize,
-    keep: &[bool],
-    noise: &[f32],
-    guess: Option<&[f32]>,
-) -> Result<Vec<f32>> {
+/// and filled pixel) added.
+pub fn impute(data: &[f32], c: usize, h: usize, w: usize, keep: &[bool], noise: &[f32]) -> Result<Vec<f32>> {
     if data.len() != c * h * w || keep.len() != h * w {
         return Err(Error::invalid("impute: the image and the mask differ in size"));
     }
@@ -90,16 +81,10 @@ pub fn impute(
     // The channels share the matrix: solved side by side, one thread each.
     let solved: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
         let (diag, links) = (&diag, &links);
-        let unknown = &unknown;
         let jobs: Vec<_> = rhs
             .chunks(n.max(1))
             .take(c)
-            .enumerate()
-            .map(|(ch, b)| {
-                let start: Option<Vec<f64>> =
-                    guess.map(|g| unknown.iter().map(|&p| g[ch * h * w + p] as f64).collect());
-                scope.spawn(move || solve(diag, links, b, start))
-            })
+            .map(|b| scope.spawn(move || solve(diag, links, b)))
             .collect();
         jobs.into_iter()
             .map(|j| {
@@ -125,7 +110,7 @@ const TOLERANCE: f64 = 1e-7;
 
 /// Conjugate gradients with a Jacobi preconditioner on `diag - links` (symmetric; positive
 /// definite where every region to fill touches a known pixel).
-fn solve(diag: &[f64], links: &[Vec<(usize, f64)>], b: &[f64], start: Option<Vec<f64>>) -> Result<Vec<f64>> {
+fn solve(diag: &[f64], links: &[Vec<(usize, f64)>], b: &[f64]) -> Result<Vec<f64>> {
     let n = b.len();
     let apply = |v: &[f64], out: &mut [f64]| {
         for k in 0..n {
@@ -137,10 +122,7 @@ fn solve(diag: &[f64], links: &[Vec<(usize, f64)>], b: &[f64], start: Option<Vec
         }
     };
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let mut x: Vec<f64> = match start {
-        Some(x) if x.len() == n => x,
-        _ => (0..n).map(|k| b[k] / diag[k].max(1e-12)).collect(),
-    };
+    let mut x: Vec<f64> = (0..n).map(|k| b[k] / diag[k].max(1e-12)).collect();
     let mut r = vec![0f64; n];
     apply(&x, &mut r);
     for k in 0..n {
@@ -221,9 +203,6 @@ pub fn road(model: &Model, input: &Tensor, map: &[f32], target: i64, noise: f64,
     let data = Vec::<f32>::try_from(x.flatten(0, -1)).map_err(Error::from)?;
     let mut images = Vec::new();
     for (i, least) in [false, true].into_iter().enumerate() {
-        // Each percentile starts from the last one's filled image (its regions to fill are
-        // nested: p + 10 fills part of what p filled).
-        let mut last: Option<Vec<f32>> = None;
         for (j, &p) in PERCENTILES.iter().enumerate() {
             let keep = kept(map, p, least);
             let missing = c * keep.iter().filter(|k| !**k).count();
@@ -234,25 +213,8 @@ pub fn road(model: &Model, input: &Tensor, map: &[f32], target: i64, noise: f64,
             } else {
                 vec![0.0; missing]
             };
-            let quiet = vec![0.0; missing];
-            let filled = impute(&data, c, h, w, &keep, &quiet, last.as_deref())?;
-            let noisy: Vec<f32> = if noise.iter().any(|v| *v != 0.0) {
-                let mut out = filled.clone();
-                let mut k = 0;
-                for ch in 0..c {
-                    for (q, kept) in keep.iter().enumerate() {
-                        if !kept {
-                            out[ch * h * w + q] += noise[k];
-                            k += 1;
-                        }
-                    }
-                }
-                out
-            } else {
-                filled.clone()
-            };
-            images.push(Tensor::from_slice(&noisy).view([1, c as i64, h as i64, w as i64]));
-            last = Some(filled);
+            let filled = impute(&data, c, h, w, &keep, &noise)?;
+            images.push(Tensor::from_slice(&filled).view([1, c as i64, h as i64, w as i64]));
         }
     }
     let mut probs = Vec::new();
@@ -293,7 +255,7 @@ mod tests {
         for (r, c) in [(1, 1), (2, 2), (0, 3)] {
             keep[r * 4 + c] = false;
         }
-        let out = impute(&data, 1, 4, 4, &keep, &[0.0; 3], None).unwrap();
+        let out = impute(&data, 1, 4, 4, &keep, &[0.0; 3]).unwrap();
         for ((r, c), want) in [((1, 1), 1.3334335), ((2, 2), 3.3162295), ((0, 3), 1.1478862)] {
             let got = out[r * 4 + c];
             assert!((got - want).abs() < 1e-5, "({r}, {c}): {got} against {want}");

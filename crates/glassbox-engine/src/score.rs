@@ -135,26 +135,6 @@ impl<'a> Scorer<'a> {
             sanity_spearman: spearman(&abs(&map.data), &abs(&random_map.data)),
         })
     }
-
-    /// `method` (a CAM) at each of `layers`, the best by ROAD first.
-    pub fn layers(
-        &self,
-        method: Method,
-        p: &Params,
-        layers: &[String],
-        keep_going: &dyn Fn() -> bool,
-    ) -> Result<Vec<Score>> {
-        let mut out = Vec::new();
-        for l in layers {
-            let p = Params {
-                layer: Some(l.clone()),
-                ..p.clone()
-            };
-            out.push(self.score(method, &p, keep_going)?);
-        }
-        out.sort_by(|a, b| b.road.total_cmp(&a.road));
-        Ok(out)
-    }
 }
 
 /// The layers a CAM can look at worth scoring: the last block of each stage (a block whose

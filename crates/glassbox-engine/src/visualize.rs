@@ -127,15 +127,9 @@ pub fn visualize(
     let dev = model.device();
     let p = &model.preprocess;
     let (c, side) = (p.channels(), p.size as i64);
-    let per = |v: &[f64], f: &dyn Fn(f64, f64) -> f64| -> Tensor {
-        let vals: Vec<f32> = (0..c as usize)
-            .map(|i| f(v[i.min(v.len() - 1)], p.std[i.min(p.std.len() - 1)]) as f32)
-            .collect();
-        Tensor::from_slice(&vals).view([1, c, 1, 1]).to_device(dev)
-    };
     // The valid range of each normalised channel: pixels 0 to 255.
-    let lo = per(&p.mean, &|m, sd| (0.0 - m) / sd);
-    let hi = per(&p.mean, &|m, sd| (255.0 - m) / sd);
+    let (lo, hi) = p.input_range();
+    let (lo, hi) = (lo.to_device(dev), hi.to_device(dev));
     let mut rng = Lcg(s.seed as u64 ^ 0x9E37_79B9_7F4A_7C15);
     // A grey start with a little seeded noise.
     let noise: Vec<f32> = (0..(c * side * side))
@@ -190,8 +184,11 @@ pub fn visualize(
         }
     }
     // Back to pixels.
-    let mean = per(&p.mean, &|m, _| m);
-    let std = per(&p.std, &|sd, _| sd);
+    let per = |v: &[f64]| -> Tensor {
+        let vals: Vec<f32> = (0..c as usize).map(|i| v[i.min(v.len() - 1)] as f32).collect();
+        Tensor::from_slice(&vals).view([1, c, 1, 1]).to_device(dev)
+    };
+    let (mean, std) = (per(&p.mean), per(&p.std));
     let px = (x * std + mean)
         .clamp(0.0, 255.0)
         .round()

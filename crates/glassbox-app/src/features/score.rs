@@ -29,9 +29,9 @@ impl Feature for Score {
     fn respond(&self, app: &mut GlassboxApp, job: Kind, r: Response) -> Option<Response> {
         let s = &mut app.state.scores;
         match r {
-            Response::Scored { layers, result, .. } => {
+            Response::Scored { result, .. } => {
                 *s = crate::state::Scores {
-                    board: Some((layers, *result)),
+                    board: Some(*result),
                     ..Default::default()
                 };
             }

@@ -52,11 +52,12 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     if let Some(e) = &sc.error {
         ui.colored_label(ui.visuals().error_fg_color, e);
     }
-    let Some((layers, board)) = &sc.board else { return };
+    let Some(board) = &sc.board else { return };
+    let layers = board.layers;
     let bests = best(&board.scores);
     let first_slot = s.slots.first().map(|sl| sl.id);
     egui::Grid::new("scoreboard").striped(true).show(ui, |ui| {
-        ui.strong(if *layers { "layer" } else { "method" });
+        ui.strong(if layers { "layer" } else { "method" });
         for h in [
             "deletion AUC (lower)",
             "insertion AUC (higher)",
@@ -67,17 +68,14 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
         }
         ui.end_row();
         for (i, row) in board.scores.iter().enumerate() {
-            let name = match (&row.layer, layers) {
-                (Some(l), true) => l.clone(),
-                _ => row.method.clone(),
-            };
-            let hover = if *layers {
+            let name = board.row_name(row).to_string();
+            let hover = if layers {
                 format!("Use {name} as the CAM layer")
             } else {
                 format!("Show {name}'s map in the first explanation")
             };
             if ui.button(&name).on_hover_text(hover).clicked() {
-                if *layers {
+                if layers {
                     out.push(Command::SetCamLayer(Some(name.clone())));
                 } else if let (Some(id), Ok(m)) = (first_slot, name.parse::<Method>()) {
                     out.push(Command::SetMethod(id, m));
@@ -100,7 +98,7 @@ pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     for (m, e) in &board.failed {
         ui.label(format!("{m}: not scored: {e}"));
     }
-    if *layers {
+    if layers {
         if let Some(l) = board.scores.first().and_then(|r| r.layer.clone()) {
             if s.settings.cam_layer.as_deref() != Some(l.as_str())
                 && ui

@@ -9,7 +9,7 @@ pub struct Scores {
     pub running: Option<u64>,
     /// Methods (or layers) done of all.
     pub progress: Option<(usize, usize)>,
-    /// The last board, and whether it ranks one CAM's layers.
-    pub board: Option<(bool, Scoreboard)>,
+    /// The last board.
+    pub board: Option<Scoreboard>,
     pub error: Option<String>,
 }

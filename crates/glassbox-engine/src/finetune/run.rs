@@ -294,7 +294,7 @@ fn train(start: &Start, sets: &Sets, cfg: &Config, plan: &Plan, hooks: &mut Hook
 }
 
 /// A 4-D tensor with the same values in channels-last (`true`) or the standard layout.
-pub(super) fn in_layout(t: &Tensor, channels_last: bool) -> Tensor {
+fn in_layout(t: &Tensor, channels_last: bool) -> Tensor {
     if t.dim() != 4 {
         return t.shallow_clone();
     }

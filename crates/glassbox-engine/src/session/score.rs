@@ -23,6 +23,7 @@ impl Session {
         let scorer = Scorer::new(m, x, params.target, params.seed)?;
         let mut board = Scoreboard {
             target: scorer.target(),
+            layers: false,
             scores: Vec::new(),
             failed: Vec::new(),
         };
@@ -73,6 +74,7 @@ impl Session {
         scores.sort_by(|a, b| b.road.total_cmp(&a.road));
         Ok(Scoreboard {
             target: scorer.target(),
+            layers: true,
             scores,
             failed: Vec::new(),
         })

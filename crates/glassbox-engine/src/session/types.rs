@@ -295,6 +295,18 @@ pub struct ComparedAccuracy {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Scoreboard {
     pub target: i64,
+    /// The rows are one CAM method's layers (else methods).
+    pub layers: bool,
     pub scores: Vec<crate::score::Score>,
     pub failed: Vec<(String, String)>,
+}
+
+impl Scoreboard {
+    /// What a row is called: its layer on a board of layers, else its method.
+    pub fn row_name<'a>(&self, s: &'a crate::score::Score) -> &'a str {
+        match (&s.layer, self.layers) {
+            (Some(l), true) => l,
+            _ => &s.method,
+        }
+    }
 }

@@ -100,7 +100,6 @@ pub(super) fn run(s: &mut Session, req: Request, cx: &Ctx) -> Result<Response> {
         },
         Request::Score { layers_of, params } => Response::Scored {
             id,
-            layers: layers_of.is_some(),
             result: Box::new(match layers_of {
                 Some(m) => s.cam_layers(m, &params, &mut progress, &|| cx.keep_going())?,
                 None => s.scoreboard(crate::explain::METHODS, &params, &mut progress, &|| cx.keep_going())?,

@@ -325,10 +325,9 @@ pub enum Response {
         slot: usize,
         result: Sanity,
     },
-    /// The scoreboard (`layers`: of one CAM method's layers).
+    /// The scoreboard.
     Scored {
         id: u64,
-        layers: bool,
         result: Box<crate::session::Scoreboard>,
     },
     /// The edits in force after an edit request, in their readable form.
