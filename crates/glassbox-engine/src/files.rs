@@ -1,7 +1,9 @@
 //! Reading and writing the user's files. Writes are atomic: the new content goes into an
 //! unnamed file in the target's folder (Linux `O_TMPFILE`), which gets a hidden name only
 //! once it is complete and is then renamed over the target. A process killed at any moment
-//! leaves either the old file or the new one, and no temporary file where the user looks.
+//! leaves either the old file or the new one, never a mix. A kill in the instant between
+//! naming and renaming (two system calls; SIGKILL cannot be deferred) leaves that hidden
+//! `.NAME.glassbox-PID-N.tmp` beside the target, and the next save of NAME removes it.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -127,22 +129,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o777)
         .unwrap_or(0o644);
-    let hidden: PathBuf = dir.join(format!(
-        "{}{}-{}{TEMP_SUFFIX}",
-        temp_prefix(&name),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
     match unnamed_file(dir) {
         Some(mut f) => {
             f.write_all(bytes).map_err(|e| Error::io(path, e))?;
             f.sync_all().map_err(|e| Error::io(path, e))?;
             test_pause(path);
             let _ = f.set_permissions(std::fs::Permissions::from_mode(mode));
+            // linkat cannot replace a file: a hidden name first, then the atomic rename.
+            let hidden: PathBuf = dir.join(format!(
+                "{}{}-{}{TEMP_SUFFIX}",
+                temp_prefix(&name),
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
             link_unnamed(&f, &hidden).map_err(|e| Error::io(path, e))?;
+            if let Err(e) = std::fs::rename(&hidden, path) {
+                let _ = std::fs::remove_file(&hidden);
+                return Err(Error::io(path, e));
+            }
         }
         None => {
-            // No O_TMPFILE here: the hidden name from the start.
+            // No O_TMPFILE here: the hidden name from the start, renamed over the target.
             let mut f = tempfile::Builder::new()
                 .prefix(&temp_prefix(&name))
                 .suffix(TEMP_SUFFIX)
@@ -152,12 +159,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             f.as_file().sync_all().map_err(|e| Error::io(path, e))?;
             test_pause(path);
             let _ = f.as_file().set_permissions(std::fs::Permissions::from_mode(mode));
-            f.persist(&hidden).map_err(|e| Error::io(path, e.error))?;
+            f.persist(path).map_err(|e| Error::io(path, e.error))?;
         }
-    }
-    if let Err(e) = std::fs::rename(&hidden, path) {
-        let _ = std::fs::remove_file(&hidden);
-        return Err(Error::io(path, e));
     }
     // The rename itself reaches the disk with the folder.
     if let Ok(d) = File::open(dir) {
