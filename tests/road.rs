@@ -38,3 +38,14 @@ fn road_equals_pytorch_grad_cam_with_the_noise_off() {
     let noisy = road(&model, input.get("input").unwrap(), &map, target, 0.01, 7).unwrap();
     assert!((noisy.combined - want).abs() <= 0.02, "{}", noisy.combined);
 }
+
+#[test]
+fn a_map_tied_at_its_lowest_values_is_scored() {
+    // A CAM after its ReLU: most of the map is exactly 0. Removing the most relevant
+    // pixels at percentile 10 keeps none (map < 0 nowhere): that image becomes its mean.
+    let model = Model::open("mnist", None, Device::Cpu).unwrap();
+    let input = tch::Tensor::rand([1, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let map: Vec<f32> = (0..28 * 28).map(|p| if p % 28 < 20 { 0.0 } else { 1.0 }).collect();
+    let r = road(&model, &input, &map, 0, 0.01, 0).unwrap();
+    assert!(r.combined.is_finite() && r.combined.abs() <= 0.5, "{r:?}");
+}

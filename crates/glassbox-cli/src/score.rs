@@ -49,12 +49,13 @@ pub fn run(a: &ExplainArgs, m: Model) -> Result<()> {
             .cloned()
             .unwrap_or_default();
         if a.json {
+            let row = if board.layers { "layer" } else { "method" };
             let v = serde_json::json!({
                 "image": path.display().to_string(),
                 "target": board.target,
                 "label": label,
                 "methods": board.scores,
-                "failed": board.failed.iter().map(|(m, e)| serde_json::json!({"method": m, "error": e})).collect::<Vec<_>>(),
+                "failed": board.failed.iter().map(|(m, e)| serde_json::json!({row: m, "error": e})).collect::<Vec<_>>(),
                 "best": best_names(&board),
             });
             Ok(serde_json::to_string(&v)?)

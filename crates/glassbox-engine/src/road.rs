@@ -3,11 +3,15 @@
 //! first) or below 100 - p (least relevant first) are filled in by noisy linear imputation,
 //! each from its 8 neighbours, and the model's probability of the target is read on both.
 //! The score is the mean over p of (least-first - most-first) / 2: high when removing what
-//! the map ranks first hurts more than removing what it ranks last.
+//! the map ranks first hurts more than removing what it ranks last. Where a mask keeps no
+//! pixel (the map ties over at least p % of it, as a CAM's zeros after its ReLU do), there is
+//! nothing to fill from: pytorch-grad-cam's solver meets a singular system there; Glassbox
+//! fills each channel with its mean.
 
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::gridsolve::{Grid, MAX_SIDE};
 use crate::model::Model;
 
 /// pytorch-grad-cam's default percentiles.
@@ -41,7 +45,7 @@ pub struct Road {
 
 /// An image [C, H, W] (row-major, `data`) with the pixels where `keep` is false filled in:
 /// each is the weighted mean of its in-image neighbours (known or filled), a sparse linear
-/// system solved per channel by conjugate gradients, then `noise` (one value per channel
+/// system solved per channel (multigrid-preconditioned conjugate gradients, `gridsolve`), then `noise` (one value per channel
 /// and filled pixel) added.
 pub fn impute(data: &[f32], c: usize, h: usize, w: usize, keep: &[bool], noise: &[f32]) -> Result<Vec<f32>> {
     if data.len() != c * h * w || keep.len() != h * w {
@@ -52,52 +56,62 @@ pub fn impute(data: &[f32], c: usize, h: usize, w: usize, keep: &[bool], noise: 
     if noise.len() != c * n {
         return Err(Error::invalid("impute: one noise value per channel and filled pixel"));
     }
-    let mut id = vec![usize::MAX; h * w];
-    for (k, &p) in unknown.iter().enumerate() {
-        id[p] = k;
+    if n == 0 {
+        return Ok(data.to_vec());
     }
-    // Row k: diagonal s_k, and -weight for each unknown neighbour.
-    let mut diag = vec![0f64; n];
-    let mut links: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+    if n == h * w {
+        // Nothing kept (at least p % of the map tie at its lowest value, common after a
+        // CAM's ReLU): no pixel to fill from, so each channel becomes its mean, plus noise.
+        let mut out = vec![0f32; c * n];
+        for ch in 0..c {
+            let plane = &data[ch * n..(ch + 1) * n];
+            let mean = plane.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            for k in 0..n {
+                out[ch * n + k] = (mean + noise[ch * n + k] as f64) as f32;
+            }
+        }
+        return Ok(out);
+    }
+    // Row k: s_k (the sum of the weights of its in-image neighbours) on the diagonal,
+    // -weight for each unknown neighbour; the known neighbours' weighted values on the right.
+    let weight = |o: usize| {
+        NEIGHBOURS
+            .iter()
+            .find(|(dr, dc, _)| (dr + 1) * 3 + dc + 1 == o as i64)
+            .map(|n| n.2)
+    };
+    let inside = |p: usize, dr: i64, dc: i64| {
+        let (r, col) = ((p / w) as i64 + dr, (p % w) as i64 + dc);
+        (r >= 0 && col >= 0 && r < h as i64 && col < w as i64).then(|| r as usize * w + col as usize)
+    };
+    let unknown_cells: Vec<bool> = keep.iter().map(|k| !k).collect();
+    let grid = Grid::new(h, w, &unknown_cells, |p, o| match weight(o) {
+        Some(wt) => -wt,
+        None => NEIGHBOURS
+            .iter()
+            .filter(|(dr, dc, _)| inside(p, *dr, *dc).is_some())
+            .map(|n| n.2)
+            .sum(),
+    })?;
     let mut rhs = vec![0f64; c * n];
     for (k, &p) in unknown.iter().enumerate() {
-        let (r, col) = ((p / w) as i64, (p % w) as i64);
         for (dr, dc, wt) in NEIGHBOURS {
-            let (rr, cc) = (r + dr, col + dc);
-            if rr < 0 || cc < 0 || rr >= h as i64 || cc >= w as i64 {
-                continue;
-            }
-            diag[k] += wt;
-            let q = rr as usize * w + cc as usize;
-            if keep[q] {
+            if let Some(q) = inside(p, dr, dc).filter(|&q| keep[q]) {
                 for ch in 0..c {
                     rhs[ch * n + k] += wt * data[ch * h * w + q] as f64;
                 }
-            } else {
-                links[k].push((id[q], wt));
             }
         }
     }
-    // The channels share the matrix: solved side by side, one thread each.
-    let solved: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
-        let (diag, links) = (&diag, &links);
-        let jobs: Vec<_> = rhs
-            .chunks(n.max(1))
-            .take(c)
-            .map(|b| scope.spawn(move || solve(diag, links, b)))
-            .collect();
-        jobs.into_iter()
-            .map(|j| {
-                j.join()
-                    .unwrap_or_else(|_| Err(Error::invalid("ROAD: the imputation failed")))
-            })
-            .collect()
-    });
+    // The channels share the matrix and its levels: solved side by side.
+    let mut solved = Vec::with_capacity(c * n);
+    for part in rhs.chunks(n * MAX_SIDE) {
+        solved.extend(grid.solve(part, TOLERANCE)?.0);
+    }
     let mut out = data.to_vec();
-    for (ch, x) in solved.into_iter().enumerate() {
-        let x = x?;
+    for ch in 0..c {
         for (k, &p) in unknown.iter().enumerate() {
-            out[ch * h * w + p] = (x[k] + noise[ch * n + k] as f64) as f32;
+            out[ch * h * w + p] = (solved[ch * n + k] + noise[ch * n + k] as f64) as f32;
         }
     }
     Ok(out)
@@ -107,60 +121,6 @@ pub fn impute(data: &[f32], c: usize, h: usize, w: usize, keep: &[bool], noise: 
 /// values are then within about 1e-5 of the exact solution's (pytorch-grad-cam solves
 /// exactly), far below the image's own steps.
 const TOLERANCE: f64 = 1e-7;
-
-/// Conjugate gradients with a Jacobi preconditioner on `diag - links` (symmetric; positive
-/// definite where every region to fill touches a known pixel).
-fn solve(diag: &[f64], links: &[Vec<(usize, f64)>], b: &[f64]) -> Result<Vec<f64>> {
-    let n = b.len();
-    let apply = |v: &[f64], out: &mut [f64]| {
-        for k in 0..n {
-            let mut s = diag[k] * v[k];
-            for &(j, wt) in &links[k] {
-                s -= wt * v[j];
-            }
-            out[k] = s;
-        }
-    };
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let mut x: Vec<f64> = (0..n).map(|k| b[k] / diag[k].max(1e-12)).collect();
-    let mut r = vec![0f64; n];
-    apply(&x, &mut r);
-    for k in 0..n {
-        r[k] = b[k] - r[k];
-    }
-    let mut z: Vec<f64> = (0..n).map(|k| r[k] / diag[k].max(1e-12)).collect();
-    let mut p = z.clone();
-    let mut rz = dot(&r, &z);
-    let norm_b = dot(b, b).sqrt().max(1e-300);
-    let mut ap = vec![0f64; n];
-    for _ in 0..(10 * n).max(100) {
-        if dot(&r, &r).sqrt() <= TOLERANCE * norm_b {
-            return Ok(x);
-        }
-        apply(&p, &mut ap);
-        let pap = dot(&p, &ap);
-        if pap <= 0.0 {
-            return Err(Error::invalid(
-                "ROAD: a region to fill in touches no known pixel (the map keeps none)",
-            ));
-        }
-        let alpha = rz / pap;
-        for k in 0..n {
-            x[k] += alpha * p[k];
-            r[k] -= alpha * ap[k];
-        }
-        for k in 0..n {
-            z[k] = r[k] / diag[k].max(1e-12);
-        }
-        let rz_new = dot(&r, &z);
-        let beta = rz_new / rz;
-        rz = rz_new;
-        for k in 0..n {
-            p[k] = z[k] + beta * p[k];
-        }
-    }
-    Err(Error::invalid("ROAD: the imputation did not converge"))
-}
 
 /// numpy's default percentile (linear interpolation between the sorted values).
 pub fn percentile(values: &[f32], p: f64) -> f64 {
@@ -201,7 +161,7 @@ pub fn road(model: &Model, input: &Tensor, map: &[f32], target: i64, noise: f64,
         )));
     }
     let data = Vec::<f32>::try_from(x.flatten(0, -1)).map_err(Error::from)?;
-    let mut images = Vec::new();
+    let mut jobs = Vec::new();
     for (i, least) in [false, true].into_iter().enumerate() {
         for (j, &p) in PERCENTILES.iter().enumerate() {
             let keep = kept(map, p, least);
@@ -213,9 +173,38 @@ pub fn road(model: &Model, input: &Tensor, map: &[f32], target: i64, noise: f64,
             } else {
                 vec![0.0; missing]
             };
-            let filled = impute(&data, c, h, w, &keep, &noise)?;
-            images.push(Tensor::from_slice(&filled).view([1, c as i64, h as i64, w as i64]));
+            jobs.push((keep, noise));
         }
+    }
+    // The 18 imputations on every core, one image per thread at a time.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    let mut filled: Vec<Option<Result<Vec<f32>>>> = (0..jobs.len()).map(|_| None).collect();
+    let done: Vec<Vec<(usize, Result<Vec<f32>>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((keep, noise)) = jobs.get(k) else { break };
+                        out.push((k, impute(&data, c, h, w, keep, noise)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers.into_iter().map(|t| t.join().unwrap_or_default()).collect()
+    });
+    for (k, r) in done.into_iter().flatten() {
+        filled[k] = Some(r);
+    }
+    let mut images = Vec::new();
+    for f in filled {
+        let f = f.ok_or_else(|| Error::invalid("ROAD: the imputation failed"))??;
+        images.push(Tensor::from_slice(&f).view([1, c as i64, h as i64, w as i64]));
     }
     let mut probs = Vec::new();
     for chunk in images.chunks(9) {
@@ -262,6 +251,10 @@ mod tests {
         }
         // Known pixels stay.
         assert_eq!(out[0], data[0]);
+        // Nothing kept: each channel is its mean (there is no pixel to fill from).
+        let out = impute(&data, 1, 4, 4, &[false; 16], &[0.0; 16]).unwrap();
+        let mean = data.iter().sum::<f32>() / 16.0;
+        assert!(out.iter().all(|v| (v - mean).abs() < 1e-6), "{out:?}");
     }
 
     #[test]

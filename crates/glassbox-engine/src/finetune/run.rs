@@ -284,37 +284,13 @@ fn train(start: &Start, sets: &Sets, cfg: &Config, plan: &Plan, hooks: &mut Hook
     // measured on a GPU, so not used there.
     let images = sets.train_f.is_none() && cand.device() == Device::Cpu;
     if images {
-        set_layout(cand, true);
+        crate::layout::set_channels_last(cand, true);
     }
     let out = train_epochs(start, sets, cfg, plan, hooks, &names);
     if images {
-        set_layout(cand, false);
+        crate::layout::set_channels_last(cand, false);
     }
     out
-}
-
-/// A 4-D tensor with the same values in channels-last (`true`) or the standard layout.
-fn in_layout(t: &Tensor, channels_last: bool) -> Tensor {
-    if t.dim() != 4 {
-        return t.shallow_clone();
-    }
-    if channels_last {
-        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-    } else {
-        t.contiguous()
-    }
-}
-
-/// Every 4-D weight of `m` (the convolutions' kernels) in channels-last or the standard layout.
-fn set_layout(m: &Model, channels_last: bool) {
-    tch::no_grad(|| {
-        for (_, mut v) in m.vs.variables() {
-            if v.dim() == 4 {
-                let t = in_layout(&v, channels_last);
-                v.set_data(&t);
-            }
-        }
-    });
 }
 
 fn train_epochs(
@@ -467,7 +443,7 @@ impl Epochs {
                     } else {
                         x
                     };
-                    cand.forward_train(&in_layout(&x, device == Device::Cpu), from)
+                    cand.forward_train(&crate::layout::in_layout(&x, device == Device::Cpu), from)
                 }
             };
             let loss = logits.cross_entropy_for_logits(&y);

@@ -43,7 +43,8 @@ impl Session {
     }
 
     /// A CAM method scored at each candidate layer ([`score::cam_candidates`]), the best by
-    /// ROAD first: the layer to look at.
+    /// ROAD first: the layer to look at. A layer that cannot be scored is listed with its
+    /// reason.
     pub fn cam_layers(
         &self,
         method: Method,
@@ -59,7 +60,12 @@ impl Session {
         let (m, x) = self.need_input()?;
         let scorer = Scorer::new(m, x, params.target, params.seed)?;
         let layers = score::cam_candidates(m);
-        let mut scores = Vec::new();
+        let mut board = Scoreboard {
+            target: scorer.target(),
+            layers: true,
+            scores: Vec::new(),
+            failed: Vec::new(),
+        };
         for (i, l) in layers.iter().enumerate() {
             if !progress(i, layers.len()) {
                 return Err(Error::Cancelled);
@@ -68,15 +74,14 @@ impl Session {
                 layer: Some(l.clone()),
                 ..params.clone()
             };
-            scores.push(scorer.score(method, &p, keep_going)?);
+            match scorer.score(method, &p, keep_going) {
+                Ok(s) => board.scores.push(s),
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(e) => board.failed.push((l.clone(), e.to_string())),
+            }
         }
         progress(layers.len(), layers.len());
-        scores.sort_by(|a, b| b.road.total_cmp(&a.road));
-        Ok(Scoreboard {
-            target: scorer.target(),
-            layers: true,
-            scores,
-            failed: Vec::new(),
-        })
+        board.scores.sort_by(|a, b| b.road.total_cmp(&a.road));
+        Ok(board)
     }
 }
