@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Glassbox against Captum and pytorch-grad-cam, side by side in one run: same model
+# Glassbox against Captum, pytorch-grad-cam and Zennit, side by side in one run: same model
 # (the embedded EfficientNet-Lite0), same weights, same input, same thread count.
 # The peers' network is checked to give Glassbox's logits before anything is timed, and they
 # run twice: with glibc's default allocator, as their users run them, and with the malloc
@@ -30,7 +30,9 @@ peer_name = {"gradient": "Captum Saliency", "input-x-gradient": "Captum InputXGr
              "grad-cam": "pytorch-grad-cam GradCAM", "grad-cam++": "pytorch-grad-cam GradCAM++",
              "score-cam": "pytorch-grad-cam ScoreCAM (batch 64)",
              "guided-backprop": "Captum GuidedBackprop, hooked on ReLU6 too",
-             "guided-grad-cam": "Captum GuidedGradCam, hooked on ReLU6 too", "occlusion": "Captum Occlusion (169 windows)"}
+             "guided-grad-cam": "Captum GuidedGradCam, hooked on ReLU6 too", "occlusion": "Captum Occlusion (169 windows)",
+             "lrp-epsilon-plus-flat": "Zennit EpsilonPlusFlat", "lrp-epsilon-gamma-box": "Zennit EpsilonGammaBox",
+             "lrp-alpha2-beta1": "Zennit EpsilonAlpha2Beta1"}
 for m in g["methods"]:
     name = m["method"]
     peer = p.get(name)

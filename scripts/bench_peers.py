@@ -1,4 +1,4 @@
-"""Captum 0.9 and pytorch-grad-cam 1.5.7 timings on the SAME model, weights, input and
+"""Captum 0.9, pytorch-grad-cam 1.5.7 and Zennit 0.5.1 timings on the SAME model, weights, input and
 thread count as `glassbox-bench --methods` (run together by scripts/bench-peers.sh).
 Prints one JSON object: {method: median milliseconds}."""
 import json
@@ -12,6 +12,9 @@ from captum.attr import (GuidedGradCam, InputXGradient, IntegratedGradients, Lay
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from safetensors.torch import load_file
+from zennit.attribution import Gradient
+from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat
 
 sys.path.insert(0, "scripts")
 # The reference Lite0 with the embedded weights; Captum's GuidedBackprop with its hook on ReLU6 too.
@@ -61,6 +64,21 @@ r["guided-grad-cam"] = median_ms(lambda: guided_grad_cam.attribute(x, target=tar
 for name, cls in [("grad-cam", GradCAM), ("grad-cam++", GradCAMPlusPlus)]:
     cam = cls(model=model, target_layers=[layer])
     r[name] = median_ms(lambda: cam(input_tensor=x, targets=tgt), runs)
+# Zennit 0.5.1's composites on the same Lite0, its batch norms merged by Zennit's generic
+# SequentialMergeBatchNorm (Zennit has no EfficientNet canonizer; the rules' convolutions,
+# which the time is, are the same).
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+composites = {
+    "lrp-epsilon-plus-flat": lambda: EpsilonPlusFlat(canonizers=[SequentialMergeBatchNorm()]),
+    "lrp-epsilon-gamma-box": lambda: EpsilonGammaBox(low=(0 - MEAN) / STD, high=(1 - MEAN) / STD,
+                                                     canonizers=[SequentialMergeBatchNorm()]),
+    "lrp-alpha2-beta1": lambda: EpsilonAlpha2Beta1(canonizers=[SequentialMergeBatchNorm()]),
+}
+onehot = torch.eye(logits.shape[1])[[target]]
+for name, make in composites.items():
+    with Gradient(model=model, composite=make()) as attributor:
+        r[name] = median_ms(lambda: attributor(x, onehot), runs)
 cam = ScoreCAM(model=model, target_layers=[layer])
 cam.batch_size = 64
 r["score-cam"] = median_ms(lambda: cam(input_tensor=x, targets=tgt), 1)

@@ -376,7 +376,13 @@ impl Act {
             // at::relu6 = hardtanh(0, 6), as nn.ReLU6: no gradient at exactly 0 or 6.
             ActFn::Relu6 => x.relu6(),
         };
-        let y = if f.lrp.is_some() { lrp::pass(x, &y) } else { y };
+        // Relevance passes through unchanged (Zennit's `Pass`): for ReLU that is its own
+        // gradient (1 where x > 0, where y = x), so only ReLU6 needs the rule.
+        let y = if f.lrp.is_some() && self.f == ActFn::Relu6 {
+            lrp::pass(x, &y)
+        } else {
+            y
+        };
         f.emit(&self.name, LayerKind::Activation, y)
     }
 }

@@ -143,7 +143,12 @@ struct Term {
 fn terms(rule: Rule, x: &Tensor, l: &Layer, y: &Tensor) -> Vec<Term> {
     let f = |t: &Tensor, w: &Tensor, b: Option<&Tensor>| l.op.apply(t, w, b);
     let negatives = x.min().double_value(&[]) < 0.0;
-    let (xp, xn) = (pos(x), neg(x));
+    // Without negative inputs, x+ is x (the gradient at x = 0 is multiplied by 0 anyway).
+    let (xp, xn) = if negatives {
+        (pos(x), neg(x))
+    } else {
+        (x.shallow_clone(), x.zeros_like())
+    };
     // z(x+; wa, ba) + z(x-; wb, 0)
     let two = |wa: &Tensor, ba: Option<&Tensor>, wb: &Tensor| {
         let z = f(&xp, wa, ba);
@@ -157,8 +162,19 @@ fn terms(rule: Rule, x: &Tensor, l: &Layer, y: &Tensor) -> Vec<Term> {
         Op::Linear => b.view([1, -1]),
         Op::Conv { .. } => b.view([1, -1, 1, 1]),
     };
-    let term = |z: Tensor, scale: f64, mask: Option<Tensor>, bias: Option<Tensor>, eps: f64| {
-        let c = stab(&z.detach(), eps).reciprocal() * scale;
+    // `sign`: the sign every value of `z` has by construction (z-plus and alpha-beta sum
+    // products of one sign), where Zennit's stabiliser is one addition.
+    let term = |z: Tensor, scale: f64, mask: Option<Tensor>, bias: Option<Tensor>, eps: f64, sign: Option<bool>| {
+        let d = z.detach();
+        let c = match sign {
+            Some(true) => d + eps,
+            // z <= 0: z - eps, where Zennit adds eps at exactly 0; there every product
+            // of the term is 0, so its relevance is 0 either way.
+            Some(false) => d - eps,
+            None => stab(&d, eps),
+        }
+        .reciprocal();
+        let c = if scale == 1.0 { c } else { c * scale };
         let c = match mask {
             Some(m) => c * m,
             None => c,
@@ -171,18 +187,25 @@ fn terms(rule: Rule, x: &Tensor, l: &Layer, y: &Tensor) -> Vec<Term> {
     };
     let (w, b) = (l.w, l.b);
     match rule {
-        Rule::Epsilon(eps) => vec![term(f(x, w, b), 1.0, None, b.map(|b| b.shallow_clone()), eps)],
+        Rule::Epsilon(eps) => vec![term(f(x, w, b), 1.0, None, b.map(|b| b.shallow_clone()), eps, None)],
         Rule::ZPlus => {
             let bp = b.map(pos);
-            vec![term(two(&pos(w), bp.as_ref(), &neg(w)), 1.0, None, bp, STABILIZER)]
+            vec![term(
+                two(&pos(w), bp.as_ref(), &neg(w)),
+                1.0,
+                None,
+                bp,
+                STABILIZER,
+                Some(true),
+            )]
         }
         Rule::AlphaBeta(alpha, beta) => {
             let (bp, bn) = (b.map(pos), b.map(neg));
             let zp = two(&pos(w), bp.as_ref(), &neg(w));
             let zn = two(&neg(w), bn.as_ref(), &pos(w));
             vec![
-                term(zp, alpha, None, bp, STABILIZER),
-                term(zn, -beta, None, bn, STABILIZER),
+                term(zp, alpha, None, bp, STABILIZER, Some(true)),
+                term(zn, -beta, None, bn, STABILIZER, Some(false)),
             ]
         }
         Rule::Gamma(g) => {
@@ -192,8 +215,8 @@ fn terms(rule: Rule, x: &Tensor, l: &Layer, y: &Tensor) -> Vec<Term> {
             let zneg = two(&down, bd.as_ref(), &up);
             let (above, below) = (y.gt(0.0).to_kind(Kind::Float), y.lt(0.0).to_kind(Kind::Float));
             vec![
-                term(zpos, 1.0, Some(above), bu, STABILIZER),
-                term(zneg, 1.0, Some(below), bd, STABILIZER),
+                term(zpos, 1.0, Some(above), bu, STABILIZER, None),
+                term(zneg, 1.0, Some(below), bd, STABILIZER, None),
             ]
         }
         Rule::Flat | Rule::ZBox => unreachable!("the first layer's rules run in relevance_in"),

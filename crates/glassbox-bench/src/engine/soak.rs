@@ -15,7 +15,8 @@ use super::measure::{live_rss_mib, rss_mib};
 pub struct Soak {
     pub model: String,
     pub cycles: usize,
-    /// The request kinds every cycle sent (the names of `worker::Request`'s variants).
+    /// The request kinds the first cycle sent (the names of `worker::Request`'s variants;
+    /// every cycle sends them all but `Score`, sent every tenth).
     pub request_kinds: Vec<String>,
     /// Resident memory after the warm-up (a tenth of the cycles, at least one round of the
     /// thirteen methods, never the whole run).
@@ -42,7 +43,8 @@ pub const SOAK_GROWTH_LIMIT_PERCENT: f64 = 5.0;
 /// the analysis of a drop (prediction, activations, two maps), the activations of a layer,
 /// one attribution method (the next of all of them, cheap settings), its deletion and
 /// insertion curves, a channel's kernel, the filters, a receptive field, a value of a
-/// channel computed in the open, the sanity check, an edit and its undo, a grown image,
+/// channel computed in the open, the sanity check (and every tenth cycle, the first
+/// included, the scoreboard of Grad-CAM's layers), an edit and its undo, a grown image,
 /// dataset examples of a channel (new MNIST digits each cycle), and a short head-only
 /// training run scrubbed to its start and discarded. Opening a model (once, at the start),
 /// saving and evaluating a whole data set are left out: they are files and data-set passes
@@ -265,6 +267,18 @@ fn cycle(
             params: s.cheap.clone(),
         },
     )?;
+    // The scoreboard, every tenth cycle from the first: many explanations, curves and
+    // imputations in one request, and the one that copies the model twice (Grad-CAM's
+    // candidate layers: the board of every method would take a minute a cycle).
+    if i.is_multiple_of(10) {
+        send(
+            "Score",
+            Request::Score {
+                layers_of: Some(Method::GradCam),
+                params: s.cheap.clone(),
+            },
+        )?;
+    }
     let target = Target {
         param: format!("{}.weight", s.conv),
         index: vec![channel as i64],
