@@ -172,12 +172,9 @@ fn cycle(
     s: &Setup,
     send: &mut dyn FnMut(&'static str, glassbox_engine::worker::Request) -> Result<glassbox_engine::worker::Response>,
 ) -> Result<()> {
-    use glassbox_engine::data::DatasetName;
     use glassbox_engine::edit::{Op, Target};
     use glassbox_engine::explain::{Method, METHODS};
-    use glassbox_engine::finetune::{Config, Control, DataSource, Scope};
-    use glassbox_engine::visualize::{Goal, Settings};
-    use glassbox_engine::worker::{EditRequest, ImageSource, Request, Response, TrainRequest};
+    use glassbox_engine::worker::{EditRequest, ImageSource, Request, Response};
     use glassbox_engine::Error;
     let channel = i % s.shape.get(1).copied().unwrap_or(1).max(1) as usize;
     send(
@@ -285,6 +282,21 @@ fn cycle(
     };
     send("Edit", Request::Edit(EditRequest::Apply(Op::Scale(target, 0.5))))?;
     send("Edit(Undo)", Request::Edit(EditRequest::Undo))?;
+    grow_and_train(i, s, channel, send)
+}
+
+/// The end of a cycle: a grown image, dataset examples of a channel, and a short head-only
+/// training run scrubbed to its start and discarded.
+fn grow_and_train(
+    i: usize,
+    s: &Setup,
+    channel: usize,
+    send: &mut dyn FnMut(&'static str, glassbox_engine::worker::Request) -> Result<glassbox_engine::worker::Response>,
+) -> Result<()> {
+    use glassbox_engine::data::DatasetName;
+    use glassbox_engine::finetune::{Config, Control, DataSource, Scope};
+    use glassbox_engine::visualize::{Goal, Settings};
+    use glassbox_engine::worker::{Request, TrainRequest};
     send(
         "Visualize",
         Request::Visualize {
