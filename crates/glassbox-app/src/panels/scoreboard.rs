@@ -9,7 +9,7 @@ use crate::widgets::Ctx;
 use glassbox_engine::explain::Method;
 use glassbox_engine::score::best;
 
-const HOW: &str = "Each method's map is checked on this image: deletion AUC (the class's probability as its top pixels are removed; lower is better), insertion AUC (as they are put back into a blurred image; higher), ROAD (pytorch-grad-cam's ROADCombined: the top pixels filled in from their neighbours against the bottom ones; higher) and the sanity check (the rank correlation with the same method on a model with random weights; nearer 0 is better). Takes a minute or more: Esc cancels.";
+const HOW: &str = "Each method's map is checked on this image: deletion AUC (the class's probability as its top pixels are removed; lower is better), insertion AUC (as they are put back into a blurred image; higher), ROAD (pytorch-grad-cam's ROADCombined: the top pixels filled in from their neighbours against the bottom ones; higher) and the sanity check (the rank correlation with the same method on a model with random weights; nearer 0 is better). About a minute for EfficientNet-Lite0 on two CPU cores: Esc cancels.";
 
 pub fn ui(ui: &mut Ui, cx: &Ctx, out: &mut Vec<Command>) {
     let s = cx.state;
