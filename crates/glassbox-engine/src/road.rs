@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 use crate::gridsolve::{Grid, MAX_SIDE};
 use crate::model::Model;
 
+/// The most imputations that run at once.
+const IMPUTING_THREADS: usize = 4;
+
 /// pytorch-grad-cam's default percentiles.
 pub const PERCENTILES: [f64; 9] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0];
 /// The imputer's noise (standard deviation, in the model's input units).
@@ -176,10 +179,13 @@ pub fn road(model: &Model, input: &Tensor, map: &[f32], target: i64, noise: f64,
             jobs.push((keep, noise));
         }
     }
-    // The 18 imputations on every core, one image per thread at a time.
+    // The 18 imputations on the cores, one image per thread at a time; at most
+    // IMPUTING_THREADS at once (each holds its system's levels and vectors, about 250 bytes
+    // per pixel to fill).
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
+        .min(IMPUTING_THREADS)
         .min(jobs.len());
     let mut filled: Vec<Option<Result<Vec<f32>>>> = (0..jobs.len()).map(|_| None).collect();
     let done: Vec<Vec<(usize, Result<Vec<f32>>)>> = std::thread::scope(|scope| {
