@@ -197,6 +197,12 @@ impl Grid {
     /// neighbour at offset `o` = `(dr + 1) * 3 + (dc + 1)` (4: the cell itself), read where
     /// that neighbour is unknown too. The matrix must be symmetric positive definite.
     pub fn new(h: usize, w: usize, unknown: &[bool], coef: impl Fn(usize, usize) -> f64) -> Result<Self> {
+        if h.checked_mul(w) != Some(unknown.len()) {
+            return Err(Error::invalid(format!(
+                "a {h} x {w} grid with {} cells marked",
+                unknown.len()
+            )));
+        }
         let mut levels = vec![Stencil::new(h, w, unknown, coef)];
         let mut up = Vec::new();
         while levels.last().is_some_and(|l| l.len() > DENSE && (l.h > 1 || l.w > 1)) {
@@ -466,6 +472,7 @@ mod tests {
 
     #[test]
     fn a_region_touching_nothing_known_is_refused() {
+        assert!(road_like(8, 8, &[true; 63]).is_err(), "a mask of another size");
         // Every cell unknown: the rows sum to zero, the matrix is singular.
         assert!(road_like(8, 8, &[true; 64]).is_err());
         assert!(road_like(40, 40, &[true; 1600]).is_err());
