@@ -127,24 +127,38 @@ const TOLERANCE: f64 = 1e-7;
 
 /// numpy's default percentile (linear interpolation between the sorted values).
 pub fn percentile(values: &[f32], p: f64) -> f64 {
+    percentile_of_sorted(&sorted(values), p)
+}
+
+fn sorted(values: &[f32]) -> Vec<f64> {
     let mut v: Vec<f64> = values.iter().map(|&x| x as f64).collect();
     v.sort_by(f64::total_cmp);
+    v
+}
+
+fn percentile_of_sorted(v: &[f64], p: f64) -> f64 {
     let pos = p / 100.0 * (v.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = (lo + 1).min(v.len() - 1);
     v[lo] + (pos - lo as f64) * (v[hi] - v[lo])
 }
 
-/// The pixels kept when the most relevant (or, `least`, the least relevant) are removed at
-/// percentile p: pytorch-grad-cam's `map < percentile(map, p)` (on `1 - map` for least).
-pub fn kept(map: &[f32], p: f64, least: bool) -> Vec<bool> {
+/// For each percentile p of `ps`, the pixels kept when the most relevant (or, `least`, the
+/// least relevant) are removed: pytorch-grad-cam's `map < percentile(map, p)` (on `1 - map`
+/// for least). The map is sorted once for all of them.
+pub fn kept(map: &[f32], ps: &[f64], least: bool) -> Vec<Vec<bool>> {
     let m: Vec<f32> = if least {
         map.iter().map(|v| 1.0 - v).collect()
     } else {
         map.to_vec()
     };
-    let t = percentile(&m, p);
-    m.iter().map(|&v| (v as f64) < t).collect()
+    let order = sorted(&m);
+    ps.iter()
+        .map(|&p| {
+            let t = percentile_of_sorted(&order, p);
+            m.iter().map(|&v| (v as f64) < t).collect()
+        })
+        .collect()
 }
 
 /// ROAD of a map (H x W values, row-major, larger = more relevant) for `target` on a
@@ -166,8 +180,7 @@ pub fn road(model: &Model, input: &Tensor, map: &[f32], target: i64, noise: f64,
     let data = Vec::<f32>::try_from(x.flatten(0, -1)).map_err(Error::from)?;
     let mut jobs = Vec::new();
     for (i, least) in [false, true].into_iter().enumerate() {
-        for (j, &p) in PERCENTILES.iter().enumerate() {
-            let keep = kept(map, p, least);
+        for (j, keep) in kept(map, &PERCENTILES, least).into_iter().enumerate() {
             let missing = c * keep.iter().filter(|k| !**k).count();
             let stream = (i * PERCENTILES.len() + j) as u64;
             let noise: Vec<f32> = if noise > 0.0 {
@@ -187,8 +200,7 @@ pub fn road(model: &Model, input: &Tensor, map: &[f32], target: i64, noise: f64,
         .map_or(1, |n| n.get())
         .min(IMPUTING_THREADS)
         .min(jobs.len());
-    let mut filled: Vec<Option<Result<Vec<f32>>>> = (0..jobs.len()).map(|_| None).collect();
-    let done: Vec<Vec<(usize, Result<Vec<f32>>)>> = std::thread::scope(|scope| {
+    let mut done: Vec<(usize, Result<Vec<f32>>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -202,15 +214,15 @@ pub fn road(model: &Model, input: &Tensor, map: &[f32], target: i64, noise: f64,
                 })
             })
             .collect();
-        workers.into_iter().map(|t| t.join().unwrap_or_default()).collect()
+        workers.into_iter().flat_map(|t| t.join().unwrap_or_default()).collect()
     });
-    for (k, r) in done.into_iter().flatten() {
-        filled[k] = Some(r);
+    if done.len() != jobs.len() {
+        return Err(Error::invalid("ROAD: the imputation failed"));
     }
+    done.sort_by_key(|d| d.0);
     let mut images = Vec::new();
-    for f in filled {
-        let f = f.ok_or_else(|| Error::invalid("ROAD: the imputation failed"))??;
-        images.push(Tensor::from_slice(&f).view([1, c as i64, h as i64, w as i64]));
+    for (_, f) in done {
+        images.push(Tensor::from_slice(&f?).view([1, c as i64, h as i64, w as i64]));
     }
     let mut probs = Vec::new();
     for chunk in images.chunks(9) {
@@ -269,10 +281,10 @@ mod tests {
         assert_eq!(percentile(&v, 50.0), 4.5);
         assert_eq!(percentile(&v, 10.0), 0.9);
         // Most relevant first at p = 80: the top 2 values go; least first: the bottom 2.
-        let most = kept(&v, 80.0, false);
+        let most = kept(&v, &[80.0], false).remove(0);
         assert_eq!(most.iter().filter(|k| !**k).count(), 2);
         assert!(!most[9] && !most[8] && most[7]);
-        let least = kept(&v, 80.0, true);
+        let least = kept(&v, &[80.0], true).remove(0);
         assert!(!least[0] && !least[1] && least[2]);
     }
 }
