@@ -221,8 +221,7 @@ impl GlassboxApp {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            self.engine.cancel(id);
-            self.pending.remove(&id);
+            self.abandon(id);
         }
         for s in &mut self.state.slots {
             s.running = None;

@@ -83,6 +83,12 @@ impl GlassboxApp {
         id
     }
 
+    /// Cancels request `id` and forgets it: its answer, if one still comes, is dropped.
+    pub(crate) fn abandon(&mut self, id: u64) {
+        self.engine.cancel(id);
+        self.pending.remove(&id);
+    }
+
     /// Receives engine responses and the results of dialogs; notices a lost engine.
     pub fn poll(&mut self) {
         while let Some(r) = self.engine.try_recv() {

@@ -130,8 +130,7 @@ impl Feature for Neuron {
             .into_iter()
             .flatten()
         {
-            app.engine.cancel(id);
-            app.pending.remove(&id);
+            app.abandon(id);
         }
         app.state.examples.progress = None;
         app.state.visual.progress = None;

@@ -61,8 +61,7 @@ impl GlassboxApp {
     /// Stops the scoreboard's work, if any.
     pub(crate) fn cancel_scores(&mut self) {
         if let Some(id) = self.state.scores.running.take() {
-            self.engine.cancel(id);
-            self.pending.remove(&id);
+            self.abandon(id);
         }
         self.state.scores.progress = None;
     }
