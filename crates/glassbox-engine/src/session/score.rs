@@ -19,27 +19,11 @@ impl Session {
         progress: &mut dyn FnMut(usize, usize) -> bool,
         keep_going: &dyn Fn() -> bool,
     ) -> Result<Scoreboard> {
-        let (m, x) = self.need_input()?;
-        let scorer = Scorer::new(m, x, params.target, params.seed)?;
-        let mut board = Scoreboard {
-            target: scorer.target(),
-            layers: false,
-            scores: Vec::new(),
-            failed: Vec::new(),
-        };
-        for (i, &method) in methods.iter().enumerate() {
-            if !progress(i, methods.len()) {
-                return Err(Error::Cancelled);
-            }
-            match scorer.score(method, params, keep_going) {
-                Ok(s) => board.scores.push(s),
-                Err(Error::Cancelled) => return Err(Error::Cancelled),
-                Err(e) => board.failed.push((method.name().to_string(), e.to_string())),
-            }
-        }
-        progress(methods.len(), methods.len());
-        board.scores.sort_by(|a, b| b.road.total_cmp(&a.road));
-        Ok(board)
+        let rows = methods
+            .iter()
+            .map(|&m| (m.name().to_string(), m, params.clone()))
+            .collect();
+        self.board(rows, false, params, progress, keep_going)
     }
 
     /// A CAM method scored at each candidate layer ([`score::cam_candidates`]), the best by
@@ -57,30 +41,49 @@ impl Session {
                 "{method} looks at no layer: only the CAM methods do"
             )));
         }
+        let (m, _) = self.need_input()?;
+        let rows = score::cam_candidates(m)
+            .into_iter()
+            .map(|l| {
+                let p = Params {
+                    layer: Some(l.clone()),
+                    ..params.clone()
+                };
+                (l, method, p)
+            })
+            .collect();
+        self.board(rows, true, params, progress, keep_going)
+    }
+
+    /// Scores each row (its name, method and parameters) on the current image, the best by
+    /// ROAD first; a row that fails is listed by name with its reason.
+    fn board(
+        &self,
+        rows: Vec<(String, Method, Params)>,
+        layers: bool,
+        params: &Params,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<Scoreboard> {
         let (m, x) = self.need_input()?;
         let scorer = Scorer::new(m, x, params.target, params.seed)?;
-        let layers = score::cam_candidates(m);
         let mut board = Scoreboard {
             target: scorer.target(),
-            layers: true,
+            layers,
             scores: Vec::new(),
             failed: Vec::new(),
         };
-        for (i, l) in layers.iter().enumerate() {
-            if !progress(i, layers.len()) {
+        for (i, (name, method, p)) in rows.iter().enumerate() {
+            if !progress(i, rows.len()) {
                 return Err(Error::Cancelled);
             }
-            let p = Params {
-                layer: Some(l.clone()),
-                ..params.clone()
-            };
-            match scorer.score(method, &p, keep_going) {
+            match scorer.score(*method, p, keep_going) {
                 Ok(s) => board.scores.push(s),
                 Err(Error::Cancelled) => return Err(Error::Cancelled),
-                Err(e) => board.failed.push((l.clone(), e.to_string())),
+                Err(e) => board.failed.push((name.clone(), e.to_string())),
             }
         }
-        progress(layers.len(), layers.len());
+        progress(rows.len(), rows.len());
         board.scores.sort_by(|a, b| b.road.total_cmp(&a.road));
         Ok(board)
     }
