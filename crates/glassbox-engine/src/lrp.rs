@@ -145,17 +145,16 @@ fn terms(rule: Rule, x: &Tensor, l: &Layer, y: &Tensor) -> Vec<Term> {
     let negatives = x.min().double_value(&[]) < 0.0;
     // Without negative inputs, x+ is x (the gradient at x = 0 is multiplied by 0 anyway).
     let (xp, xn) = if negatives {
-        (pos(x), neg(x))
+        (pos(x), Some(neg(x)))
     } else {
-        (x.shallow_clone(), x.zeros_like())
+        (x.shallow_clone(), None)
     };
     // z(x+; wa, ba) + z(x-; wb, 0)
     let two = |wa: &Tensor, ba: Option<&Tensor>, wb: &Tensor| {
         let z = f(&xp, wa, ba);
-        if negatives {
-            z + f(&xn, wb, None)
-        } else {
-            z
+        match &xn {
+            Some(xn) => z + f(xn, wb, None),
+            None => z,
         }
     };
     let shape = |b: Tensor| match l.op {
